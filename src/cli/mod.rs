@@ -1,0 +1,30 @@
+//! The command line: one file per subcommand, one options group shared by
+//! every command that runs a guest, turned into one [`wsandbox::Policy`].
+
+mod options;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+/// Run untrusted WebAssembly behind two walls: Linux namespaces outside,
+/// WASI capabilities inside.
+#[derive(Debug, Parser)]
+#[command(name = "wsandbox", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Run(run::RunCommand),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand; `Ok` carries the process exit code.
+    pub fn execute(self) -> Result<u8, wsandbox::Error> {
+        match self.command {
+            Command::Run(cmd) => cmd.execute(),
+        }
+    }
+}

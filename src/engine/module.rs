@@ -1,0 +1,196 @@
+//! Reading a module from disk and telling what it is, before any engine
+//! exists: a WASI p1 core module, a component, in binary or text form.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+/// The two kinds of program wsandbox runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleKind {
+    /// A core WebAssembly module (WASI preview 1).
+    Core,
+    /// A component (WASI preview 2).
+    Component,
+}
+
+/// A module read from disk, in binary form, with its kind detected.
+#[derive(Debug, Clone)]
+pub struct Module {
+    /// The path it was read from.
+    pub path: PathBuf,
+    /// Its binary encoding (text modules are translated when loaded).
+    pub bytes: Vec<u8>,
+    /// Whether it is a core module or a component.
+    pub kind: ModuleKind,
+}
+
+/// A module that cannot be run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    /// The file does not exist.
+    #[error("{}: no such file", path.display())]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The file exists but cannot be read (a directory, no permission).
+    #[error("{}: cannot read: {reason}", path.display())]
+    Unreadable {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not valid WebAssembly, or wasmtime refuses it.
+    #[error("{}: invalid module: {reason}", path.display())]
+    Invalid {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The module is valid but cannot be instantiated or has nothing to run.
+    #[error("{}: cannot run: {reason}", path.display())]
+    Unrunnable {
+        /// The path as given.
+        path: PathBuf,
+        /// Why: an import no host provides, no entry point.
+        reason: String,
+    },
+}
+
+/// The magic number every binary module and component starts with.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+impl Module {
+    /// Reads `path` and detects its kind. Text (`.wat`) is translated to
+    /// binary here, so its errors point at the text.
+    pub fn load(path: &Path) -> Result<Module, ModuleError> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ModuleError::NotFound { path: path.into() },
+            std::io::ErrorKind::IsADirectory => ModuleError::Unreadable {
+                path: path.into(),
+                reason: "is a directory".into(),
+            },
+            _ => ModuleError::Unreadable {
+                path: path.into(),
+                reason: crate::policy::io_reason(&e),
+            },
+        })?;
+        Module::from_bytes(path, bytes)
+    }
+
+    /// Detects the kind of `bytes` read from `path` (named in errors).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Module, ModuleError> {
+        let invalid = |reason: String| ModuleError::Invalid {
+            path: path.into(),
+            reason,
+        };
+        if bytes.is_empty() {
+            return Err(invalid("the file is empty".into()));
+        }
+        let bytes = if bytes.starts_with(WASM_MAGIC) {
+            bytes
+        } else if looks_like_text(path, &bytes) {
+            match wat::parse_bytes(&bytes) {
+                Ok(Cow::Borrowed(_)) => bytes,
+                Ok(Cow::Owned(binary)) => binary,
+                Err(e) => return Err(invalid(one_line(&e.to_string()))),
+            }
+        } else {
+            return Err(invalid(
+                "not WebAssembly: no \\0asm header, and not WebAssembly text".into(),
+            ));
+        };
+        let kind = detect(&bytes).ok_or_else(|| {
+            invalid("unsupported binary version (neither a core module nor a component)".into())
+        })?;
+        Ok(Module {
+            path: path.into(),
+            bytes,
+            kind,
+        })
+    }
+
+    /// The name the guest sees as `argv[0]`: the file name of the module.
+    pub fn program_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+}
+
+/// Reads the version and layer fields after the magic number.
+fn detect(bytes: &[u8]) -> Option<ModuleKind> {
+    match bytes.get(4..8)? {
+        [1, 0, 0, 0] => Some(ModuleKind::Core),
+        [_, _, 1, 0] => Some(ModuleKind::Component),
+        _ => None,
+    }
+}
+
+/// Whether to try parsing the file as WebAssembly text: a `.wat` name, or
+/// UTF-8 whose first token opens an s-expression or a comment.
+fn looks_like_text(path: &Path, bytes: &[u8]) -> bool {
+    if path.extension().is_some_and(|e| e == "wat") {
+        return true;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let start = text.trim_start();
+    start.starts_with('(') || start.starts_with(";;")
+}
+
+/// The first line of a multi-line message (wat errors quote the source).
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("unknown error").to_owned();
+    // wat puts the location on the second line: ` --> file:line:col`.
+    match lines.next() {
+        Some(loc) if loc.starts_with("-->") => format!("{first} (at {})", loc[3..].trim()),
+        _ => first,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str, bytes: &[u8]) -> Result<Module, ModuleError> {
+        Module::from_bytes(Path::new(name), bytes.to_vec())
+    }
+
+    #[test]
+    fn detects_core_and_component_binaries() {
+        let core = load("a.wasm", b"\0asm\x01\0\0\0").unwrap();
+        assert_eq!(core.kind, ModuleKind::Core);
+        let component = load("a.wasm", b"\0asm\x0d\0\x01\0").unwrap();
+        assert_eq!(component.kind, ModuleKind::Component);
+    }
+
+    #[test]
+    fn translates_text() {
+        let m = load("m.wat", b"(module)").unwrap();
+        assert_eq!(m.kind, ModuleKind::Core);
+        assert!(m.bytes.starts_with(WASM_MAGIC));
+        let c = load("c.wasm", b";; a component\n(component)").unwrap();
+        assert_eq!(c.kind, ModuleKind::Component);
+    }
+
+    #[test]
+    fn refuses_what_is_not_wasm() {
+        for (name, bytes) in [
+            ("empty.wasm", &b""[..]),
+            ("text.wasm", b"hello, world\n"),
+            ("bad.wat", b"(module (func (result i32)))x"),
+            ("future.wasm", b"\0asm\x02\0\x02\0"),
+        ] {
+            let err = load(name, bytes).unwrap_err();
+            assert!(matches!(err, ModuleError::Invalid { .. }), "{name}: {err}");
+            assert_eq!(err.to_string().lines().count(), 1, "{name}: {err}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The top-level error and the one place that maps failures to exit codes.
+
+use crate::engine::ModuleError;
+use crate::policy::PolicyError;
+
+/// Exit code when wsandbox itself failed: bad policy, setup error.
+pub const EXIT_SANDBOX_FAILED: u8 = 125;
+/// Exit code when the module cannot run: invalid wasm, unsatisfied imports,
+/// no entry point, unreadable file.
+pub const EXIT_CANNOT_RUN: u8 = 126;
+/// Exit code when the module file does not exist.
+pub const EXIT_NOT_FOUND: u8 = 127;
+/// Exit code when the guest trapped.
+pub const EXIT_TRAPPED: u8 = 134;
+/// Exit code of a command-line usage error (as clap uses).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Everything that can stop wsandbox from running a guest to its end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The policy is invalid or names something the host cannot grant.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The module is missing, unreadable, invalid or cannot be run.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    /// The engine could not be set up.
+    #[error("cannot set up the engine: {0}")]
+    Engine(String),
+}
+
+impl Error {
+    /// The exit code DESIGN.md assigns to this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Policy(_) | Error::Engine(_) => EXIT_SANDBOX_FAILED,
+            Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
+            Error::Module(_) => EXIT_CANNOT_RUN,
+        }
+    }
+}

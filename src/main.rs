@@ -1,0 +1,17 @@
+//! The `wsandbox` binary: parse, execute, print the error, exit.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.execute() {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("wsandbox: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

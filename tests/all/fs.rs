@@ -1,0 +1,255 @@
+//! Preopened directories: `--dir` grants everything inside, `--ro-dir`
+//! grants reading only, and no path, link or rename leads out of either.
+
+use crate::{Kind, Output, both_kinds, run, s};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+both_kinds!(
+    read_write_dir_allows_every_operation,
+    read_only_dir_refuses_every_change,
+    guest_path_defaults_to_the_host_path,
+    no_path_leads_out_of_a_preopen,
+    symlinks_out_of_a_preopen_are_not_followed,
+    nothing_is_visible_without_a_preopen,
+);
+
+/// Runs the `fs` guest with `grant` (e.g. `--dir HOST::/box`) and `op`.
+fn fs_op(kind: Kind, grant: &[&str], op: &[&str]) -> Output {
+    let mut args = vec!["run"];
+    args.extend_from_slice(grant);
+    args.push(kind.guest("fs"));
+    args.extend_from_slice(op);
+    run(&args)
+}
+
+/// Asserts that the guest's operation failed inside the guest.
+#[track_caller]
+fn assert_refused(out: &Output, op: &[&str]) {
+    assert_eq!(out.code, Some(1), "{op:?} should fail: {out:#?}");
+    assert!(out.stderr.starts_with("error: "), "{out:#?}");
+}
+
+/// Every file below `dir` with its contents (`<dir>` for directories,
+/// `-> target` for links) and modification time.
+fn snapshot(dir: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> {
+    let mut all = BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let what = if meta.is_symlink() {
+            format!("-> {}", fs::read_link(&path).unwrap().display())
+        } else if meta.is_dir() {
+            all.extend(snapshot(&path));
+            "<dir>".into()
+        } else {
+            fs::read_to_string(&path).unwrap()
+        };
+        all.insert(s(&path).to_owned(), (what, meta.modified().unwrap()));
+    }
+    all
+}
+
+fn read_write_dir_allows_every_operation(kind: Kind) {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path();
+    fs::write(host.join("a.txt"), "alpha").unwrap();
+    fs::create_dir(host.join("empty")).unwrap();
+    let grant = format!("{}::/box", s(host));
+    let op = |op: &[&str]| fs_op(kind, &["--dir", &grant], op);
+
+    assert_eq!(op(&["read", "/box/a.txt"]).assert_code(0).stdout, "alpha");
+    assert_eq!(op(&["ls", "/box"]).assert_code(0).stdout, "a.txt\nempty\n");
+    op(&["write", "/box/b.txt", "beta"]).assert_code(0);
+    assert_eq!(fs::read_to_string(host.join("b.txt")).unwrap(), "beta");
+    op(&["append", "/box/b.txt", "!"]).assert_code(0);
+    assert_eq!(fs::read_to_string(host.join("b.txt")).unwrap(), "beta!");
+    op(&["truncate", "/box/b.txt", "2"]).assert_code(0);
+    assert_eq!(fs::read_to_string(host.join("b.txt")).unwrap(), "be");
+    op(&["set-times", "/box/b.txt"]).assert_code(0);
+    let mtime = fs::metadata(host.join("b.txt")).unwrap().modified().unwrap();
+    assert_eq!(mtime, std::time::SystemTime::UNIX_EPOCH);
+    op(&["mkdir", "/box/sub"]).assert_code(0);
+    assert!(host.join("sub").is_dir());
+    op(&["rename", "/box/b.txt", "/box/sub/c.txt"]).assert_code(0);
+    assert!(!host.join("b.txt").exists());
+    assert_eq!(fs::read_to_string(host.join("sub/c.txt")).unwrap(), "be");
+    op(&["symlink", "c.txt", "/box/sub/link"]).assert_code(0);
+    assert_eq!(op(&["read", "/box/sub/link"]).assert_code(0).stdout, "be");
+    op(&["link", "/box/a.txt", "/box/hard"]).assert_code(0);
+    assert_eq!(fs::read_to_string(host.join("hard")).unwrap(), "alpha");
+    op(&["rm", "/box/sub/c.txt"]).assert_code(0);
+    assert!(!host.join("sub/c.txt").exists());
+    op(&["rmdir", "/box/empty"]).assert_code(0);
+    assert!(!host.join("empty").exists());
+}
+
+fn read_only_dir_refuses_every_change(kind: Kind) {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path();
+    fs::write(host.join("a.txt"), "alpha").unwrap();
+    fs::create_dir(host.join("empty")).unwrap();
+    let before = snapshot(host);
+    let grant = format!("{}::/ro", s(host));
+    let op = |op: &[&str]| fs_op(kind, &["--ro-dir", &grant], op);
+
+    // Reading works...
+    assert_eq!(op(&["read", "/ro/a.txt"]).assert_code(0).stdout, "alpha");
+    assert_eq!(op(&["ls", "/ro"]).assert_code(0).stdout, "a.txt\nempty\n");
+    // ...and every change is refused.
+    for change in [
+        &["write", "/ro/a.txt", "changed"][..],
+        &["write", "/ro/new.txt", "new"],
+        &["append", "/ro/a.txt", "!"],
+        &["truncate", "/ro/a.txt", "0"],
+        &["set-times", "/ro/a.txt"],
+        &["mkdir", "/ro/sub"],
+        &["rm", "/ro/a.txt"],
+        &["rmdir", "/ro/empty"],
+        &["rename", "/ro/a.txt", "/ro/b.txt"],
+        &["symlink", "a.txt", "/ro/link"],
+        &["link", "/ro/a.txt", "/ro/hard"],
+    ] {
+        let out = op(change);
+        assert_refused(&out, change);
+    }
+    assert_eq!(snapshot(host), before, "the read-only directory changed");
+}
+
+fn guest_path_defaults_to_the_host_path(kind: Kind) {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("f"), "same path").unwrap();
+    let file = tmp.path().join("f");
+    let out = fs_op(kind, &["--ro-dir", s(tmp.path())], &["read", s(&file)]);
+    assert_eq!(out.assert_code(0).stdout, "same path");
+}
+
+/// Layout for the escape tests: `box/` is granted; `secret.txt` and
+/// `outside/` sit next to it on the host.
+struct Escape {
+    _tmp: tempfile::TempDir,
+    root: std::path::PathBuf,
+}
+
+impl Escape {
+    fn new() -> Escape {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        fs::create_dir(root.join("box")).unwrap();
+        fs::write(root.join("box/inside.txt"), "inside").unwrap();
+        fs::create_dir(root.join("box/sub")).unwrap();
+        fs::write(root.join("secret.txt"), "secret").unwrap();
+        fs::create_dir(root.join("outside")).unwrap();
+        fs::write(root.join("outside/secret.txt"), "secret too").unwrap();
+        Escape { _tmp: tmp, root }
+    }
+
+    fn grant(&self) -> String {
+        format!("{}::/box", s(&self.root.join("box")))
+    }
+}
+
+fn no_path_leads_out_of_a_preopen(kind: Kind) {
+    let e = Escape::new();
+    let before = snapshot(&e.root);
+    let grant = e.grant();
+    for access in ["--dir", "--ro-dir"] {
+        let op = |op: &[&str]| fs_op(kind, &[access, &grant], op);
+        for attempt in [
+            &["read", "/box/../secret.txt"][..],
+            &["read", "/box/../../../../../../etc/passwd"],
+            &["read", "/box/sub/../../secret.txt"],
+            &["ls", "/box/.."],
+            &["write", "/box/../created.txt", "x"],
+            &["mkdir", "/box/../newdir"],
+            &["rm", "/box/../secret.txt"],
+            &["rename", "/box/inside.txt", "/box/../moved.txt"],
+            &["rename", "/box/../secret.txt", "/box/stolen.txt"],
+            &["link", "/box/../secret.txt", "/box/hard"],
+            &["read", "/etc/passwd"],
+            &["read", "/proc/self/environ"],
+        ] {
+            let out = op(attempt);
+            assert_refused(&out, attempt);
+            assert!(
+                !out.stdout.contains("secret") && !out.stdout.contains("root:"),
+                "{out:#?}"
+            );
+        }
+        // `..` that stays inside resolves: the refusals are about leaving.
+        assert_eq!(
+            op(&["read", "/box/sub/../inside.txt"]).assert_code(0).stdout,
+            "inside"
+        );
+    }
+    assert_eq!(snapshot(&e.root), before, "an escape attempt changed the host");
+}
+
+fn symlinks_out_of_a_preopen_are_not_followed(kind: Kind) {
+    let e = Escape::new();
+    let b = e.root.join("box");
+    symlink(e.root.join("secret.txt"), b.join("abs")).unwrap();
+    symlink("../secret.txt", b.join("rel")).unwrap();
+    symlink(e.root.join("outside"), b.join("dir")).unwrap();
+    symlink("../outside", b.join("reldir")).unwrap();
+    symlink("chain2", b.join("chain1")).unwrap();
+    symlink("../secret.txt", b.join("chain2")).unwrap();
+    symlink("/etc/passwd", b.join("passwd")).unwrap();
+    symlink("inside.txt", b.join("fine")).unwrap();
+    let before = snapshot(&e.root);
+    let grant = e.grant();
+    let op = |op: &[&str]| fs_op(kind, &["--dir", &grant], op);
+
+    // A link that stays inside works, so the refusals below are about leaving.
+    assert_eq!(op(&["read", "/box/fine"]).assert_code(0).stdout, "inside");
+    for attempt in [
+        &["read", "/box/abs"][..],
+        &["read", "/box/rel"],
+        &["read", "/box/chain1"],
+        &["read", "/box/passwd"],
+        &["ls", "/box/dir"],
+        &["read", "/box/dir/secret.txt"],
+        &["ls", "/box/reldir"],
+        &["read", "/box/reldir/secret.txt"],
+        &["write", "/box/rel", "overwritten"],
+        &["write", "/box/dir/new.txt", "x"],
+        &["rename", "/box/inside.txt", "/box/dir/moved.txt"],
+    ] {
+        let out = op(attempt);
+        assert_refused(&out, attempt);
+        assert!(
+            !out.stdout.contains("secret") && !out.stdout.contains("root:"),
+            "{out:#?}"
+        );
+    }
+    assert_eq!(snapshot(&e.root), before, "an escape attempt changed the host");
+
+    // A hard link to a link is a second link (linkat does not follow it),
+    // which leads nowhere either.
+    let linked = op(&["link", "/box/rel", "/box/hard"]);
+    assert!(linked.code == Some(0) || linked.code == Some(1), "{linked:#?}");
+    assert_refused(&op(&["read", "/box/hard"]), &["read", "/box/hard"]);
+
+    // A link the guest plants itself leads nowhere either.
+    for (target, link) in [
+        ("/etc/passwd", "/box/planted-abs"),
+        ("../secret.txt", "/box/planted-rel"),
+    ] {
+        let planted = op(&["symlink", target, link]);
+        let read = op(&["read", link]);
+        assert_refused(&read, &["read", link]);
+        assert!(planted.code == Some(0) || planted.code == Some(1), "{planted:#?}");
+    }
+    assert_eq!(fs::read_to_string(e.root.join("secret.txt")).unwrap(), "secret");
+}
+
+fn nothing_is_visible_without_a_preopen(kind: Kind) {
+    for path in ["/", ".", "/tmp", "/etc"] {
+        assert_refused(&fs_op(kind, &[], &["ls", path]), &["ls", path]);
+    }
+    let write = ["write", "/tmp/wsandbox-should-not-exist", "x"];
+    assert_refused(&fs_op(kind, &[], &write), &write);
+    assert!(!Path::new("/tmp/wsandbox-should-not-exist").exists());
+}

@@ -1,0 +1,109 @@
+//! wsandbox's integration tests: one binary that drives the built
+//! `wsandbox` the way a user would, with the guests of `guests/`.
+
+mod errors;
+mod fs;
+mod run;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The two kinds of guest every behaviour is checked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A core module built for `wasm32-wasip1`.
+    P1,
+    /// A component built for `wasm32-wasip2`.
+    P2,
+}
+
+impl Kind {
+    /// The path of the Rust guest `name` of this kind.
+    pub fn guest(self, name: &str) -> &'static str {
+        match self {
+            Kind::P1 => wsandbox_guests::p1(name),
+            Kind::P2 => wsandbox_guests::p2(name),
+        }
+    }
+}
+
+/// Defines `mod $test { fn p1(); fn p2(); }`, running `$test(Kind)` once
+/// with a core module and once with a component.
+#[macro_export]
+macro_rules! both_kinds {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[test]
+            fn p1() {
+                super::$test($crate::Kind::P1)
+            }
+            #[test]
+            fn p2() {
+                super::$test($crate::Kind::P2)
+            }
+        }
+    )*};
+}
+
+/// A finished `wsandbox` process.
+#[derive(Debug)]
+pub struct Output {
+    /// Its exit code (`None` if a signal killed it).
+    pub code: Option<i32>,
+    /// What it wrote on stdout.
+    pub stdout: String,
+    /// What it wrote on stderr.
+    pub stderr: String,
+}
+
+/// A `wsandbox` command with an empty stdin and a clean environment but
+/// for `PATH`.
+pub fn wsandbox() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsandbox"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `wsandbox ARGS...` to its end.
+pub fn run(args: &[&str]) -> Output {
+    output(wsandbox().args(args))
+}
+
+/// Runs `cmd` to its end and collects its output.
+pub fn output(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn wsandbox");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Output {
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "unexpected exit code; output: {self:#?}");
+        self
+    }
+
+    /// Asserts that wsandbox failed with one clear line on stderr that
+    /// contains every one of `words`, and nothing of a Rust panic.
+    #[track_caller]
+    pub fn assert_one_line_error(&self, code: i32, words: &[&str]) -> &Self {
+        self.assert_code(code);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "want one line on stderr: {self:#?}");
+        assert!(lines[0].starts_with("wsandbox: ") || code == 2, "{self:#?}");
+        for word in words {
+            assert!(lines[0].contains(word), "stderr lacks {word:?}: {self:#?}");
+        }
+        assert!(!self.stderr.contains("panicked"), "{self:#?}");
+        self
+    }
+}
+
+/// A path as a `&str` (test paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
