@@ -25,6 +25,9 @@ pub enum Error {
     /// The module is missing, unreadable, invalid or cannot be run.
     #[error(transparent)]
     Module(#[from] ModuleError),
+    /// The outer wall could not be built.
+    #[error(transparent)]
+    Shell(#[from] crate::shell::ShellError),
     /// The engine could not be set up.
     #[error("cannot set up the engine: {0}")]
     Engine(String),
@@ -34,7 +37,7 @@ impl Error {
     /// The exit code DESIGN.md assigns to this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Policy(_) | Error::Engine(_) => EXIT_SANDBOX_FAILED,
+            Error::Policy(_) | Error::Shell(_) | Error::Engine(_) => EXIT_SANDBOX_FAILED,
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,
         }

@@ -6,10 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What a guest may touch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
     /// Host directories preopened for the guest.
@@ -17,6 +17,31 @@ pub struct Policy {
     /// Environment variables the guest sees, in order; a later entry with
     /// the same name wins.
     pub env: Vec<EnvVar>,
+    /// The hostname inside the sandbox.
+    pub hostname: String,
+    /// The uid inside the sandbox (default: the caller's).
+    pub uid: Option<u32>,
+    /// The gid inside the sandbox (default: the caller's).
+    pub gid: Option<u32>,
+    /// Run with the isolation layers the kernel grants, listing the missing
+    /// ones, instead of failing.
+    pub allow_degraded: bool,
+}
+
+/// The hostname a sandbox gets unless the policy names one.
+pub const DEFAULT_HOSTNAME: &str = "wsandbox";
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            dirs: Vec::new(),
+            env: Vec::new(),
+            hostname: DEFAULT_HOSTNAME.into(),
+            uid: None,
+            gid: None,
+            allow_degraded: false,
+        }
+    }
 }
 
 /// A host directory made visible to the guest at `guest`.
@@ -76,6 +101,19 @@ pub enum PolicyError {
     /// An environment variable name is empty or contains `=` or NUL.
     #[error("invalid environment variable name {0:?}")]
     BadEnvName(String),
+    /// A directory that the sandbox reserves for itself.
+    #[error("{flag} {}: cannot grant {}: the sandbox mounts its own there", host.display(), canonical.display())]
+    ReservedDir {
+        /// `--dir` or `--ro-dir`.
+        flag: &'static str,
+        /// The host path as given.
+        host: PathBuf,
+        /// What it resolves to.
+        canonical: PathBuf,
+    },
+    /// The hostname is empty, too long or has characters a hostname cannot.
+    #[error("invalid hostname {0:?}: 1 to 64 letters, digits, '-' or '.'")]
+    BadHostname(String),
     /// A passed-through environment variable is not valid UTF-8 on the host.
     #[error("--env {0}: the host's value is not valid UTF-8")]
     EnvNotUtf8(String),
@@ -146,10 +184,42 @@ impl Policy {
                 return Err(PolicyError::DuplicateGuestPath(dir.guest.clone()));
             }
         }
+        let host_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if self.hostname.is_empty() || self.hostname.len() > 64 || !self.hostname.chars().all(host_ok) {
+            return Err(PolicyError::BadHostname(self.hostname.clone()));
+        }
         for var in &self.env {
             if var.name.is_empty() || var.name.contains(['=', '\0']) {
                 return Err(PolicyError::BadEnvName(var.name.clone()));
             }
+        }
+        Ok(())
+    }
+
+    /// Validates the policy, then replaces every granted host path by its
+    /// canonical form (symlinks resolved), which is where the sandbox
+    /// mounts it. Paths the sandbox reserves (`/`, `/proc`, `/dev`) are
+    /// refused.
+    pub fn resolve(&mut self) -> Result<(), PolicyError> {
+        self.validate()?;
+        for dir in &mut self.dirs {
+            let canonical = std::fs::canonicalize(&dir.host).map_err(|e| PolicyError::BadDir {
+                flag: dir.access.flag(),
+                host: dir.host.clone(),
+                reason: io_reason(&e),
+            })?;
+            let reserved = canonical == Path::new("/")
+                || canonical.starts_with("/proc")
+                || canonical.starts_with("/dev")
+                || canonical.starts_with("/oldroot");
+            if reserved {
+                return Err(PolicyError::ReservedDir {
+                    flag: dir.access.flag(),
+                    host: dir.host.clone(),
+                    canonical,
+                });
+            }
+            dir.host = canonical;
         }
         Ok(())
     }

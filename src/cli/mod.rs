@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, one options group shared by
 //! every command that runs a guest, turned into one [`wsandbox::Policy`].
 
+mod check;
 mod options;
 mod run;
 
@@ -18,6 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunCommand),
+    Check(check::CheckCommand),
 }
 
 impl Cli {
@@ -25,6 +27,7 @@ impl Cli {
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         match self.command {
             Command::Run(cmd) => cmd.execute(),
+            Command::Check(cmd) => cmd.execute(),
         }
     }
 }

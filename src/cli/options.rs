@@ -18,6 +18,23 @@ pub struct PolicyOptions {
     /// inherited
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
     env: Vec<String>,
+
+    /// The hostname inside the sandbox
+    #[arg(long, value_name = "NAME", default_value = wsandbox::policy::DEFAULT_HOSTNAME)]
+    hostname: String,
+
+    /// The uid inside the sandbox (default: the caller's)
+    #[arg(long, value_name = "UID")]
+    uid: Option<u32>,
+
+    /// The gid inside the sandbox (default: the caller's)
+    #[arg(long, value_name = "GID")]
+    gid: Option<u32>,
+
+    /// If the kernel refuses an isolation layer, run without it (and say
+    /// which) instead of failing
+    #[arg(long)]
+    allow_degraded: bool,
 }
 
 impl PolicyOptions {
@@ -28,6 +45,10 @@ impl PolicyOptions {
         Policy {
             dirs: dirs.chain(ro_dirs).collect(),
             env: self.env.iter().map(|e| EnvVar::parse(e)).collect(),
+            hostname: self.hostname.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            allow_degraded: self.allow_degraded,
         }
     }
 }

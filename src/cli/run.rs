@@ -26,10 +26,14 @@ impl RunCommand {
     /// Validates the policy, loads the module, runs it, and returns the
     /// exit code: the guest's own, or 134 when it trapped.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
-        let policy = self.policy.to_policy();
-        policy.validate()?;
+        // 1. Everything that can fail on bad input, before any namespace.
+        let mut policy = self.policy.to_policy();
+        policy.resolve()?;
         let (module, args) = self.module_and_args.split_first().expect("clap requires MODULE");
         let module = Module::load(&PathBuf::from(module))?;
+        // 2-7. The outer wall; only the sandboxed child returns.
+        wsandbox::shell::enter(&policy)?;
+        // 10. The inner wall.
         let outcome = engine::run(&policy, &module, args)?;
         if let Outcome::Trapped { message, backtrace } = &outcome {
             eprintln!("wsandbox: guest trapped: {message}");

@@ -1,0 +1,81 @@
+//! User and group ids: who the sandboxed process is, inside and outside.
+//!
+//! The parent, still in the host's user namespace, writes the child's
+//! `setgroups` (`deny`), `uid_map` and `gid_map` (user_namespaces(7)).
+//! Each map has one line: the id inside maps to the caller's own id
+//! outside, so files the guest creates in a read-write grant belong to the
+//! caller, and the guest has no other id to become.
+
+use super::sys::SysError;
+use nix::unistd::Pid;
+
+/// One process's id mapping: a single uid and a single gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMap {
+    /// The uid inside the sandbox.
+    pub inside_uid: u32,
+    /// The gid inside the sandbox.
+    pub inside_gid: u32,
+    /// The host uid it stands for.
+    pub host_uid: u32,
+    /// The host gid it stands for.
+    pub host_gid: u32,
+}
+
+impl IdMap {
+    /// The mapping for a caller with effective ids `host_uid`/`host_gid`;
+    /// the ids inside default to the same numbers.
+    pub fn new(host_uid: u32, host_gid: u32, inside_uid: Option<u32>, inside_gid: Option<u32>) -> IdMap {
+        IdMap {
+            inside_uid: inside_uid.unwrap_or(host_uid),
+            inside_gid: inside_gid.unwrap_or(host_gid),
+            host_uid,
+            host_gid,
+        }
+    }
+
+    /// The text of `uid_map`.
+    pub fn uid_map(&self) -> String {
+        format!("{} {} 1\n", self.inside_uid, self.host_uid)
+    }
+
+    /// The text of `gid_map`.
+    pub fn gid_map(&self) -> String {
+        format!("{} {} 1\n", self.inside_gid, self.host_gid)
+    }
+}
+
+/// Writes `setgroups`, `uid_map` and `gid_map` of process `pid`, which is
+/// in a new user namespace with no mapping yet.
+pub fn write(pid: Pid, map: &IdMap) -> Result<(), SysError> {
+    let proc = format!("/proc/{pid}");
+    write_file(&format!("{proc}/setgroups"), "deny\n")?;
+    write_file(&format!("{proc}/uid_map"), &map.uid_map())?;
+    write_file(&format!("{proc}/gid_map"), &map.gid_map())
+}
+
+fn write_file(path: &str, text: &str) -> Result<(), SysError> {
+    std::fs::write(path, text).map_err(|e| SysError {
+        call: format!("write({path:?}, {:?})", text.trim_end()),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_maps_to_itself_by_default() {
+        let map = IdMap::new(1000, 100, None, None);
+        assert_eq!(map.uid_map(), "1000 1000 1\n");
+        assert_eq!(map.gid_map(), "100 100 1\n");
+    }
+
+    #[test]
+    fn inside_ids_can_be_chosen() {
+        let map = IdMap::new(1000, 100, Some(0), Some(0));
+        assert_eq!(map.uid_map(), "0 1000 1\n");
+        assert_eq!(map.gid_map(), "0 100 1\n");
+    }
+}

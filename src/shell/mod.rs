@@ -1,0 +1,359 @@
+//! The outer wall: before the engine exists, the process isolates itself
+//! in new user, mount, pid, uts, ipc and net namespaces (and cgroup where
+//! the kernel allows), with an empty root holding only what was granted.
+//!
+//! [`enter`] is the whole sequence, one step per line, in the order of
+//! `DESIGN.md`. It returns only in the sandboxed child — the first process
+//! of the new pid namespace — which then runs the engine. The parent stays
+//! in the host's namespaces, supervises, and exits with the child's status.
+//!
+//! One deviation from a plain `unshare`: the namespaces are created by a
+//! single `clone` (as bubblewrap does), so that the parent, still in the
+//! host's user namespace, writes the child's id maps.
+//! See namespaces(7), user_namespaces(7), pid_namespaces(7).
+
+mod idmap;
+mod rootfs;
+pub mod sys;
+
+pub use idmap::IdMap;
+pub use rootfs::{MountOp, plan as mount_plan};
+
+use crate::Policy;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use sys::{Fork, SysError};
+
+/// A kernel isolation layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// User namespace: mapped ids, no privilege on the host.
+    User,
+    /// Pid namespace: the sandbox sees only its own processes.
+    Pid,
+    /// Mount namespace: the empty root and the granted paths.
+    Mount,
+    /// UTS namespace: its own hostname.
+    Uts,
+    /// IPC namespace: no System V IPC or POSIX queues shared with the host.
+    Ipc,
+    /// Network namespace: nothing but `lo`.
+    Net,
+    /// Cgroup namespace: its own view of the cgroup tree (optional).
+    Cgroup,
+}
+
+impl Layer {
+    /// Every namespace layer, in the order `check` reports them.
+    pub const ALL: [Layer; 7] = [
+        Layer::User,
+        Layer::Pid,
+        Layer::Mount,
+        Layer::Uts,
+        Layer::Ipc,
+        Layer::Net,
+        Layer::Cgroup,
+    ];
+
+    /// Its name, as `check` and error messages print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::User => "user",
+            Layer::Pid => "pid",
+            Layer::Mount => "mount",
+            Layer::Uts => "uts",
+            Layer::Ipc => "ipc",
+            Layer::Net => "net",
+            Layer::Cgroup => "cgroup",
+        }
+    }
+
+    fn flag(self) -> CloneFlags {
+        match self {
+            Layer::User => CloneFlags::CLONE_NEWUSER,
+            Layer::Pid => CloneFlags::CLONE_NEWPID,
+            Layer::Mount => CloneFlags::CLONE_NEWNS,
+            Layer::Uts => CloneFlags::CLONE_NEWUTS,
+            Layer::Ipc => CloneFlags::CLONE_NEWIPC,
+            Layer::Net => CloneFlags::CLONE_NEWNET,
+            Layer::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        }
+    }
+
+    /// Whether a run needs this layer (cgroup is applied where allowed).
+    pub fn required(self) -> bool {
+        self != Layer::Cgroup
+    }
+
+    /// How to make the layer available when the kernel refuses it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Layer::User => {
+                "allow unprivileged user namespaces: sysctl user.max_user_namespaces=15000 \
+                 kernel.unprivileged_userns_clone=1, or an AppArmor profile that permits userns \
+                 (kernel.apparmor_restrict_unprivileged_userns=0)"
+            }
+            _ => {
+                "the kernel or a security policy refuses this namespace inside a user namespace; check user.max_*_namespaces"
+            }
+        }
+    }
+}
+
+/// Whether one layer can be set up here, and why not.
+#[derive(Debug, Clone)]
+pub struct LayerStatus {
+    /// The layer.
+    pub layer: Layer,
+    /// `Err` carries the kernel's refusal.
+    pub available: Result<(), SysError>,
+}
+
+/// The outer wall could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShellError {
+    /// A system call failed in the parent.
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    /// Required layers are missing and degraded mode was not asked for.
+    #[error(
+        "the {} namespace{} cannot be created ({}); to enable: {}; or run with --allow-degraded",
+        missing.iter().map(|s| s.layer.name()).collect::<Vec<_>>().join(", "),
+        if missing.len() > 1 { "s" } else { "" },
+        missing[0].available.as_ref().unwrap_err(),
+        missing[0].layer.hint()
+    )]
+    Unavailable {
+        /// The layers the kernel refused.
+        missing: Vec<LayerStatus>,
+    },
+    /// Setting up inside the sandbox failed; the child's own message.
+    #[error("{0}")]
+    Child(String),
+}
+
+/// Tries each namespace layer in a short-lived child and reports which the
+/// kernel grants (each with a user namespace, as a run would ask).
+pub fn probe() -> Vec<LayerStatus> {
+    Layer::ALL
+        .iter()
+        .map(|&layer| LayerStatus {
+            layer,
+            available: try_clone(CloneFlags::CLONE_NEWUSER | layer.flag()),
+        })
+        .collect()
+}
+
+fn try_clone(flags: CloneFlags) -> Result<(), SysError> {
+    match sys::clone(flags)? {
+        Fork::Child => sys::exit_now(0),
+        Fork::Parent(pid) => {
+            let _ = waitpid(pid, None);
+            Ok(())
+        }
+    }
+}
+
+/// What [`enter`] applied: the layers in place and the ones missing.
+#[derive(Debug, Clone, Default)]
+pub struct Isolation {
+    /// Layers applied.
+    pub applied: Vec<Layer>,
+    /// Layers that were refused (only with `--allow-degraded`).
+    pub missing: Vec<Layer>,
+}
+
+/// Builds the outer wall around this process for `policy`, whose paths are
+/// resolved. Must be called while the process has a single thread.
+///
+/// Returns only in the sandboxed child; the parent supervises and exits.
+pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
+    // 1. The policy is valid and resolved, and the module read (by the caller).
+    let ids = IdMap::new(
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+        policy.uid,
+        policy.gid,
+    );
+    let (report_read, report_write) = sys::pipe()?;
+    let (go_read, go_write) = sys::pipe()?;
+    let signals = termination_signals();
+    sys::check(signals.thread_block(), || "sigprocmask(SIG_BLOCK)".into())?;
+    // 2-3. One clone into the new namespaces; the parent writes the id maps and supervises.
+    let (isolation, fork) = match sys::clone(flags_of(&Layer::ALL)) {
+        Ok(fork) => (
+            Isolation {
+                applied: Layer::ALL.to_vec(),
+                missing: vec![],
+            },
+            fork,
+        ),
+        Err(_) => {
+            let isolation = degrade(policy)?;
+            let fork = sys::clone(flags_of(&isolation.applied))?;
+            (isolation, fork)
+        }
+    };
+    let child = match fork {
+        Fork::Parent(child) => {
+            drop((report_write, go_read));
+            let mapped = if isolation.applied.contains(&Layer::User) {
+                idmap::write(child, &ids)
+            } else {
+                Ok(())
+            };
+            if let Err(err) = mapped {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(err.into());
+            }
+            supervise(child, go_write, report_read, &signals)
+        }
+        Fork::Child => {
+            drop((report_read, go_write));
+            go_read
+        }
+    };
+    let setup = (|| -> Result<(), SysError> {
+        // 4. Die with the parent; no core dumps or ptrace; signals act again.
+        sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
+            "prctl(PR_SET_PDEATHSIG)".into()
+        })?;
+        wait_for_parent(child)?;
+        sys::check(nix::sys::prctl::set_dumpable(false), || {
+            "prctl(PR_SET_DUMPABLE, 0)".into()
+        })?;
+        sys::check(signals.thread_unblock(), || "sigprocmask(SIG_UNBLOCK)".into())?;
+        sys::exit_on_termination_signals()?;
+        // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
+        if isolation.applied.contains(&Layer::Mount) {
+            rootfs::apply(&rootfs::plan(policy))?;
+        }
+        // 7. Hostname, and `lo` up in the empty network namespace.
+        if isolation.applied.contains(&Layer::Uts) {
+            sys::check(nix::unistd::sethostname(&policy.hostname), || {
+                format!("sethostname({:?})", policy.hostname)
+            })?;
+        }
+        if isolation.applied.contains(&Layer::Net) {
+            sys::interface_up("lo")?;
+        }
+        Ok(())
+    })();
+    // The parent learns the outcome: nothing (success) or the error.
+    let mut report = std::fs::File::from(report_write);
+    if let Err(err) = setup {
+        let _ = report.write_all(err.to_string().as_bytes());
+        sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
+    }
+    drop(report);
+    Ok(isolation)
+}
+
+fn flags_of(layers: &[Layer]) -> CloneFlags {
+    layers.iter().fold(CloneFlags::empty(), |f, l| f | l.flag())
+}
+
+/// When the kernel refused the full set: which layers it grants. Without
+/// `allow_degraded` a missing required layer is an error; with it, the run
+/// goes on with what is granted and says on stderr what is missing.
+fn degrade(policy: &Policy) -> Result<Isolation, ShellError> {
+    let statuses = probe();
+    let user_ok = statuses
+        .iter()
+        .any(|s| s.layer == Layer::User && s.available.is_ok());
+    let (ok, refused): (Vec<_>, Vec<_>) = statuses
+        .into_iter()
+        .partition(|s| s.available.is_ok() && (user_ok || s.layer == Layer::User));
+    let missing_required: Vec<LayerStatus> = refused.iter().filter(|s| s.layer.required()).cloned().collect();
+    if !missing_required.is_empty() && !policy.allow_degraded {
+        return Err(ShellError::Unavailable {
+            missing: missing_required,
+        });
+    }
+    let isolation = Isolation {
+        applied: ok.iter().map(|s| s.layer).collect(),
+        missing: refused.iter().map(|s| s.layer).collect(),
+    };
+    if !isolation.missing.is_empty() {
+        let names: Vec<_> = isolation.missing.iter().map(|l| l.name()).collect();
+        eprintln!(
+            "wsandbox: warning: running without the {} namespace(s) (--allow-degraded)",
+            names.join(", ")
+        );
+    }
+    Ok(isolation)
+}
+
+/// The signals the parent forwards to the sandbox.
+fn termination_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+        set.add(signal);
+    }
+    set
+}
+
+/// In the child: waits until the parent has written the id maps, and makes
+/// sure the parent is still alive now that its death would kill this
+/// process. `go` is closed by the parent only when it exits.
+fn wait_for_parent(go: OwnedFd) -> Result<(), SysError> {
+    let mut go = std::fs::File::from(go);
+    let mut byte = [0u8; 1];
+    match go.read(&mut byte) {
+        Ok(1) => {}
+        _ => sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32),
+    }
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&go),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ready = sys::check(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), || {
+        "poll(go pipe)".into()
+    })?;
+    let hung_up = ready > 0
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP));
+    if hung_up {
+        sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
+    }
+    Ok(())
+}
+
+/// The parent: lets the child go, relays its setup error if any, forwards
+/// SIGINT/SIGTERM/SIGHUP, and exits with the child's status (128+S when a
+/// signal killed it).
+fn supervise(child: Pid, go: OwnedFd, report: OwnedFd, signals: &SigSet) -> ! {
+    let mut go = std::fs::File::from(go);
+    let _ = go.write_all(b"g");
+    let mut message = String::new();
+    let _ = std::fs::File::from(report).read_to_string(&mut message);
+    loop {
+        match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => finish(code, &message),
+            Ok(WaitStatus::Signaled(_, signal, _)) => finish(128 + signal as i32, &message),
+            Ok(_) => {}
+            Err(_) => finish(crate::error::EXIT_SANDBOX_FAILED as i32, &message),
+        }
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(signal) => {
+                let _ = nix::sys::signal::kill(child, signal);
+            }
+        }
+    }
+}
+
+fn finish(code: i32, message: &str) -> ! {
+    if !message.is_empty() {
+        eprintln!("wsandbox: cannot set up the sandbox: {message}");
+    }
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
+}

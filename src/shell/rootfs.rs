@@ -1,0 +1,440 @@
+//! The sandbox's filesystem: an empty tmpfs root holding only the granted
+//! directories, a minimal `/dev` and a fresh `/proc`.
+//!
+//! [`plan`] turns a policy into a list of [`MountOp`]s — plain data, tested
+//! without privilege — and [`apply`] performs them in order, inside the new
+//! mount namespace. The sequence follows bubblewrap: a tmpfs becomes the
+//! root by `pivot_root(2)` with the old root kept at `/oldroot`; granted
+//! paths are bound from there; then the old root is detached.
+//! See mount(2), pivot_root(2), mount_namespaces(7), proc(5).
+
+use super::sys::{SysError, check};
+use crate::policy::{Access, Policy};
+use nix::mount::{MntFlags, MsFlags};
+use std::path::{Path, PathBuf};
+
+/// Where the tmpfs that becomes the root is first mounted. It only has to
+/// exist; in the private mount namespace nothing else sees the mount.
+pub const STAGING: &str = "/tmp";
+/// Where the old root stays, under the new one, until it is detached.
+pub const OLD_ROOT: &str = "/oldroot";
+
+/// Device nodes the sandbox gets, bound from the host's.
+pub const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];
+/// Files of procfs that reveal the host: hidden under `/dev/null`.
+const PROC_MASKED_FILES: [&str; 5] = [
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+];
+/// Directories of procfs that reveal the host: hidden under an empty tmpfs.
+const PROC_MASKED_DIRS: [&str; 2] = ["/proc/acpi", "/proc/scsi"];
+/// Parts of procfs that may be read but never written.
+const PROC_READ_ONLY: [&str; 6] = [
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/asound",
+];
+
+/// One step of building the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// Make every mount below `/` private, so nothing propagates back out.
+    MakePrivate,
+    /// Mount an empty tmpfs at `target`.
+    Tmpfs {
+        /// Where.
+        target: PathBuf,
+        /// Mount options, e.g. `mode=0755,size=1m`.
+        options: String,
+        /// Mount it read-only.
+        read_only: bool,
+    },
+    /// `pivot_root(new_root, new_root + put_old)`, then `chdir("/")`.
+    PivotRoot {
+        /// The directory that becomes `/`.
+        new_root: PathBuf,
+        /// Where the old root goes, relative to the new one.
+        put_old: PathBuf,
+    },
+    /// Create a directory (and its parents), or an empty file.
+    Create {
+        /// The path to create.
+        path: PathBuf,
+        /// A file (a mount point for a device or a mask) or a directory.
+        file: bool,
+    },
+    /// Bind `source` at `target`, then remount it with the flags given
+    /// (keeping any the kernel has locked).
+    Bind {
+        /// What to bind (a path under the old root).
+        source: PathBuf,
+        /// Where.
+        target: PathBuf,
+        /// `MS_RDONLY` and friends to apply after binding.
+        flags: MsFlags,
+    },
+    /// Mount a fresh procfs at `target`.
+    Proc {
+        /// Where.
+        target: PathBuf,
+    },
+    /// Detach the mount at `target` and remove its directory.
+    Detach {
+        /// Where.
+        target: PathBuf,
+    },
+    /// Remount the root itself read-only.
+    RootReadOnly,
+}
+
+/// Where a granted host directory appears inside the sandbox: at its own
+/// canonical path, so the guest path of WASI stays the one the user chose.
+pub fn inside_path(canonical_host: &Path) -> PathBuf {
+    canonical_host.to_path_buf()
+}
+
+/// The mount operations that build the sandbox's root for `policy`, whose
+/// directories are already canonical (see `Policy::resolve`).
+pub fn plan(policy: &Policy) -> Vec<MountOp> {
+    let old = PathBuf::from(OLD_ROOT);
+    let under_old = |p: &Path| old.join(p.strip_prefix("/").unwrap_or(p));
+    let safe = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let mut ops = vec![
+        MountOp::MakePrivate,
+        MountOp::Tmpfs {
+            target: STAGING.into(),
+            options: "mode=0755,size=1m".into(),
+            read_only: false,
+        },
+        MountOp::PivotRoot {
+            new_root: STAGING.into(),
+            put_old: OLD_ROOT.trim_start_matches('/').into(),
+        },
+    ];
+    // Granted directories, shallowest first, so a grant inside another is
+    // mounted on top of it.
+    let mut dirs: Vec<_> = policy.dirs.iter().collect();
+    dirs.sort_by_key(|d| d.host.components().count());
+    for dir in dirs {
+        let target = inside_path(&dir.host);
+        let flags = match dir.access {
+            Access::ReadOnly => safe | MsFlags::MS_RDONLY,
+            Access::ReadWrite => safe,
+        };
+        ops.push(MountOp::Create {
+            path: target.clone(),
+            file: false,
+        });
+        ops.push(MountOp::Bind {
+            source: under_old(&dir.host),
+            target,
+            flags,
+        });
+    }
+    for dev in DEVICES {
+        ops.push(MountOp::Create {
+            path: dev.into(),
+            file: true,
+        });
+        ops.push(MountOp::Bind {
+            source: under_old(Path::new(dev)),
+            target: dev.into(),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        });
+    }
+    ops.push(MountOp::Create {
+        path: "/proc".into(),
+        file: false,
+    });
+    ops.push(MountOp::Proc {
+        target: "/proc".into(),
+    });
+    for file in PROC_MASKED_FILES {
+        ops.push(MountOp::Bind {
+            source: "/dev/null".into(),
+            target: file.into(),
+            flags: safe | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        });
+    }
+    for dir in PROC_MASKED_DIRS {
+        ops.push(MountOp::Tmpfs {
+            target: dir.into(),
+            options: "mode=0555,size=0".into(),
+            read_only: true,
+        });
+    }
+    for path in PROC_READ_ONLY {
+        ops.push(MountOp::Bind {
+            source: path.into(),
+            target: path.into(),
+            flags: safe | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        });
+    }
+    ops.push(MountOp::Detach { target: old });
+    ops.push(MountOp::RootReadOnly);
+    ops
+}
+
+/// Performs `ops` in order. Masks and read-only remounts of procfs entries
+/// that this kernel does not have are skipped; every other failure stops.
+pub fn apply(ops: &[MountOp]) -> Result<(), SysError> {
+    for op in ops {
+        apply_one(op)?;
+    }
+    Ok(())
+}
+
+fn apply_one(op: &MountOp) -> Result<(), SysError> {
+    use nix::mount::mount;
+    const NONE: Option<&str> = None;
+    match op {
+        MountOp::MakePrivate => check(
+            mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE),
+            || "mount(\"/\", MS_REC|MS_PRIVATE)".into(),
+        ),
+        MountOp::Tmpfs {
+            target,
+            options,
+            read_only,
+        } => {
+            if target.starts_with("/proc") && !target.exists() {
+                return Ok(());
+            }
+            let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            if *read_only {
+                flags |= MsFlags::MS_RDONLY;
+            }
+            check(
+                mount(
+                    Some("tmpfs"),
+                    target,
+                    Some("tmpfs"),
+                    flags,
+                    Some(options.as_str()),
+                ),
+                || format!("mount(tmpfs, {target:?}, {options:?})"),
+            )
+        }
+        MountOp::PivotRoot { new_root, put_old } => {
+            let put_old_full = new_root.join(put_old);
+            std::fs::create_dir(&put_old_full).map_err(|e| io_error("mkdir", &put_old_full, e))?;
+            check(nix::unistd::pivot_root(new_root, &put_old_full), || {
+                format!("pivot_root({new_root:?}, {put_old_full:?})")
+            })?;
+            check(nix::unistd::chdir("/"), || "chdir(\"/\")".into())
+        }
+        MountOp::Create { path, file } => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_error("mkdir", parent, e))?;
+            }
+            let made = if *file {
+                std::fs::File::create(path).map(drop)
+            } else {
+                std::fs::create_dir_all(path)
+            };
+            made.map_err(|e| io_error(if *file { "create" } else { "mkdir" }, path, e))
+        }
+        MountOp::Bind {
+            source,
+            target,
+            flags,
+        } => {
+            if target.starts_with("/proc") && !target.exists() {
+                return Ok(());
+            }
+            check(
+                mount(
+                    Some(source),
+                    target,
+                    NONE,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    NONE,
+                ),
+                || format!("mount({source:?}, {target:?}, MS_BIND|MS_REC)"),
+            )?;
+            remount(target, *flags)
+        }
+        MountOp::Proc { target } => check(
+            mount(
+                Some("proc"),
+                target,
+                Some("proc"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                NONE,
+            ),
+            || format!("mount(proc, {target:?}, MS_NOSUID|MS_NODEV|MS_NOEXEC)"),
+        ),
+        MountOp::Detach { target } => {
+            check(nix::mount::umount2(target, MntFlags::MNT_DETACH), || {
+                format!("umount2({target:?}, MNT_DETACH)")
+            })?;
+            std::fs::remove_dir(target).map_err(|e| io_error("rmdir", target, e))
+        }
+        MountOp::RootReadOnly => remount(
+            Path::new("/"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        ),
+    }
+}
+
+/// Remounts the bind mount at `target` with `flags`, plus the flags it
+/// already has: in a user namespace the kernel refuses to clear flags it
+/// locked when the mount was copied from a more privileged namespace.
+fn remount(target: &Path, flags: MsFlags) -> Result<(), SysError> {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let current = check(statvfs(target), || format!("statvfs({target:?})"))?.flags();
+    let mut keep = MsFlags::empty();
+    for (st, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(st) {
+            keep |= ms;
+        }
+    }
+    let all = flags | keep | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    check(
+        nix::mount::mount(None::<&str>, target, None::<&str>, all, None::<&str>),
+        || format!("mount({target:?}, MS_REMOUNT|{:?})", flags | keep),
+    )
+}
+
+fn io_error(call: &str, path: &Path, e: std::io::Error) -> SysError {
+    SysError {
+        call: format!("{call}({path:?})"),
+        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DirGrant;
+
+    fn policy(dirs: &[(&str, Access)]) -> Policy {
+        Policy {
+            dirs: dirs
+                .iter()
+                .map(|(host, access)| DirGrant {
+                    host: host.into(),
+                    guest: host.to_string(),
+                    access: *access,
+                })
+                .collect(),
+            ..Policy::default()
+        }
+    }
+
+    fn binds(ops: &[MountOp]) -> Vec<(String, String, MsFlags)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                MountOp::Bind {
+                    source,
+                    target,
+                    flags,
+                } => Some((source.display().to_string(), target.display().to_string(), *flags)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn root_is_a_tmpfs_pivoted_first_and_read_only_last() {
+        let ops = plan(&Policy::default());
+        assert_eq!(ops[0], MountOp::MakePrivate);
+        assert!(matches!(&ops[1], MountOp::Tmpfs { target, .. } if target == Path::new(STAGING)));
+        assert!(matches!(&ops[2], MountOp::PivotRoot { .. }));
+        assert_eq!(
+            ops[ops.len() - 2],
+            MountOp::Detach {
+                target: OLD_ROOT.into()
+            }
+        );
+        assert_eq!(ops[ops.len() - 1], MountOp::RootReadOnly);
+    }
+
+    #[test]
+    fn nothing_of_the_host_but_devices_without_grants() {
+        let ops = plan(&Policy::default());
+        let from_host: Vec<_> = binds(&ops)
+            .into_iter()
+            .filter(|(source, ..)| source.starts_with(OLD_ROOT))
+            .map(|(_, target, _)| target)
+            .collect();
+        assert_eq!(from_host, DEVICES);
+    }
+
+    #[test]
+    fn grants_are_bound_from_the_old_root_with_their_access() {
+        let ops = plan(&policy(&[
+            ("/srv/data/out", Access::ReadWrite),
+            ("/srv/data", Access::ReadOnly),
+        ]));
+        let grants: Vec<_> = binds(&ops)
+            .into_iter()
+            .filter(|(s, ..)| s.starts_with("/oldroot/srv"))
+            .collect();
+        let safe = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        assert_eq!(
+            grants,
+            [
+                (
+                    "/oldroot/srv/data".into(),
+                    "/srv/data".into(),
+                    safe | MsFlags::MS_RDONLY
+                ),
+                ("/oldroot/srv/data/out".into(), "/srv/data/out".into(), safe),
+            ],
+            "the outer grant first, so the inner one is mounted on top"
+        );
+        // Every bind happens after the pivot and before the old root goes.
+        let pivot = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::PivotRoot { .. }))
+            .unwrap();
+        let detach = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Detach { .. }))
+            .unwrap();
+        for (i, op) in ops.iter().enumerate() {
+            if matches!(op, MountOp::Bind { .. }) {
+                assert!(pivot < i && i < detach, "{op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn proc_is_fresh_with_host_secrets_masked_and_sys_read_only() {
+        let ops = plan(&Policy::default());
+        assert!(ops.contains(&MountOp::Proc {
+            target: "/proc".into()
+        }));
+        let binds = binds(&ops);
+        for masked in ["/proc/kcore", "/proc/keys"] {
+            assert!(
+                binds
+                    .iter()
+                    .any(|(s, t, f)| s == "/dev/null" && t == masked && f.contains(MsFlags::MS_RDONLY))
+            );
+        }
+        for ro in ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"] {
+            assert!(
+                binds
+                    .iter()
+                    .any(|(s, t, f)| s == ro && t == ro && f.contains(MsFlags::MS_RDONLY)),
+                "{ro}"
+            );
+        }
+    }
+}
