@@ -5,9 +5,23 @@
 //! Each map has one line: the id inside maps to the caller's own id
 //! outside, so files the guest creates in a read-write grant belong to the
 //! caller, and the guest has no other id to become.
+//!
+//! Root is the exception: a process with host uid 0 keeps owner rights over
+//! root's files and sysctls even without capabilities, so a sandbox started
+//! by root runs as [`ROOT_SANDBOX_ID`]. Its grants are id-mapped mounts
+//! (`mount_setattr(MOUNT_ATTR_IDMAP)`, Linux 5.12) in which root's files
+//! appear as that id's: the guest can use them, and what it creates there
+//! is owned by root on disk.
 
-use super::sys::SysError;
+use super::sys::{self, Fork, SysError};
 use nix::unistd::Pid;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+
+/// The host uid and gid a sandbox started by root runs as: `nobody`. Root
+/// keeps owner rights over root-owned files and sysctls even without
+/// capabilities, so the guest's process never holds host uid 0.
+pub const ROOT_SANDBOX_ID: u32 = 65534;
 
 /// One process's id mapping: a single uid and a single gid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +48,23 @@ impl IdMap {
         }
     }
 
+    /// The mapping for a caller with effective ids `euid`/`egid`: the caller
+    /// itself, or [`ROOT_SANDBOX_ID`] when the caller is root. The ids
+    /// inside default to the caller's.
+    pub fn for_caller(euid: u32, egid: u32, inside_uid: Option<u32>, inside_gid: Option<u32>) -> IdMap {
+        let (host_uid, host_gid) = if euid == 0 {
+            (ROOT_SANDBOX_ID, ROOT_SANDBOX_ID)
+        } else {
+            (euid, egid)
+        };
+        IdMap {
+            inside_uid: inside_uid.unwrap_or(euid),
+            inside_gid: inside_gid.unwrap_or(egid),
+            host_uid,
+            host_gid,
+        }
+    }
+
     /// The text of `uid_map`.
     pub fn uid_map(&self) -> String {
         format!("{} {} 1\n", self.inside_uid, self.host_uid)
@@ -54,6 +85,35 @@ pub fn write(pid: Pid, map: &IdMap) -> Result<(), SysError> {
     write_file(&format!("{proc}/gid_map"), &map.gid_map())
 }
 
+/// A user namespace whose only mapping is `map`, held by its fd: the
+/// mapping an id-mapped mount applies. A short-lived child creates it and
+/// exits once the fd is open.
+pub fn user_namespace(map: &IdMap) -> Result<OwnedFd, SysError> {
+    let (hold_read, hold_write) = sys::pipe()?;
+    match sys::clone(nix::sched::CloneFlags::CLONE_NEWUSER)? {
+        Fork::Child => {
+            drop(hold_write);
+            let _ = std::fs::File::from(hold_read).read(&mut [0u8]);
+            sys::exit_now(0)
+        }
+        Fork::Parent(pid) => {
+            drop(hold_read);
+            let ns = write(pid, map).and_then(|()| {
+                let path = format!("/proc/{pid}/ns/user");
+                std::fs::File::open(&path)
+                    .map(OwnedFd::from)
+                    .map_err(|e| SysError {
+                        call: format!("open({path:?})"),
+                        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                    })
+            });
+            drop(hold_write);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            ns
+        }
+    }
+}
+
 fn write_file(path: &str, text: &str) -> Result<(), SysError> {
     std::fs::write(path, text).map_err(|e| SysError {
         call: format!("write({path:?}, {:?})", text.trim_end()),
@@ -70,6 +130,17 @@ mod tests {
         let map = IdMap::new(1000, 100, None, None);
         assert_eq!(map.uid_map(), "1000 1000 1\n");
         assert_eq!(map.gid_map(), "100 100 1\n");
+    }
+
+    #[test]
+    fn root_never_maps_to_host_root() {
+        let map = IdMap::for_caller(0, 0, None, None);
+        assert_eq!(map.uid_map(), "0 65534 1\n");
+        assert_eq!(map.gid_map(), "0 65534 1\n");
+        let map = IdMap::for_caller(0, 0, Some(1000), Some(1000));
+        assert_eq!(map.uid_map(), "1000 65534 1\n");
+        let user = IdMap::for_caller(1000, 100, None, None);
+        assert_eq!(user, IdMap::new(1000, 100, None, None));
     }
 
     #[test]

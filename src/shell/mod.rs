@@ -17,6 +17,7 @@ mod rootfs;
 pub mod sys;
 
 pub use idmap::IdMap;
+pub use idmap::ROOT_SANDBOX_ID;
 pub use rootfs::{MountOp, plan as mount_plan};
 
 use crate::Policy;
@@ -174,12 +175,18 @@ pub struct Isolation {
 /// Returns only in the sandboxed child; the parent supervises and exits.
 pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
-    let ids = IdMap::new(
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-        policy.uid,
-        policy.gid,
-    );
+    let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    let ids = IdMap::for_caller(euid, egid, policy.uid, policy.gid);
+    // Root runs the sandbox as an unprivileged id; id-mapped copies of the
+    // grants show root's files as that id's, so they stay usable.
+    let trees = if euid == 0 {
+        idmapped_trees(policy, euid, egid)?
+    } else {
+        Vec::new()
+    };
+    if euid == 0 {
+        become_sandbox_user(ids.host_uid, ids.host_gid)?;
+    }
     let (report_read, report_write) = sys::pipe()?;
     let (go_read, go_write) = sys::pipe()?;
     let signals = termination_signals();
@@ -232,7 +239,7 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         sys::exit_on_termination_signals()?;
         // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
         if isolation.applied.contains(&Layer::Mount) {
-            rootfs::apply(&rootfs::plan(policy))?;
+            rootfs::apply(&rootfs::plan(policy, euid == 0), &trees)?;
         }
         // 7. Hostname, and `lo` up in the empty network namespace.
         if isolation.applied.contains(&Layer::Uts) {
@@ -253,6 +260,42 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
     }
     drop(report);
     Ok(isolation)
+}
+
+/// Detached, id-mapped copies of every granted directory, in which the
+/// caller's own ids appear as the sandbox's host ids.
+fn idmapped_trees(policy: &Policy, euid: u32, egid: u32) -> Result<Vec<OwnedFd>, ShellError> {
+    if policy.dirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sandbox = IdMap::for_caller(euid, egid, None, None);
+    let userns = idmap::user_namespace(&IdMap {
+        inside_uid: euid,
+        inside_gid: egid,
+        host_uid: sandbox.host_uid,
+        host_gid: sandbox.host_gid,
+    })?;
+    let mut trees = Vec::with_capacity(policy.dirs.len());
+    for dir in &policy.dirs {
+        let read_only = dir.access == crate::policy::Access::ReadOnly;
+        trees.push(sys::idmapped_tree(&dir.host, &userns, read_only)?);
+    }
+    Ok(trees)
+}
+
+/// Root gives up host root for good before the namespaces exist: no
+/// supplementary groups, the sandbox's host ids, and dumpable again so it
+/// may still write its child's id maps. From here on, root's run is an
+/// unprivileged user's run.
+fn become_sandbox_user(uid: u32, gid: u32) -> Result<(), SysError> {
+    use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    sys::check(setgroups(&[]), || "setgroups([])".into())?;
+    sys::check(setresgid(gid, gid, gid), || format!("setresgid({gid})"))?;
+    sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})"))?;
+    sys::check(nix::sys::prctl::set_dumpable(true), || {
+        "prctl(PR_SET_DUMPABLE, 1)".into()
+    })
 }
 
 fn flags_of(layers: &[Layer]) -> CloneFlags {

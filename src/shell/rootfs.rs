@@ -79,6 +79,14 @@ pub enum MountOp {
         /// `MS_RDONLY` and friends to apply after binding.
         flags: MsFlags,
     },
+    /// Attach the detached, id-mapped copy of grant number `grant` (made
+    /// by the parent, see `sys::idmapped_tree`) at `target`.
+    Attach {
+        /// Index of the grant in the policy's `dirs`.
+        grant: usize,
+        /// Where.
+        target: PathBuf,
+    },
     /// Mount a fresh procfs at `target`.
     Proc {
         /// Where.
@@ -100,8 +108,10 @@ pub fn inside_path(canonical_host: &Path) -> PathBuf {
 }
 
 /// The mount operations that build the sandbox's root for `policy`, whose
-/// directories are already canonical (see `Policy::resolve`).
-pub fn plan(policy: &Policy) -> Vec<MountOp> {
+/// directories are already canonical (see `Policy::resolve`). With
+/// `idmapped`, grants are attached from id-mapped copies the parent made
+/// instead of bound from the old root.
+pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
     let old = PathBuf::from(OLD_ROOT);
     let under_old = |p: &Path| old.join(p.strip_prefix("/").unwrap_or(p));
     let safe = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
@@ -119,9 +129,9 @@ pub fn plan(policy: &Policy) -> Vec<MountOp> {
     ];
     // Granted directories, shallowest first, so a grant inside another is
     // mounted on top of it.
-    let mut dirs: Vec<_> = policy.dirs.iter().collect();
-    dirs.sort_by_key(|d| d.host.components().count());
-    for dir in dirs {
+    let mut dirs: Vec<_> = policy.dirs.iter().enumerate().collect();
+    dirs.sort_by_key(|(_, d)| d.host.components().count());
+    for (grant, dir) in dirs {
         let target = inside_path(&dir.host);
         let flags = match dir.access {
             Access::ReadOnly => safe | MsFlags::MS_RDONLY,
@@ -131,10 +141,14 @@ pub fn plan(policy: &Policy) -> Vec<MountOp> {
             path: target.clone(),
             file: false,
         });
-        ops.push(MountOp::Bind {
-            source: under_old(&dir.host),
-            target,
-            flags,
+        ops.push(if idmapped {
+            MountOp::Attach { grant, target }
+        } else {
+            MountOp::Bind {
+                source: under_old(&dir.host),
+                target,
+                flags,
+            }
         });
     }
     for dev in DEVICES {
@@ -181,16 +195,17 @@ pub fn plan(policy: &Policy) -> Vec<MountOp> {
     ops
 }
 
-/// Performs `ops` in order. Masks and read-only remounts of procfs entries
+/// Performs `ops` in order; `trees` are the id-mapped copies of the grants
+/// that `Attach` names. Masks and read-only remounts of procfs entries
 /// that this kernel does not have are skipped; every other failure stops.
-pub fn apply(ops: &[MountOp]) -> Result<(), SysError> {
+pub fn apply(ops: &[MountOp], trees: &[std::os::fd::OwnedFd]) -> Result<(), SysError> {
     for op in ops {
-        apply_one(op)?;
+        apply_one(op, trees)?;
     }
     Ok(())
 }
 
-fn apply_one(op: &MountOp) -> Result<(), SysError> {
+fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysError> {
     use nix::mount::mount;
     const NONE: Option<&str> = None;
     match op {
@@ -260,6 +275,7 @@ fn apply_one(op: &MountOp) -> Result<(), SysError> {
             )?;
             remount(target, *flags)
         }
+        MountOp::Attach { grant, target } => super::sys::attach(&trees[*grant], target),
         MountOp::Proc { target } => check(
             mount(
                 Some("proc"),
@@ -351,7 +367,7 @@ mod tests {
 
     #[test]
     fn root_is_a_tmpfs_pivoted_first_and_read_only_last() {
-        let ops = plan(&Policy::default());
+        let ops = plan(&Policy::default(), false);
         assert_eq!(ops[0], MountOp::MakePrivate);
         assert!(matches!(&ops[1], MountOp::Tmpfs { target, .. } if target == Path::new(STAGING)));
         assert!(matches!(&ops[2], MountOp::PivotRoot { .. }));
@@ -366,7 +382,7 @@ mod tests {
 
     #[test]
     fn nothing_of_the_host_but_devices_without_grants() {
-        let ops = plan(&Policy::default());
+        let ops = plan(&Policy::default(), false);
         let from_host: Vec<_> = binds(&ops)
             .into_iter()
             .filter(|(source, ..)| source.starts_with(OLD_ROOT))
@@ -377,10 +393,13 @@ mod tests {
 
     #[test]
     fn grants_are_bound_from_the_old_root_with_their_access() {
-        let ops = plan(&policy(&[
-            ("/srv/data/out", Access::ReadWrite),
-            ("/srv/data", Access::ReadOnly),
-        ]));
+        let ops = plan(
+            &policy(&[
+                ("/srv/data/out", Access::ReadWrite),
+                ("/srv/data", Access::ReadOnly),
+            ]),
+            false,
+        );
         let grants: Vec<_> = binds(&ops)
             .into_iter()
             .filter(|(s, ..)| s.starts_with("/oldroot/srv"))
@@ -415,8 +434,25 @@ mod tests {
     }
 
     #[test]
+    fn idmapped_grants_are_attached_not_bound() {
+        let ops = plan(
+            &policy(&[("/srv/b/c", Access::ReadWrite), ("/srv/a", Access::ReadOnly)]),
+            true,
+        );
+        let attached: Vec<_> = ops
+            .iter()
+            .filter_map(|op| match op {
+                MountOp::Attach { grant, target } => Some((*grant, target.display().to_string())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attached, [(1, "/srv/a".to_string()), (0, "/srv/b/c".to_string())]);
+        assert!(binds(&ops).iter().all(|(s, ..)| !s.starts_with("/oldroot/srv")));
+    }
+
+    #[test]
     fn proc_is_fresh_with_host_secrets_masked_and_sys_read_only() {
-        let ops = plan(&Policy::default());
+        let ops = plan(&Policy::default(), false);
         assert!(ops.contains(&MountOp::Proc {
             target: "/proc".into()
         }));

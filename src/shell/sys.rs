@@ -133,3 +133,103 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
         "pipe2(O_CLOEXEC)".into()
     })
 }
+
+/// `open_tree(2)` flag: make a detached copy of the mount tree.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `mount_setattr(2)` attributes.
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+/// `move_mount(2)` flag: the source is the fd itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A detached, id-mapped copy of the mount tree at `path`
+/// (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)`):
+/// ids on disk are seen through the mapping of user namespace `userns`.
+/// Needs `CAP_SYS_ADMIN` over the filesystem, that is, real root.
+pub fn idmapped_tree(path: &std::path::Path, userns: &OwnedFd, read_only: bool) -> Result<OwnedFd, SysError> {
+    use std::os::fd::FromRawFd;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
+        call: format!("open_tree({path:?})"),
+        errno: Errno::EINVAL,
+    })?;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: `cpath` is a valid NUL-terminated string for the call.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, cpath.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(SysError {
+            call: format!("open_tree({path:?}, OPEN_TREE_CLONE|AT_RECURSIVE)"),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: open_tree returned a new file descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if read_only {
+        attr_set |= MOUNT_ATTR_RDONLY;
+    }
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let empty = c"";
+    // SAFETY: `attr` and `empty` live across the call; the size passed is
+    // the size of `attr`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(SysError {
+            call: format!("mount_setattr({path:?}, MOUNT_ATTR_IDMAP)"),
+            errno: Errno::last(),
+        });
+    }
+    Ok(tree)
+}
+
+/// Attaches the detached mount `tree` at `target` (`move_mount(2)`).
+pub fn attach(tree: &OwnedFd, target: &std::path::Path) -> Result<(), SysError> {
+    let call = || format!("move_mount(detached, {target:?})");
+    let ctarget = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
+        call: call(),
+        errno: Errno::EINVAL,
+    })?;
+    let empty = c"";
+    // SAFETY: both strings are valid and NUL-terminated for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            ctarget.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret < 0 {
+        return Err(SysError {
+            call: call(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
