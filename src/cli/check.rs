@@ -1,7 +1,7 @@
 //! `wsandbox check`: which isolation layers this host supports, and why not.
 
 use clap::Args;
-use wsandbox::shell;
+use wsandbox::shell::{self, Layer};
 
 /// Report which isolation layers this host supports, and why not
 #[derive(Debug, Args)]
@@ -11,20 +11,30 @@ impl CheckCommand {
     /// Prints one line per layer; exits 0 when every required layer is
     /// available, 125 otherwise.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
+        let statuses = shell::probe();
+        let user_ok = statuses
+            .iter()
+            .any(|s| s.layer == Layer::User && s.available.is_ok());
         let mut all_required = true;
-        for status in shell::probe() {
+        for status in &statuses {
             let layer = status.layer;
-            match &status.available {
-                Ok(()) => println!("{:<8} available", layer.name()),
-                Err(err) => {
-                    all_required &= !layer.required();
-                    let need = if layer.required() { "required" } else { "optional" };
-                    println!(
-                        "{:<8} unavailable ({need}): {err}; to enable: {}",
-                        layer.name(),
-                        layer.hint()
-                    );
-                }
+            let Err(err) = &status.available else {
+                println!("{:<8} available", layer.name());
+                continue;
+            };
+            all_required &= !layer.required();
+            let need = if layer.required() { "required" } else { "optional" };
+            if layer != Layer::User && !user_ok {
+                println!(
+                    "{:<8} unavailable ({need}): needs the user namespace",
+                    layer.name()
+                );
+            } else {
+                println!(
+                    "{:<8} unavailable ({need}): {err}; to enable: {}",
+                    layer.name(),
+                    layer.hint(err.errno)
+                );
             }
         }
         Ok(if all_required {

@@ -49,10 +49,16 @@ impl IdMap {
     }
 
     /// The mapping for a caller with effective ids `euid`/`egid`: the caller
-    /// itself, or [`ROOT_SANDBOX_ID`] when the caller is root. The ids
-    /// inside default to the caller's.
-    pub fn for_caller(euid: u32, egid: u32, inside_uid: Option<u32>, inside_gid: Option<u32>) -> IdMap {
-        let (host_uid, host_gid) = if euid == 0 {
+    /// itself, or [`ROOT_SANDBOX_ID`] when the caller is `host_root`. The
+    /// ids inside default to the caller's.
+    pub fn for_caller(
+        euid: u32,
+        egid: u32,
+        host_root: bool,
+        inside_uid: Option<u32>,
+        inside_gid: Option<u32>,
+    ) -> IdMap {
+        let (host_uid, host_gid) = if host_root {
             (ROOT_SANDBOX_ID, ROOT_SANDBOX_ID)
         } else {
             (euid, egid)
@@ -83,6 +89,15 @@ pub fn write(pid: Pid, map: &IdMap) -> Result<(), SysError> {
     write_file(&format!("{proc}/setgroups"), "deny\n")?;
     write_file(&format!("{proc}/uid_map"), &map.uid_map())?;
     write_file(&format!("{proc}/gid_map"), &map.gid_map())
+}
+
+/// Whether this process is root of the host: uid 0 in the initial user
+/// namespace (whose map is the identity over every id). Uid 0 inside some
+/// other user namespace is an ordinary user of the host.
+pub fn is_host_root() -> bool {
+    nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
 /// A user namespace whose only mapping is `map`, held by its fd: the
@@ -134,13 +149,16 @@ mod tests {
 
     #[test]
     fn root_never_maps_to_host_root() {
-        let map = IdMap::for_caller(0, 0, None, None);
+        let map = IdMap::for_caller(0, 0, true, None, None);
         assert_eq!(map.uid_map(), "0 65534 1\n");
         assert_eq!(map.gid_map(), "0 65534 1\n");
-        let map = IdMap::for_caller(0, 0, Some(1000), Some(1000));
+        let map = IdMap::for_caller(0, 0, true, Some(1000), Some(1000));
         assert_eq!(map.uid_map(), "1000 65534 1\n");
-        let user = IdMap::for_caller(1000, 100, None, None);
+        let user = IdMap::for_caller(1000, 100, false, None, None);
         assert_eq!(user, IdMap::new(1000, 100, None, None));
+        // Root of a nested user namespace is an ordinary user of the host.
+        let nested = IdMap::for_caller(0, 0, false, None, None);
+        assert_eq!(nested.uid_map(), "0 0 1\n");
     }
 
     #[test]

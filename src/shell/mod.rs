@@ -90,17 +90,21 @@ impl Layer {
         self != Layer::Cgroup
     }
 
-    /// How to make the layer available when the kernel refuses it.
-    pub fn hint(self) -> &'static str {
-        match self {
-            Layer::User => {
-                "allow unprivileged user namespaces: sysctl user.max_user_namespaces=15000 \
-                 kernel.unprivileged_userns_clone=1, or an AppArmor profile that permits userns \
-                 (kernel.apparmor_restrict_unprivileged_userns=0)"
+    /// How to make the layer available when the kernel refused it with
+    /// `errno`.
+    pub fn hint(self, errno: nix::errno::Errno) -> &'static str {
+        use nix::errno::Errno;
+        match (self, errno) {
+            (Layer::User, Errno::ENOSPC) => {
+                "raise the limit: sysctl -w user.max_user_namespaces=15000 (it is 0 here, or used up)"
             }
-            _ => {
-                "the kernel or a security policy refuses this namespace inside a user namespace; check user.max_*_namespaces"
+            (Layer::User, Errno::EPERM) => {
+                "allow unprivileged user namespaces: sysctl -w kernel.unprivileged_userns_clone=1, \
+                 and on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for wsandbox"
             }
+            (Layer::User, _) => "a kernel built with CONFIG_USER_NS",
+            (_, Errno::ENOSPC) => "raise the matching limit: sysctl user.max_<layer>_namespaces",
+            _ => "a kernel with this namespace, and no security policy that refuses it",
         }
     }
 }
@@ -127,7 +131,7 @@ pub enum ShellError {
         missing.iter().map(|s| s.layer.name()).collect::<Vec<_>>().join(", "),
         if missing.len() > 1 { "s" } else { "" },
         missing[0].available.as_ref().unwrap_err(),
-        missing[0].layer.hint()
+        missing[0].layer.hint(missing[0].available.as_ref().unwrap_err().errno)
     )]
     Unavailable {
         /// The layers the kernel refused.
@@ -139,13 +143,19 @@ pub enum ShellError {
 }
 
 /// Tries each namespace layer in a short-lived child and reports which the
-/// kernel grants (each with a user namespace, as a run would ask).
+/// kernel grants (each with a user namespace, as a run would ask). The
+/// user namespace is tried first and named as the cause when it fails.
 pub fn probe() -> Vec<LayerStatus> {
+    let user = try_clone(CloneFlags::CLONE_NEWUSER);
     Layer::ALL
         .iter()
         .map(|&layer| LayerStatus {
             layer,
-            available: try_clone(CloneFlags::CLONE_NEWUSER | layer.flag()),
+            available: match (&user, layer) {
+                (_, Layer::User) => user.clone(),
+                (Err(err), _) => Err(err.clone()),
+                (Ok(()), _) => try_clone(CloneFlags::CLONE_NEWUSER | layer.flag()),
+            },
         })
         .collect()
 }
@@ -176,15 +186,16 @@ pub struct Isolation {
 pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
     let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
-    let ids = IdMap::for_caller(euid, egid, policy.uid, policy.gid);
-    // Root runs the sandbox as an unprivileged id; id-mapped copies of the
-    // grants show root's files as that id's, so they stay usable.
-    let trees = if euid == 0 {
+    let host_root = idmap::is_host_root();
+    let ids = IdMap::for_caller(euid, egid, host_root, policy.uid, policy.gid);
+    // Host root runs the sandbox as an unprivileged id; id-mapped copies of
+    // the grants show root's files as that id's, so they stay usable.
+    let trees = if host_root {
         idmapped_trees(policy, euid, egid)?
     } else {
         Vec::new()
     };
-    if euid == 0 {
+    if host_root {
         become_sandbox_user(ids.host_uid, ids.host_gid)?;
     }
     let (report_read, report_write) = sys::pipe()?;
@@ -239,7 +250,7 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         sys::exit_on_termination_signals()?;
         // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
         if isolation.applied.contains(&Layer::Mount) {
-            rootfs::apply(&rootfs::plan(policy, euid == 0), &trees)?;
+            rootfs::apply(&rootfs::plan(policy, host_root), &trees)?;
         }
         // 7. Hostname, and `lo` up in the empty network namespace.
         if isolation.applied.contains(&Layer::Uts) {
@@ -268,7 +279,7 @@ fn idmapped_trees(policy: &Policy, euid: u32, egid: u32) -> Result<Vec<OwnedFd>,
     if policy.dirs.is_empty() {
         return Ok(Vec::new());
     }
-    let sandbox = IdMap::for_caller(euid, egid, None, None);
+    let sandbox = IdMap::for_caller(euid, egid, true, None, None);
     let userns = idmap::user_namespace(&IdMap {
         inside_uid: euid,
         inside_gid: egid,

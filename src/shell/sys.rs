@@ -17,7 +17,7 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({})", self.call, self.errno, self.errno.desc())
+        write!(f, "{}: {}", self.call, self.errno)
     }
 }
 
@@ -50,12 +50,18 @@ pub fn clone(flags: nix::sched::CloneFlags) -> Result<Fork, SysError> {
     let ret = unsafe { libc::syscall(libc::SYS_clone, raw, 0usize, 0usize, 0usize, 0usize) };
     match ret {
         -1 => Err(SysError {
-            call: format!("clone({flags:?})"),
+            call: format!("clone({})", flag_names(flags)),
             errno: Errno::last(),
         }),
         0 => Ok(Fork::Child),
         pid => Ok(Fork::Parent(nix::unistd::Pid::from_raw(pid as i32))),
     }
+}
+
+/// `CLONE_NEWUSER|CLONE_NEWPID`, as the man pages write flags.
+fn flag_names(flags: nix::sched::CloneFlags) -> String {
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    names.join("|")
 }
 
 /// Ends this process at once, without running exit handlers: for a child
