@@ -4,6 +4,7 @@
 mod errors;
 mod fs;
 mod run;
+mod shell;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

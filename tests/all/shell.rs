@@ -1,0 +1,484 @@
+//! The outer wall, checked from outside on the running sandbox: its
+//! namespaces, id maps, root, mounts, processes, hostname and network, and
+//! how it ends on signals — as root and as an unprivileged user.
+
+use crate::{Output, output, run, s};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The user a test runs wsandbox as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// Whoever runs the tests (root in CI).
+    Me,
+    /// uid/gid 65534 through `setpriv`, when the tests run as root.
+    Nobody,
+}
+
+const NOBODY: u32 = 65534;
+
+fn am_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Both callers where the tests run as root; only `Me` otherwise (with a
+/// printed reason).
+fn callers() -> Vec<Caller> {
+    if am_root() {
+        vec![Caller::Me, Caller::Nobody]
+    } else {
+        eprintln!("not root: the unprivileged run is the only one, and setpriv is not needed");
+        vec![Caller::Me]
+    }
+}
+
+/// A `wsandbox` command run by `caller`.
+fn wsandbox_as(caller: Caller) -> Command {
+    let mut cmd = match caller {
+        Caller::Me => Command::new(env!("CARGO_BIN_EXE_wsandbox")),
+        Caller::Nobody => {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_wsandbox"));
+            cmd
+        }
+    };
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// A running sandbox whose guest sleeps; killed when dropped.
+struct Sandbox {
+    wsandbox: Child,
+    /// The host pid of the sandboxed process (PID 1 inside).
+    pid: i32,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Sandbox {
+    /// Starts `wsandbox run OPTIONS sleep.wasm` as `caller` and waits until
+    /// the guest runs, so the wall is fully built.
+    fn start(caller: Caller, options: &[&str]) -> Sandbox {
+        let mut cmd = wsandbox_as(caller);
+        cmd.arg("run").args(options).arg(wsandbox_guests::p1("sleep"));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        Sandbox::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Sandbox {
+        let mut wsandbox = cmd.spawn().expect("spawn wsandbox");
+        let mut stdout = BufReader::new(wsandbox.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "sleeping\n", "the guest did not start");
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", wsandbox.id())).unwrap();
+        let pids: Vec<i32> = children.split_whitespace().map(|p| p.parse().unwrap()).collect();
+        assert_eq!(pids.len(), 1, "wsandbox should have one child: {pids:?}");
+        Sandbox {
+            wsandbox,
+            pid: pids[0],
+            _stdout: stdout,
+        }
+    }
+
+    /// `/proc/<sandboxed pid>/<rel>`.
+    fn proc(&self, rel: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/{rel}", self.pid))
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.proc(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// A line `Name:\tvalue` of `/proc/<pid>/status`.
+    fn status(&self, name: &str) -> String {
+        let status = self.read("status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap();
+        line.split_once(':').unwrap().1.trim().to_owned()
+    }
+
+    /// Runs `nsenter -t PID FLAGS -- COMMAND`.
+    fn nsenter(&self, flags: &[&str], command: &[&str]) -> Output {
+        output(
+            Command::new("nsenter")
+                .args(["-t", &self.pid.to_string()])
+                .args(flags)
+                .arg("--")
+                .args(command),
+        )
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.wsandbox.kill();
+        let _ = self.wsandbox.wait();
+    }
+}
+
+/// Waits up to `limit` for `process` to end; its exit code if it did.
+fn wait_for(process: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = process.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Whether host pid `pid` is gone (or a zombie nobody will reap).
+fn gone(pid: i32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.rsplit(')').next().unwrap().trim_start().starts_with('Z') => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    false
+}
+
+#[test]
+fn every_namespace_differs_from_the_hosts() {
+    for caller in callers() {
+        let sandbox = Sandbox::start(caller, &[]);
+        for ns in ["user", "pid", "mnt", "uts", "ipc", "net", "cgroup"] {
+            let inside = std::fs::read_link(sandbox.proc(&format!("ns/{ns}"))).unwrap();
+            let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+            assert_ne!(
+                inside, host,
+                "{caller:?}: the sandbox shares the host's {ns} namespace"
+            );
+        }
+        // The sandboxed process is PID 1 of its own pid namespace.
+        let nspid = sandbox.status("NSpid");
+        assert_eq!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
+    }
+}
+
+#[test]
+fn ids_are_mapped_as_documented() {
+    let me = nix::unistd::geteuid().as_raw();
+    let my_gid = nix::unistd::getegid().as_raw();
+    for caller in callers() {
+        let sandbox = Sandbox::start(caller, &[]);
+        assert_eq!(sandbox.read("setgroups").trim(), "deny");
+        let (inside, host) = match caller {
+            // Root of the host runs the sandbox as nobody; everyone else as themself.
+            Caller::Me if am_root() => ((0, 0), (NOBODY, NOBODY)),
+            Caller::Me => ((me, my_gid), (me, my_gid)),
+            Caller::Nobody => ((NOBODY, NOBODY), (NOBODY, NOBODY)),
+        };
+        let fields = |text: String| text.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            fields(sandbox.read("uid_map")),
+            [inside.0.to_string(), host.0.to_string(), "1".into()]
+        );
+        assert_eq!(
+            fields(sandbox.read("gid_map")),
+            [inside.1.to_string(), host.1.to_string(), "1".into()]
+        );
+        let uid = sandbox.status("Uid");
+        assert!(
+            uid.split_whitespace().all(|id| id == host.0.to_string()),
+            "{caller:?}: Uid {uid}"
+        );
+        assert_eq!(sandbox.status("Groups"), "", "no supplementary groups survive");
+    }
+    // --uid and --gid choose the ids inside.
+    let sandbox = Sandbox::start(Caller::Me, &["--uid", "1234", "--gid", "4321"]);
+    assert!(sandbox.read("uid_map").split_whitespace().next() == Some("1234"));
+    assert!(sandbox.read("gid_map").split_whitespace().next() == Some("4321"));
+}
+
+#[test]
+fn root_holds_only_the_grants_dev_and_proc() {
+    for caller in callers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ro, rw) = (tmp.path().join("ro"), tmp.path().join("rw"));
+        for dir in [tmp.path(), &ro, &rw] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let sandbox = Sandbox::start(
+            caller,
+            &["--ro-dir", s(&ro), "--dir", &format!("{}::/out", s(&rw))],
+        );
+        let root = sandbox.proc("root");
+        let mut top: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        top.sort();
+        let grant_top = ro
+            .components()
+            .nth(1)
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .into_owned();
+        let mut want = vec!["dev".to_string(), "proc".to_string(), grant_top];
+        want.sort();
+        assert_eq!(
+            top, want,
+            "{caller:?}: the root holds more than the grants, /dev and /proc"
+        );
+        for host_dir in ["etc", "usr", "home", "root", "bin", "sys"] {
+            assert!(
+                !root.join(host_dir).exists(),
+                "{caller:?}: /{host_dir} is visible"
+            );
+        }
+        let mut devices: Vec<String> = std::fs::read_dir(root.join("dev"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        devices.sort();
+        assert_eq!(devices, ["null", "random", "urandom", "zero"]);
+
+        // mountinfo lists only those mounts, read-only where they should be.
+        let mountinfo = sandbox.read("mountinfo");
+        let mounts: Vec<(String, String)> = mountinfo
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                (f[4].to_owned(), f[5].to_owned())
+            })
+            .collect();
+        for (point, options) in &mounts {
+            let allowed = point == "/"
+                || point == s(&ro)
+                || point == s(&rw)
+                || point.starts_with("/dev/")
+                || point == "/proc"
+                || point.starts_with("/proc/");
+            assert!(allowed, "{caller:?}: unexpected mount {point}");
+            if point == "/" || point == s(&ro) {
+                assert!(
+                    options.split(',').any(|o| o == "ro"),
+                    "{point} should be read-only: {options}"
+                );
+            }
+            if point == s(&rw) {
+                assert!(
+                    options.split(',').any(|o| o == "rw"),
+                    "{point} should be writable: {options}"
+                );
+            }
+            if point.starts_with("/proc/sys") {
+                assert!(options.split(',').any(|o| o == "ro"), "{point}: {options}");
+            }
+        }
+        for point in ["/", "/proc", "/dev/null", s(&ro), s(&rw)] {
+            assert!(
+                mounts.iter().any(|(p, _)| p == point),
+                "{caller:?}: {point} is not mounted"
+            );
+        }
+        assert!(
+            mounts.iter().any(|(p, _)| p == "/proc/sys"),
+            "/proc/sys is not read-only"
+        );
+        assert!(!mountinfo.contains("oldroot"), "the old root is still attached");
+    }
+}
+
+#[test]
+fn proc_shows_only_the_sandboxs_processes() {
+    for caller in callers() {
+        let sandbox = Sandbox::start(caller, &[]);
+        let pids: Vec<String> = std::fs::read_dir(sandbox.proc("root/proc"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        assert_eq!(pids, ["1"], "{caller:?}");
+        // Host secrets in procfs are masked: nothing, or not readable at all.
+        let keys = sandbox.proc("root/proc/keys");
+        if keys.exists() {
+            match std::fs::read_to_string(keys) {
+                Ok(text) => assert_eq!(text, "", "{caller:?}: /proc/keys is readable"),
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied),
+            }
+        }
+    }
+}
+
+#[test]
+fn hostname_is_its_own() {
+    let sandbox = Sandbox::start(Caller::Me, &[]);
+    let out = sandbox.nsenter(&["-u"], &["hostname"]);
+    assert_eq!(out.assert_code(0).stdout.trim(), "wsandbox");
+    let sandbox = Sandbox::start(Caller::Me, &["--hostname", "build-42"]);
+    let out = sandbox.nsenter(&["-u"], &["hostname"]);
+    assert_eq!(out.assert_code(0).stdout.trim(), "build-42");
+    let mine = nix::unistd::gethostname().unwrap();
+    assert_ne!(mine.to_string_lossy(), "build-42", "the host's hostname changed");
+}
+
+#[test]
+fn network_is_only_lo_and_reaches_nothing_of_the_host() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
+    // From the host's own namespace, the listener answers.
+    output(Command::new("bash").args(["-c", &connect])).assert_code(0);
+    for caller in callers() {
+        let sandbox = Sandbox::start(caller, &[]);
+        let links = sandbox.nsenter(&["-n"], &["ip", "-o", "link"]);
+        let links: Vec<&str> = links.stdout.lines().collect();
+        assert_eq!(links.len(), 1, "{caller:?}: {links:?}");
+        assert!(links[0].contains(": lo:") && links[0].contains("UP"), "{links:?}");
+        let out = sandbox.nsenter(&["-n"], &["bash", "-c", &connect]);
+        assert_ne!(
+            out.code,
+            Some(0),
+            "{caller:?}: the host's listener was reached from the sandbox"
+        );
+    }
+}
+
+#[test]
+fn sigterm_ends_the_run_with_143_and_leaves_nothing() {
+    for caller in callers() {
+        let mut sandbox = Sandbox::start(caller, &[]);
+        let started = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sandbox.wsandbox.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = wait_for(&mut sandbox.wsandbox, Duration::from_secs(1)).expect("still running after 1s");
+        assert_eq!(status.code(), Some(143), "{caller:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(
+            gone(sandbox.pid, Duration::from_secs(1)),
+            "{caller:?}: the sandboxed process survived"
+        );
+    }
+}
+
+#[test]
+fn sigkill_of_wsandbox_takes_the_sandbox_down() {
+    for caller in callers() {
+        let mut sandbox = Sandbox::start(caller, &[]);
+        sandbox.wsandbox.kill().unwrap();
+        sandbox.wsandbox.wait().unwrap();
+        assert!(
+            gone(sandbox.pid, Duration::from_secs(2)),
+            "{caller:?}: the sandbox outlived wsandbox"
+        );
+    }
+}
+
+/// Ctrl-C in a terminal sends SIGINT to the whole foreground process group.
+#[test]
+fn ctrl_c_ends_the_run_with_130() {
+    let mut cmd = wsandbox_as(Caller::Me);
+    cmd.args(["run", wsandbox_guests::p2("sleep")]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut sandbox = Sandbox::spawn(cmd);
+    let group = nix::unistd::Pid::from_raw(sandbox.wsandbox.id() as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = wait_for(&mut sandbox.wsandbox, Duration::from_secs(1)).expect("still running after 1s");
+    assert_eq!(status.code(), Some(130));
+    assert!(gone(sandbox.pid, Duration::from_secs(1)));
+}
+
+/// Runs `script` in a user namespace where no further user namespace may
+/// be created (`user.max_user_namespaces` = 0), with `$WSANDBOX` set.
+fn without_user_namespaces(script: &str) -> Output {
+    output(
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "sh", "-c"])
+            .arg(format!("echo 0 > /proc/sys/user/max_user_namespaces && {script}"))
+            .env("WSANDBOX", env!("CARGO_BIN_EXE_wsandbox"))
+            .env("HELLO", wsandbox_guests::p1("hello"))
+            .stdin(Stdio::null()),
+    )
+}
+
+#[test]
+fn refused_user_namespaces_are_a_clear_125() {
+    let out = without_user_namespaces(r#"exec "$WSANDBOX" run "$HELLO""#);
+    out.assert_one_line_error(
+        125,
+        &[
+            "user",
+            "cannot be created",
+            "max_user_namespaces",
+            "--allow-degraded",
+        ],
+    );
+    assert_eq!(out.stdout, "", "the guest must not run");
+}
+
+#[test]
+fn allow_degraded_runs_and_lists_what_is_missing() {
+    let out = without_user_namespaces(r#"exec "$WSANDBOX" run --allow-degraded "$HELLO""#);
+    out.assert_code(0);
+    assert!(out.stdout.starts_with("hello from a wasm guest\n"), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("running without the user, pid, mount, uts, ipc, net"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn check_reports_every_layer() {
+    let out = run(&["check"]);
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(names, ["user", "pid", "mount", "uts", "ipc", "net", "cgroup"]);
+    assert!(lines.iter().all(|l| l.ends_with(" available")), "{out:#?}");
+
+    let out = without_user_namespaces(r#"exec "$WSANDBOX" check"#);
+    out.assert_code(125);
+    assert!(
+        out.stdout
+            .starts_with("user     unavailable (required): clone(CLONE_NEWUSER): ENOSPC"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("max_user_namespaces"), "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("pid      unavailable (required): needs the user namespace"),
+        "{out:#?}"
+    );
+}
+
+/// A setup step that fails inside the sandbox: its error, naming the call,
+/// reaches the caller through the parent, not as "child exited 1".
+#[test]
+fn a_failure_inside_the_sandbox_reaches_the_caller_intact() {
+    // With /proc/sys covered by another mount, the kernel refuses a fresh
+    // procfs inside a new user namespace (it would reveal what is covered).
+    let out = output(
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+            .arg(r#"mount -t tmpfs none /proc/sys && exec "$WSANDBOX" run "$HELLO""#)
+            .env("WSANDBOX", env!("CARGO_BIN_EXE_wsandbox"))
+            .env("HELLO", wsandbox_guests::p1("hello"))
+            .stdin(Stdio::null()),
+    );
+    out.assert_one_line_error(
+        125,
+        &["cannot set up the sandbox", "mount(proc, \"/proc\"", "EPERM"],
+    );
+    assert_eq!(out.stdout, "");
+}
