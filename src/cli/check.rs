@@ -37,6 +37,24 @@ impl CheckCommand {
                 );
             }
         }
+        // Lockdown layers: what the kernel offers. This version of wsandbox
+        // does not apply them yet, and says so.
+        let filters = std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|status| status.lines().any(|l| l.starts_with("Seccomp_filters:")));
+        match filters {
+            true => println!(
+                "{:<8} supported by the kernel; not applied by this version",
+                "seccomp"
+            ),
+            false => println!("{:<8} unavailable: the kernel has no seccomp filters", "seccomp"),
+        }
+        match shell::sys::landlock_abi() {
+            Ok(abi) => println!(
+                "{:<8} supported by the kernel (ABI {abi}); not applied by this version",
+                "landlock"
+            ),
+            Err(err) => println!("{:<8} unavailable: {err}", "landlock"),
+        }
         Ok(if all_required {
             0
         } else {

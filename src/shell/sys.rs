@@ -239,3 +239,26 @@ pub fn attach(tree: &OwnedFd, target: &std::path::Path) -> Result<(), SysError> 
     }
     Ok(())
 }
+
+/// The Landlock ABI version this kernel offers
+/// (`landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`).
+pub fn landlock_abi() -> Result<u32, SysError> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attribute pointer and size 0, the call only
+    // returns the ABI version; it reads and writes no memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if ret < 0 {
+        return Err(SysError {
+            call: "landlock_create_ruleset(LANDLOCK_CREATE_RULESET_VERSION)".into(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(ret as u32)
+}

@@ -444,8 +444,22 @@ fn check_reports_every_layer() {
         .iter()
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(names, ["user", "pid", "mount", "uts", "ipc", "net", "cgroup"]);
-    assert!(lines.iter().all(|l| l.ends_with(" available")), "{out:#?}");
+    assert_eq!(
+        names,
+        [
+            "user", "pid", "mount", "uts", "ipc", "net", "cgroup", "seccomp", "landlock"
+        ]
+    );
+    assert!(lines[..7].iter().all(|l| l.ends_with(" available")), "{out:#?}");
+    // This machine has both; check says they are not applied yet.
+    assert!(
+        lines[7].starts_with("seccomp  supported by the kernel"),
+        "{out:#?}"
+    );
+    assert!(
+        lines[8].starts_with("landlock supported by the kernel (ABI "),
+        "{out:#?}"
+    );
 
     let out = without_user_namespaces(r#"exec "$WSANDBOX" check"#);
     out.assert_code(125);
