@@ -13,6 +13,8 @@
 //! See namespaces(7), user_namespaces(7), pid_namespaces(7).
 
 mod idmap;
+mod privs;
+mod rlimits;
 mod rootfs;
 pub mod sys;
 
@@ -26,7 +28,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use sys::{Fork, SysError};
 
 /// A kernel isolation layer.
@@ -237,7 +239,7 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
             go_read
         }
     };
-    let setup = (|| -> Result<(), SysError> {
+    let setup = (|trees: Vec<OwnedFd>| -> Result<(), SysError> {
         // 4. Die with the parent; no core dumps or ptrace; signals act again.
         sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
             "prctl(PR_SET_PDEATHSIG)".into()
@@ -252,6 +254,7 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         if isolation.applied.contains(&Layer::Mount) {
             rootfs::apply(&rootfs::plan(policy, host_root), &trees)?;
         }
+        drop(trees);
         // 7. Hostname, and `lo` up in the empty network namespace.
         if isolation.applied.contains(&Layer::Uts) {
             sys::check(nix::unistd::sethostname(&policy.hostname), || {
@@ -261,8 +264,13 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         if isolation.applied.contains(&Layer::Net) {
             sys::interface_up("lo")?;
         }
-        Ok(())
-    })();
+        // 8. Limits; no descriptor of the caller's but stdio; a session of its own.
+        rlimits::apply()?;
+        sys::close_fds_except(&[report_write.as_raw_fd()])?;
+        sys::check(nix::unistd::setsid(), || "setsid()".into())?;
+        // 9. No capability in any set, and no way to gain one back.
+        privs::drop_all()
+    })(trees);
     // The parent learns the outcome: nothing (success) or the error.
     let mut report = std::fs::File::from(report_write);
     if let Err(err) = setup {

@@ -262,3 +262,37 @@ pub fn landlock_abi() -> Result<u32, SysError> {
     }
     Ok(ret as u32)
 }
+
+/// Closes every file descriptor from 3 up, but those in `keep`
+/// (`close_range(2)` over the gaps).
+pub fn close_fds_except(keep: &[i32]) -> Result<(), SysError> {
+    let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).filter(|&fd| fd >= 3).collect();
+    keep.sort_unstable();
+    let mut first = 3u32;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > first {
+            let last = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            // SAFETY: close_range only closes descriptors; nothing of ours
+            // in that range is used afterwards (the caller keeps what it needs).
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+            if ret < 0 {
+                return Err(SysError {
+                    call: format!("close_range({first}, {last})"),
+                    errno: Errno::last(),
+                });
+            }
+        }
+        first = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Ignores SIGXFSZ, so that a write past `RLIMIT_FSIZE` fails with `EFBIG`.
+pub fn ignore_sigxfsz() -> Result<(), SysError> {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN installs no handler code.
+    check(unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) }, || {
+        "signal(SIGXFSZ, SIG_IGN)".into()
+    })
+    .map(drop)
+}

@@ -496,3 +496,95 @@ fn a_failure_inside_the_sandbox_reaches_the_caller_intact() {
     );
     assert_eq!(out.stdout, "");
 }
+
+#[test]
+fn no_privilege_is_left() {
+    for caller in callers() {
+        let sandbox = Sandbox::start(caller, &[]);
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(sandbox.status(set), "0000000000000000", "{caller:?}: {set}");
+        }
+        assert_eq!(sandbox.status("NoNewPrivs"), "1", "{caller:?}");
+    }
+}
+
+#[test]
+fn the_callers_descriptors_do_not_reach_the_sandbox() {
+    for caller in callers() {
+        // bash opens fd 7 without close-on-exec and execs wsandbox with it.
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", r#"exec 7</etc/hostname; exec "$@""#, "bash"]);
+        let inner = wsandbox_as(caller);
+        cmd.arg(inner.get_program()).args(inner.get_args());
+        cmd.args(["run", wsandbox_guests::p1("sleep")]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let sandbox = Sandbox::spawn(cmd);
+        let fds = |pid: u32| -> Vec<String> {
+            let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            fds.sort();
+            fds
+        };
+        assert!(
+            fds(sandbox.wsandbox.id()).contains(&"7".to_string()),
+            "the test did not pass fd 7"
+        );
+        // The sandbox has stdio, and beyond it only what the engine opened
+        // itself after the wall was built (epoll, eventfds, pipes, memfds
+        // of wasm memory images): no file of the host.
+        let fds = fds(sandbox.pid as u32);
+        assert_eq!(fds[..3], ["0", "1", "2"]);
+        for fd in &fds[3..] {
+            let target = std::fs::read_link(sandbox.proc(&format!("fd/{fd}"))).unwrap();
+            let target = target.to_string_lossy();
+            let engine_own = !target.starts_with('/') || target.starts_with("/memfd:");
+            assert!(engine_own, "{caller:?}: fd {fd} -> {target} reached the sandbox");
+        }
+    }
+}
+
+#[test]
+fn the_sandbox_has_a_session_of_its_own() {
+    // Fields after the command: state, ppid, pgrp, session.
+    let session = |stat: String| {
+        stat.rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .to_owned()
+    };
+    let sandbox = Sandbox::start(Caller::Me, &[]);
+    let mine = session(std::fs::read_to_string("/proc/self/stat").unwrap());
+    assert_ne!(session(sandbox.read("stat")), mine);
+}
+
+#[test]
+fn resource_limits_are_lowered() {
+    let sandbox = Sandbox::start(Caller::Me, &[]);
+    let limits = sandbox.read("limits");
+    let limit = |name: &str| -> Vec<String> {
+        let line = limits.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(limit("Max core file size"), ["0", "0"]);
+    let files = limit("Max open files");
+    assert!(
+        files.iter().all(|v| v.parse::<u64>().unwrap() <= 1024),
+        "{files:?}"
+    );
+    let size = limit("Max file size");
+    assert!(
+        size.iter().all(|v| v.parse::<u64>().unwrap() <= 16 << 30),
+        "{size:?}"
+    );
+}
