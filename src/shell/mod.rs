@@ -13,6 +13,7 @@
 //! See namespaces(7), user_namespaces(7), pid_namespaces(7).
 
 mod idmap;
+mod landlock;
 mod privs;
 mod rlimits;
 mod rootfs;
@@ -144,6 +145,15 @@ pub enum ShellError {
     Child(String),
 }
 
+/// A step inside the sandbox failed; its message goes to the parent.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error(transparent)]
+    Landlock(#[from] landlock::LandlockError),
+}
+
 /// Tries each namespace layer in a short-lived child and reports which the
 /// kernel grants (each with a user namespace, as a run would ask). The
 /// user namespace is tried first and named as the cause when it fails.
@@ -239,7 +249,7 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
             go_read
         }
     };
-    let setup = (|trees: Vec<OwnedFd>| -> Result<(), SysError> {
+    let setup = (|trees: Vec<OwnedFd>| -> Result<(), SetupError> {
         // 4. Die with the parent; no core dumps or ptrace; signals act again.
         sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
             "prctl(PR_SET_PDEATHSIG)".into()
@@ -268,8 +278,10 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         rlimits::apply()?;
         sys::close_fds_except(&[report_write.as_raw_fd()])?;
         sys::check(nix::unistd::setsid(), || "setsid()".into())?;
-        // 9. No capability in any set, and no way to gain one back.
-        privs::drop_all()
+        // 9. No capability in any set, no way to gain one back, and Landlock.
+        privs::drop_all()?;
+        landlock::restrict(policy, &rootfs::DEVICES)?;
+        Ok(())
     })(trees);
     // The parent learns the outcome: nothing (success) or the error.
     let mut report = std::fs::File::from(report_write);
