@@ -1,7 +1,7 @@
 //! User and group ids: who the sandboxed process is, inside and outside.
 //!
-//! The parent, still in the host's user namespace, writes the child's
-//! `setgroups` (`deny`), `uid_map` and `gid_map` (user_namespaces(7)).
+//! The sandboxed process writes its own `setgroups` (`deny`), `uid_map`
+//! and `gid_map` (user_namespaces(7)).
 //! Each map has one line: the id inside maps to the caller's own id
 //! outside, so files the guest creates in a read-write grant belong to the
 //! caller, and the guest has no other id to become.
@@ -127,6 +127,18 @@ pub fn user_namespace(map: &IdMap) -> Result<OwnedFd, SysError> {
             ns
         }
     }
+}
+
+/// Writes this process's own maps. A process that changed its ids is not
+/// dumpable, and then cannot open its own `/proc/self` files: it is made
+/// dumpable for the writes (the caller makes it non-dumpable again).
+pub fn write_own(map: &IdMap) -> Result<(), SysError> {
+    sys::check(nix::sys::prctl::set_dumpable(true), || {
+        "prctl(PR_SET_DUMPABLE, 1)".into()
+    })?;
+    write_file("/proc/self/setgroups", "deny\n")?;
+    write_file("/proc/self/uid_map", &map.uid_map())?;
+    write_file("/proc/self/gid_map", &map.gid_map())
 }
 
 fn write_file(path: &str, text: &str) -> Result<(), SysError> {

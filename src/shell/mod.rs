@@ -7,9 +7,9 @@
 //! of the new pid namespace — which then runs the engine. The parent stays
 //! in the host's namespaces, supervises, and exits with the child's status.
 //!
-//! One deviation from a plain `unshare`: the namespaces are created by a
-//! single `clone` (as bubblewrap does), so that the parent, still in the
-//! host's user namespace, writes the child's id maps.
+//! The namespaces are created by a single `clone` rather than `unshare`
+//! then `fork`, so that the parent stays in every namespace of the host
+//! (as bubblewrap's does); the child writes its own id maps.
 //! See namespaces(7), user_namespaces(7), pid_namespaces(7).
 
 mod idmap;
@@ -214,7 +214,7 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
     let (go_read, go_write) = sys::pipe()?;
     let signals = termination_signals();
     sys::check(signals.thread_block(), || "sigprocmask(SIG_BLOCK)".into())?;
-    // 2-3. One clone into the new namespaces; the parent writes the id maps and supervises.
+    // 2-3. One clone into the new namespaces; the parent supervises.
     let (isolation, fork) = match sys::clone(flags_of(&Layer::ALL)) {
         Ok(fork) => (
             Isolation {
@@ -232,16 +232,6 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
     let child = match fork {
         Fork::Parent(child) => {
             drop((report_write, go_read));
-            let mapped = if isolation.applied.contains(&Layer::User) {
-                idmap::write(child, &ids)
-            } else {
-                Ok(())
-            };
-            if let Err(err) = mapped {
-                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                return Err(err.into());
-            }
             supervise(child, go_write, report_read, &signals)
         }
         Fork::Child => {
@@ -255,11 +245,16 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
             "prctl(PR_SET_PDEATHSIG)".into()
         })?;
         wait_for_parent(child)?;
+        // 2. The id maps, written by the process itself: one id, its own.
+        if isolation.applied.contains(&Layer::User) {
+            idmap::write_own(&ids)?;
+        }
         sys::check(nix::sys::prctl::set_dumpable(false), || {
             "prctl(PR_SET_DUMPABLE, 0)".into()
         })?;
         sys::check(signals.thread_unblock(), || "sigprocmask(SIG_UNBLOCK)".into())?;
         sys::exit_on_termination_signals()?;
+
         // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
         if isolation.applied.contains(&Layer::Mount) {
             rootfs::apply(&rootfs::plan(policy, host_root), &trees)?;

@@ -92,6 +92,14 @@ pub enum MountOp {
         /// Where.
         target: PathBuf,
     },
+    /// Write `contents` to the file at `path` (a sysctl of the sandbox's
+    /// own namespaces, through its fresh procfs).
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What to write.
+        contents: String,
+    },
     /// Detach the mount at `target` and remove its directory.
     Detach {
         /// Where.
@@ -168,6 +176,12 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
     });
     ops.push(MountOp::Proc {
         target: "/proc".into(),
+    });
+    // No user namespace may be created inside the sandbox's, even once its
+    // capabilities are gone (user_namespaces(7): the limit is per namespace).
+    ops.push(MountOp::Write {
+        path: "/proc/sys/user/max_user_namespaces".into(),
+        contents: "0\n".into(),
     });
     for file in PROC_MASKED_FILES {
         ops.push(MountOp::Bind {
@@ -286,6 +300,9 @@ fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysErro
             ),
             || format!("mount(proc, {target:?}, MS_NOSUID|MS_NODEV|MS_NOEXEC)"),
         ),
+        MountOp::Write { path, contents } => {
+            std::fs::write(path, contents).map_err(|e| io_error("write", path, e))
+        }
         MountOp::Detach { target } => {
             check(nix::mount::umount2(target, MntFlags::MNT_DETACH), || {
                 format!("umount2({target:?}, MNT_DETACH)")
@@ -431,6 +448,24 @@ mod tests {
                 assert!(pivot < i && i < detach, "{op:?}");
             }
         }
+    }
+
+    #[test]
+    fn nested_user_namespaces_are_forbidden_before_proc_sys_is_read_only() {
+        let ops = plan(&Policy::default(), false);
+        let limit = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Write { path, contents } if path == Path::new("/proc/sys/user/max_user_namespaces") && contents == "0\n"))
+            .expect("max_user_namespaces is set");
+        let proc = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Proc { .. }))
+            .unwrap();
+        let sys_ro = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Bind { target, .. } if target == Path::new("/proc/sys")))
+            .unwrap();
+        assert!(proc < limit && limit < sys_ro);
     }
 
     #[test]

@@ -1,0 +1,207 @@
+//! The outer wall against native code: each attack runs in a fresh sandbox
+//! built by `wsandbox::shell::enter` — exactly what `wsandbox run` builds
+//! before the engine — as code an escape from wasmtime would run, and must
+//! fail. Attacks run as the caller and, when that is root, as nobody.
+//!
+//! A plain `main` (harness = false): the process must stay single-threaded
+//! to fork. It prints one line per attack and `N passed, M failed`.
+
+use nix::sched::CloneFlags;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use wsandbox::policy::{Access, DirGrant, Policy};
+use wsandbox::shell::sys::{self, Fork};
+
+/// What an attack may use: the granted directories and a host listener.
+struct Target {
+    ro: PathBuf,
+    rw: PathBuf,
+    port: u16,
+}
+
+/// An attack returns `Ok` when it was stopped, `Err(what happened)` when it
+/// got through.
+type Attack = fn(&Target) -> Result<(), String>;
+
+/// `Ok` when `result` is an error.
+fn refused<T: std::fmt::Debug, E>(what: &str, result: Result<T, E>) -> Result<(), String> {
+    match result {
+        Ok(value) => Err(format!("{what} succeeded: {value:?}")),
+        Err(_) => Ok(()),
+    }
+}
+
+const ATTACKS: &[(&str, Attack)] = &[
+    ("open /etc/passwd", |_| {
+        refused("open", std::fs::read("/etc/passwd"))
+    }),
+    ("list the root outside the grants", |_| {
+        refused("read_dir(/)", std::fs::read_dir("/"))
+    }),
+    ("read procfs outside the grants", |_| {
+        refused("read", std::fs::read("/proc/1/environ"))
+    }),
+    ("write into the read-only grant", |t| {
+        refused("create", std::fs::write(t.ro.join("new"), "x"))?;
+        refused("overwrite", std::fs::write(t.ro.join("file"), "x"))?;
+        refused("remove", std::fs::remove_file(t.ro.join("file")))
+    }),
+    ("write outside through the read-write grant", |t| {
+        refused("write ..", std::fs::write(t.rw.join("../escaped"), "x"))
+    }),
+    ("mount a tmpfs", |_| {
+        refused(
+            "mount",
+            nix::mount::mount(
+                Some("tmpfs"),
+                "/",
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                None::<&str>,
+            ),
+        )
+    }),
+    ("unshare a user namespace", |_| {
+        refused(
+            "unshare(CLONE_NEWUSER)",
+            nix::sched::unshare(CloneFlags::CLONE_NEWUSER),
+        )
+    }),
+    ("unshare a mount namespace", |_| {
+        refused(
+            "unshare(CLONE_NEWNS)",
+            nix::sched::unshare(CloneFlags::CLONE_NEWNS),
+        )
+    }),
+    ("chroot", |_| refused("chroot", nix::unistd::chroot("/dev"))),
+    ("pivot_root", |_| {
+        refused("pivot_root", nix::unistd::pivot_root("/", "/"))
+    }),
+    ("sethostname", |_| {
+        refused("sethostname", nix::unistd::sethostname("escaped"))
+    }),
+    ("connect to a host TCP listener", |t| {
+        refused("connect", std::net::TcpStream::connect(("127.0.0.1", t.port)))
+    }),
+    ("raise a resource limit", |_| {
+        use nix::sys::resource::{Resource, setrlimit};
+        refused(
+            "setrlimit(CORE)",
+            setrlimit(Resource::RLIMIT_CORE, 1 << 20, 1 << 20),
+        )
+    }),
+];
+
+/// Controls: what the sandbox must still allow, so the refusals above are
+/// not an artefact of a broken sandbox.
+const ALLOWED: &[(&str, Attack)] = &[
+    ("read the read-only grant", |t| {
+        std::fs::read_to_string(t.ro.join("file"))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }),
+    ("write the read-write grant", |t| {
+        let name = format!("written-by-{}", nix::unistd::getuid());
+        std::fs::write(t.rw.join(name), "ok").map_err(|e| e.to_string())
+    }),
+    ("write /dev/null", |_| {
+        std::fs::write("/dev/null", "x").map_err(|e| e.to_string())
+    }),
+];
+
+fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ro, rw) = (tmp.path().join("ro"), tmp.path().join("rw"));
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::create_dir(&rw).unwrap();
+    std::fs::write(ro.join("file"), "read me").unwrap();
+    for dir in [tmp.path(), &ro, &rw] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = Target {
+        ro: ro.canonicalize().unwrap(),
+        rw: rw.canonicalize().unwrap(),
+        port: listener.local_addr().unwrap().port(),
+    };
+    let callers: &[Option<u32>] = if nix::unistd::geteuid().is_root() {
+        &[None, Some(65534)]
+    } else {
+        println!("not root: attacks run as this user only");
+        &[None]
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for &caller in callers {
+        let who = caller.map_or("caller".to_string(), |uid| format!("uid {uid}"));
+        let cases = ATTACKS
+            .iter()
+            .map(|a| (a, true))
+            .chain(ALLOWED.iter().map(|a| (a, false)));
+        for ((name, attack), is_attack) in cases {
+            let ok = in_sandbox(&target, caller, *attack);
+            let verdict = if ok { "ok" } else { "FAILED" };
+            let kind = if is_attack { "stopped" } else { "allowed" };
+            println!("escape [{who}] {name}: {kind} ... {verdict}");
+            if ok { passed += 1 } else { failed += 1 }
+        }
+    }
+    // The host was not touched.
+    if tmp.path().join("escaped").exists() {
+        println!("escape: a file appeared outside the grants ... FAILED");
+        failed += 1;
+    }
+    println!("{passed} passed, {failed} failed");
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+/// Runs `attack` inside a new sandbox granting `ro` read-only and `rw`
+/// read-write, as `uid` (or the caller). `true` when the attack's result is
+/// the expected one.
+fn in_sandbox(target: &Target, uid: Option<u32>, attack: Attack) -> bool {
+    let _ = std::io::stdout().flush();
+    match sys::clone(CloneFlags::empty()).expect("fork") {
+        Fork::Parent(pid) => matches!(
+            nix::sys::wait::waitpid(pid, None),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
+        ),
+        Fork::Child => {
+            if let Some(uid) = uid {
+                let id = nix::unistd::Uid::from_raw(uid);
+                let gid = nix::unistd::Gid::from_raw(uid);
+                nix::unistd::setgroups(&[]).unwrap();
+                nix::unistd::setresgid(gid, gid, gid).unwrap();
+                nix::unistd::setresuid(id, id, id).unwrap();
+            }
+            let mut policy = Policy {
+                dirs: vec![
+                    grant(&target.ro, Access::ReadOnly),
+                    grant(&target.rw, Access::ReadWrite),
+                ],
+                ..Policy::default()
+            };
+            policy.resolve().unwrap();
+            // Returns in the sandboxed process only; its exit status comes
+            // back through the supervising parent.
+            if let Err(err) = wsandbox::shell::enter(&policy) {
+                eprintln!("cannot enter the sandbox: {err}");
+                sys::exit_now(125);
+            }
+            match attack(target) {
+                Ok(()) => sys::exit_now(0),
+                Err(what) => {
+                    eprintln!("    {what}");
+                    sys::exit_now(1)
+                }
+            }
+        }
+    }
+}
+
+fn grant(path: &Path, access: Access) -> DirGrant {
+    DirGrant {
+        host: path.to_path_buf(),
+        guest: path.display().to_string(),
+        access,
+    }
+}
