@@ -24,6 +24,22 @@ struct Target {
 /// got through.
 type Attack = fn(&Target) -> Result<(), String>;
 
+/// `Ok` when the raw system call `nr` fails with exactly `errno`: the
+/// answer of the seccomp filter, given before the kernel looks at any
+/// argument (all of them null or zero here).
+fn denied(nr: libc::c_long, args: [u64; 6], errno: i32) -> Result<(), String> {
+    // SAFETY: the arguments are integers and null pointers; a call that is
+    // not refused fails on them (EFAULT, EINVAL, EBADF) without touching
+    // this process's memory.
+    let ret = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3], args[4], args[5]) };
+    let got = nix::errno::Errno::last_raw();
+    match ret {
+        -1 if got == errno => Ok(()),
+        -1 => Err(format!("syscall {nr} failed with errno {got}, not {errno}")),
+        ok => Err(format!("syscall {nr} succeeded: {ok}")),
+    }
+}
+
 /// `Ok` when `result` is an error.
 fn refused<T: std::fmt::Debug, E>(what: &str, result: Result<T, E>) -> Result<(), String> {
     match result {
@@ -83,6 +99,80 @@ const ATTACKS: &[(&str, Attack)] = &[
     }),
     ("connect to a host TCP listener", |t| {
         refused("connect", std::net::TcpStream::connect(("127.0.0.1", t.port)))
+    }),
+    ("io_uring_setup", |_| {
+        denied(libc::SYS_io_uring_setup, [1, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("io_uring_enter", |_| {
+        denied(libc::SYS_io_uring_enter, [0, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("userfaultfd", |_| {
+        denied(libc::SYS_userfaultfd, [0; 6], libc::EPERM)
+    }),
+    ("bpf", |_| denied(libc::SYS_bpf, [0; 6], libc::EPERM)),
+    ("perf_event_open", |_| {
+        denied(
+            libc::SYS_perf_event_open,
+            [0, 0, u64::MAX, u64::MAX, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("ptrace", |_| {
+        denied(
+            libc::SYS_ptrace,
+            [libc::PTRACE_TRACEME as u64, 0, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("process_vm_readv", |_| {
+        denied(libc::SYS_process_vm_readv, [1, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("keyctl", |_| denied(libc::SYS_keyctl, [0; 6], libc::EPERM)),
+    ("add_key", |_| denied(libc::SYS_add_key, [0; 6], libc::EPERM)),
+    ("request_key", |_| {
+        denied(libc::SYS_request_key, [0; 6], libc::EPERM)
+    }),
+    ("setns", |_| {
+        denied(libc::SYS_setns, [0, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("umount2", |_| {
+        denied(libc::SYS_umount2, [0, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("kexec_load", |_| {
+        denied(libc::SYS_kexec_load, [0; 6], libc::EPERM)
+    }),
+    ("init_module", |_| {
+        denied(libc::SYS_init_module, [0; 6], libc::EPERM)
+    }),
+    ("finit_module", |_| {
+        denied(libc::SYS_finit_module, [0; 6], libc::EPERM)
+    }),
+    ("personality", |_| {
+        denied(libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("a TCP socket", |_| {
+        denied(
+            libc::SYS_socket,
+            [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("a unix socket", |_| {
+        denied(
+            libc::SYS_socket,
+            [libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("clone into a new user namespace", |_| {
+        let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
+        denied(libc::SYS_clone, [flags, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("clone3 (flags unreadable by a filter)", |_| {
+        denied(libc::SYS_clone3, [0; 6], libc::ENOSYS)
+    }),
+    ("push input into a terminal (TIOCSTI)", |_| {
+        denied(libc::SYS_ioctl, [0, libc::TIOCSTI, 0, 0, 0, 0], libc::EPERM)
     }),
     ("raise a resource limit", |_| {
         use nix::sys::resource::{Resource, setrlimit};

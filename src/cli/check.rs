@@ -37,22 +37,18 @@ impl CheckCommand {
                 );
             }
         }
-        // Lockdown layers: what the kernel offers. This version of wsandbox
-        // does not apply them yet, and says so.
+        // Lockdown layers: what the kernel offers (wsandbox applies both).
         let filters = std::fs::read_to_string("/proc/self/status")
             .is_ok_and(|status| status.lines().any(|l| l.starts_with("Seccomp_filters:")));
         match filters {
             true => println!(
-                "{:<8} supported by the kernel; not applied by this version",
+                "{:<8} available (an allow-list; other calls fail with EPERM)",
                 "seccomp"
             ),
             false => println!("{:<8} unavailable: the kernel has no seccomp filters", "seccomp"),
         }
         match shell::sys::landlock_abi() {
-            Ok(abi) => println!(
-                "{:<8} supported by the kernel (ABI {abi}); not applied by this version",
-                "landlock"
-            ),
+            Ok(abi) => println!("{:<8} available (ABI {abi})", "landlock"),
             Err(err) => println!("{:<8} unavailable: {err}", "landlock"),
         }
         Ok(if all_required {

@@ -17,6 +17,7 @@ mod landlock;
 mod privs;
 mod rlimits;
 mod rootfs;
+mod seccomp;
 pub mod sys;
 
 pub use idmap::IdMap;
@@ -273,9 +274,11 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         rlimits::apply()?;
         sys::close_fds_except(&[report_write.as_raw_fd()])?;
         sys::check(nix::unistd::setsid(), || "setsid()".into())?;
-        // 9. No capability in any set, no way to gain one back, and Landlock.
+        // 9. No capability in any set, no way to gain one back, Landlock...
         privs::drop_all()?;
         landlock::restrict(policy, &rootfs::DEVICES)?;
+        // ...and the syscall allow-list, last.
+        seccomp::install()?;
         Ok(())
     })(trees);
     // The parent learns the outcome: nothing (success) or the error.
