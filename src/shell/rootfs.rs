@@ -70,7 +70,7 @@ pub enum MountOp {
         file: bool,
     },
     /// Bind `source` at `target`, then remount it with the flags given
-    /// (keeping any the kernel has locked).
+    /// (keeping any the kernel has locked); no remount when they are empty.
     Bind {
         /// What to bind (a path under the old root).
         source: PathBuf,
@@ -167,7 +167,9 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
         ops.push(MountOp::Bind {
             source: under_old(Path::new(dev)),
             target: dev.into(),
-            flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            // No remount: the bind keeps devtmpfs's own flags (nosuid), and
+            // a character device cannot be executed.
+            flags: MsFlags::empty(),
         });
     }
     ops.push(MountOp::Create {
@@ -287,6 +289,9 @@ fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysErro
                 ),
                 || format!("mount({source:?}, {target:?}, MS_BIND|MS_REC)"),
             )?;
+            if flags.is_empty() {
+                return Ok(());
+            }
             remount(target, *flags)
         }
         MountOp::Attach { grant, target } => super::sys::attach(&trees[*grant], target),
