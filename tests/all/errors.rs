@@ -1,7 +1,7 @@
 //! Bad input, tried as a new user would: each gives one clear line on
 //! stderr and the exit code of DESIGN.md, never a panic.
 
-use crate::{Kind, both_kinds, output, run, s};
+use crate::{Kind, both_kinds, for_nobody, output, run, s};
 use std::fs;
 
 #[test]
@@ -133,12 +133,12 @@ fn runs_as_an_unprivileged_user() {
     let out = output(
         std::process::Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_wsandbox"))
+            .arg(for_nobody(env!("CARGO_BIN_EXE_wsandbox")))
             .args([
                 "run",
                 "--dir",
                 &grant,
-                wsandbox_guests::p1("fs"),
+                &for_nobody(wsandbox_guests::p1("fs")),
                 "write",
                 "/out/f",
                 "by nobody",

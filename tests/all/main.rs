@@ -108,3 +108,41 @@ impl Output {
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
+
+/// `path`, or a copy of it that uid 65534 can read and run. The tests run
+/// wsandbox and guests as nobody; a checkout under a private directory
+/// (such as `/root`) is out of nobody's reach, so such files are copied to
+/// a world-readable folder first.
+pub fn for_nobody(path: &str) -> String {
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Mutex, OnceLock};
+    if reachable_by_others(Path::new(path)) {
+        return path.to_owned();
+    }
+    static COPIES: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let mut copies = COPIES.get_or_init(Default::default).lock().unwrap();
+    if let Some(copy) = copies.get(path) {
+        return copy.clone();
+    }
+    let dir = std::env::temp_dir().join(format!("wsandbox-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join(format!(
+        "{}-{}",
+        copies.len(),
+        Path::new(path).file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::copy(path, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = copy.to_string_lossy().into_owned();
+    copies.insert(path.to_owned(), copy.clone());
+    copy
+}
+
+/// Whether others may search every directory above `path` and read it.
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
+    mode(path) & 0o004 != 0 && path.ancestors().skip(1).all(|dir| mode(dir) & 0o001 != 0)
+}

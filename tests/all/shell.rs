@@ -2,7 +2,7 @@
 //! namespaces, id maps, root, mounts, processes, hostname and network, and
 //! how it ends on signals — as root and as an unprivileged user.
 
-use crate::{Output, output, run, s};
+use crate::{Output, for_nobody, output, run, s};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -41,12 +41,20 @@ fn wsandbox_as(caller: Caller) -> Command {
         Caller::Nobody => {
             let mut cmd = Command::new("setpriv");
             cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(env!("CARGO_BIN_EXE_wsandbox"));
+                .arg(for_nobody(env!("CARGO_BIN_EXE_wsandbox")));
             cmd
         }
     };
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// The p1 guest `name`, where `caller` can read it.
+fn guest_for(caller: Caller, name: &str) -> String {
+    match caller {
+        Caller::Me => wsandbox_guests::p1(name).to_owned(),
+        Caller::Nobody => for_nobody(wsandbox_guests::p1(name)),
+    }
 }
 
 /// A running sandbox whose guest sleeps; killed when dropped.
@@ -62,7 +70,7 @@ impl Sandbox {
     /// the guest runs, so the wall is fully built.
     fn start(caller: Caller, options: &[&str]) -> Sandbox {
         let mut cmd = wsandbox_as(caller);
-        cmd.arg("run").args(options).arg(wsandbox_guests::p1("sleep"));
+        cmd.arg("run").args(options).arg(guest_for(caller, "sleep"));
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         Sandbox::spawn(cmd)
     }
@@ -510,7 +518,7 @@ fn the_callers_descriptors_do_not_reach_the_sandbox() {
         cmd.args(["-c", r#"exec 7</etc/hostname; exec "$@""#, "bash"]);
         let inner = wsandbox_as(caller);
         cmd.arg(inner.get_program()).args(inner.get_args());
-        cmd.args(["run", wsandbox_guests::p1("sleep")]);
+        cmd.args(["run", &guest_for(caller, "sleep")]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
