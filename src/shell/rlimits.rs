@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | `RLIMIT_CORE` | 0 | no core dump can leak the sandbox's memory |
 //! | `RLIMIT_NOFILE` | 1024 (or lower if the caller's is) | a guest cannot exhaust the host's file table |
-//! | `RLIMIT_FSIZE` | 16 GiB (or lower) | no single write fills the disk; an over-long write fails with `EFBIG` |
+//! | `RLIMIT_FSIZE` | 16 GiB (or lower) | no single file fills the disk; an over-long write fails with `EFBIG` (wasmtime-wasi makes that a trap: exit 134) |
 //!
 //! A limit is only ever lowered: if the caller's limit is already lower,
 //! it stays.

@@ -590,3 +590,35 @@ fn resource_limits_are_lowered() {
         "{size:?}"
     );
 }
+
+/// Past RLIMIT_FSIZE a write fails with EFBIG, which wasmtime-wasi turns
+/// into a trap that names it; SIGXFSZ does not kill the sandbox silently.
+/// The limit is lowered here with prlimit; wsandbox keeps a caller's lower
+/// limit.
+#[test]
+fn a_write_past_the_file_size_limit_fails_without_killing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grant = format!("{}::/out", s(tmp.path()));
+    let big = "x".repeat(8192);
+    let out = output(
+        Command::new("prlimit")
+            .arg("--fsize=4096")
+            .arg(env!("CARGO_BIN_EXE_wsandbox"))
+            .args([
+                "run",
+                "--dir",
+                &grant,
+                wsandbox_guests::p1("fs"),
+                "write",
+                "/out/big",
+                &big,
+            ])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(134), "{out:#?}");
+    assert!(out.stderr.contains("File too large"), "{out:#?}");
+    let written = std::fs::metadata(tmp.path().join("big"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(written <= 4096, "{written} bytes written past the limit");
+}
