@@ -145,9 +145,6 @@ pub enum ShellError {
         /// The layers the kernel refused.
         missing: Vec<LayerStatus>,
     },
-    /// Setting up inside the sandbox failed; the child's own message.
-    #[error("{0}")]
-    Child(String),
 }
 
 /// A step inside the sandbox failed; its message goes to the parent.
@@ -234,7 +231,7 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
             (isolation, fork)
         }
     };
-    let child = match fork {
+    let go = match fork {
         Fork::Parent(child) => {
             drop((report_write, go_read));
             supervise(child, go_write, report_read, &signals)
@@ -249,8 +246,8 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
             "prctl(PR_SET_PDEATHSIG)".into()
         })?;
-        wait_for_parent(child)?;
-        // 2. The id maps, written by the process itself: one id, its own.
+        wait_for_parent(go)?;
+        // (2.) The id maps, written by the process itself: one id, its own.
         if isolation.applied.contains(&Layer::User) {
             idmap::write_own(&ids)?;
         }
@@ -259,7 +256,6 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         })?;
         sys::check(signals.thread_unblock(), || "sigprocmask(SIG_UNBLOCK)".into())?;
         sys::exit_on_termination_signals()?;
-
         // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
         if isolation.applied.contains(&Layer::Mount) {
             rootfs::apply(&rootfs::plan(policy, host_root), &trees)?;
