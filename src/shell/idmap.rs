@@ -117,10 +117,7 @@ pub fn user_namespace(map: &IdMap) -> Result<OwnedFd, SysError> {
                 let path = format!("/proc/{pid}/ns/user");
                 std::fs::File::open(&path)
                     .map(OwnedFd::from)
-                    .map_err(|e| SysError {
-                        call: format!("open({path:?})"),
-                        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-                    })
+                    .map_err(|e| SysError::io(format!("open({path:?})"), &e))
             });
             drop(hold_write);
             let _ = nix::sys::wait::waitpid(pid, None);
@@ -142,10 +139,8 @@ pub fn write_own(map: &IdMap) -> Result<(), SysError> {
 }
 
 fn write_file(path: &str, text: &str) -> Result<(), SysError> {
-    std::fs::write(path, text).map_err(|e| SysError {
-        call: format!("write({path:?}, {:?})", text.trim_end()),
-        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    })
+    std::fs::write(path, text)
+        .map_err(|e| SysError::io(format!("write({path:?}, {:?})", text.trim_end()), &e))
 }
 
 #[cfg(test)]

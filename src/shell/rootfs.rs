@@ -349,10 +349,7 @@ fn remount(target: &Path, flags: MsFlags) -> Result<(), SysError> {
 }
 
 fn io_error(call: &str, path: &Path, e: std::io::Error) -> SysError {
-    SysError {
-        call: format!("{call}({path:?})"),
-        errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    }
+    SysError::io(format!("{call}({path:?})"), &e)
 }
 
 #[cfg(test)]

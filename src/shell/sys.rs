@@ -23,6 +23,16 @@ impl fmt::Display for SysError {
 
 impl std::error::Error for SysError {}
 
+impl SysError {
+    /// A failed file operation of std, as the call it made.
+    pub fn io(call: String, e: &std::io::Error) -> SysError {
+        SysError {
+            call,
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        }
+    }
+}
+
 /// Attaches the call's description to a nix result.
 pub fn check<T>(result: nix::Result<T>, call: impl FnOnce() -> String) -> Result<T, SysError> {
     result.map_err(|errno| SysError { call: call(), errno })
