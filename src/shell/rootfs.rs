@@ -21,7 +21,8 @@ pub const OLD_ROOT: &str = "/oldroot";
 
 /// Device nodes the sandbox gets, bound from the host's.
 pub const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];
-/// Files of procfs that reveal the host: hidden under `/dev/null`.
+/// Files of procfs that reveal the host: hidden under `/dev/null`, as
+/// crun and runc do (reads find nothing; writes go nowhere).
 const PROC_MASKED_FILES: [&str; 5] = [
     "/proc/kcore",
     "/proc/keys",
@@ -31,15 +32,6 @@ const PROC_MASKED_FILES: [&str; 5] = [
 ];
 /// Directories of procfs that reveal the host: hidden under an empty tmpfs.
 const PROC_MASKED_DIRS: [&str; 2] = ["/proc/acpi", "/proc/scsi"];
-/// Parts of procfs that may be read but never written.
-const PROC_READ_ONLY: [&str; 6] = [
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-    "/proc/irq",
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/asound",
-];
 
 /// One step of building the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +97,13 @@ pub enum MountOp {
         /// Where.
         target: PathBuf,
     },
-    /// Remount the root itself read-only.
-    RootReadOnly,
+    /// Remount the mount at `target` with `flags` added to those it has.
+    Remount {
+        /// Which mount.
+        target: PathBuf,
+        /// `MS_RDONLY` and friends.
+        flags: MsFlags,
+    },
 }
 
 /// Where a granted host directory appears inside the sandbox: at its own
@@ -185,11 +182,17 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
         path: "/proc/sys/user/max_user_namespaces".into(),
         contents: "0\n".into(),
     });
+    // Then all of procfs read-only: no sysctl, no /proc/self/* knob, no
+    // sysrq-trigger can be written from inside.
+    ops.push(MountOp::Remount {
+        target: "/proc".into(),
+        flags: safe | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+    });
     for file in PROC_MASKED_FILES {
         ops.push(MountOp::Bind {
             source: "/dev/null".into(),
             target: file.into(),
-            flags: safe | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+            flags: MsFlags::empty(),
         });
     }
     for dir in PROC_MASKED_DIRS {
@@ -199,15 +202,11 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
             read_only: true,
         });
     }
-    for path in PROC_READ_ONLY {
-        ops.push(MountOp::Bind {
-            source: path.into(),
-            target: path.into(),
-            flags: safe | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
-        });
-    }
     ops.push(MountOp::Detach { target: old });
-    ops.push(MountOp::RootReadOnly);
+    ops.push(MountOp::Remount {
+        target: "/".into(),
+        flags: safe | MsFlags::MS_RDONLY,
+    });
     ops
 }
 
@@ -314,10 +313,7 @@ fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysErro
             })?;
             std::fs::remove_dir(target).map_err(|e| io_error("rmdir", target, e))
         }
-        MountOp::RootReadOnly => remount(
-            Path::new("/"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        ),
+        MountOp::Remount { target, flags } => remount(target, *flags),
     }
 }
 
@@ -396,7 +392,13 @@ mod tests {
                 target: OLD_ROOT.into()
             }
         );
-        assert_eq!(ops[ops.len() - 1], MountOp::RootReadOnly);
+        assert_eq!(
+            ops[ops.len() - 1],
+            MountOp::Remount {
+                target: "/".into(),
+                flags: MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
+            }
+        );
     }
 
     #[test]
@@ -453,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn nested_user_namespaces_are_forbidden_before_proc_sys_is_read_only() {
+    fn nested_user_namespaces_are_forbidden_before_proc_is_read_only() {
         let ops = plan(&Policy::default(), false);
         let limit = ops
             .iter()
@@ -463,11 +465,11 @@ mod tests {
             .iter()
             .position(|op| matches!(op, MountOp::Proc { .. }))
             .unwrap();
-        let sys_ro = ops
+        let proc_ro = ops
             .iter()
-            .position(|op| matches!(op, MountOp::Bind { target, .. } if target == Path::new("/proc/sys")))
+            .position(|op| matches!(op, MountOp::Remount { target, flags } if target == Path::new("/proc") && flags.contains(MsFlags::MS_RDONLY)))
             .unwrap();
-        assert!(proc < limit && limit < sys_ro);
+        assert!(proc < limit && limit < proc_ro);
     }
 
     #[test]
@@ -488,25 +490,23 @@ mod tests {
     }
 
     #[test]
-    fn proc_is_fresh_with_host_secrets_masked_and_sys_read_only() {
+    fn proc_is_fresh_read_only_with_host_secrets_masked() {
         let ops = plan(&Policy::default(), false);
-        assert!(ops.contains(&MountOp::Proc {
-            target: "/proc".into()
-        }));
-        let binds = binds(&ops);
-        for masked in ["/proc/kcore", "/proc/keys"] {
+        let at = |want: &MountOp| ops.iter().position(|op| op == want).unwrap();
+        let proc = at(&MountOp::Proc {
+            target: "/proc".into(),
+        });
+        let read_only = at(&MountOp::Remount {
+            target: "/proc".into(),
+            flags: MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        });
+        assert!(proc < read_only);
+        for masked in ["/proc/kcore", "/proc/keys", "/proc/timer_list"] {
             assert!(
-                binds
+                binds(&ops)
                     .iter()
-                    .any(|(s, t, f)| s == "/dev/null" && t == masked && f.contains(MsFlags::MS_RDONLY))
-            );
-        }
-        for ro in ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"] {
-            assert!(
-                binds
-                    .iter()
-                    .any(|(s, t, f)| s == ro && t == ro && f.contains(MsFlags::MS_RDONLY)),
-                "{ro}"
+                    .any(|(s, t, _)| s == "/dev/null" && t == masked),
+                "{masked}"
             );
         }
     }

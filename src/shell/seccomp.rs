@@ -16,37 +16,211 @@
 //!
 //! Installed last of all the layers, after `no_new_privs`; the engine's
 //! threads, created later, inherit it. The list itself is in
-//! `seccomp_list.rs`, compiled to BPF at build time.
+//! `seccomp_list.rs`, compiled to BPF at build time into one program: a
+//! binary search over the syscalls decided by number, then seccompiler's
+//! code for the rules with conditions (see `seccomp_list::program`).
 
 use super::sys::SysError;
 
-/// The filters, compiled to BPF by the build script from
-/// `seccomp_list.rs`: `CLONE3_FILTER`, then `ALLOW_LIST`.
+/// The filter, compiled to BPF by the build script from `seccomp_list.rs`.
 mod bpf {
     include!(concat!(env!("OUT_DIR"), "/seccomp_bpf.rs"));
 }
 
-/// Installs the two filters on this thread (and so on every thread it
-/// creates), in their order.
+/// Installs the filter on this thread (and so on every thread it creates).
 pub fn install() -> Result<(), SysError> {
-    for program in [&bpf::CLONE3_FILTER[..], &bpf::ALLOW_LIST[..]] {
-        seccompiler::apply_filter(program).map_err(|_| SysError {
-            call: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
-            errno: nix::errno::Errno::last(),
-        })?;
-    }
-    Ok(())
+    seccompiler::apply_filter(&bpf::FILTER).map_err(|_| SysError {
+        call: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
+        errno: nix::errno::Errno::last(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::seccomp_list;
+    use seccompiler::sock_filter;
+
+    const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+    const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
+    const KILL_PROCESS: u32 = 0x8000_0000;
+    const ALLOW: u32 = 0x7fff_0000;
+    const ERRNO: u32 = 0x0005_0000;
+
+    /// A classic-BPF interpreter for the instructions seccompiler and the
+    /// search use, over a `seccomp_data`; returns the action and how many
+    /// instructions ran.
+    fn run(program: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
+        let word = |offset: u32| -> u32 {
+            match offset {
+                0 => nr,
+                4 => arch,
+                8 | 12 => 0,
+                o @ 16..=63 => {
+                    let arg = args[((o - 16) / 8) as usize];
+                    if (o - 16) % 8 == 0 {
+                        arg as u32
+                    } else {
+                        (arg >> 32) as u32
+                    }
+                }
+                o => panic!("load from offset {o}"),
+            }
+        };
+        let (mut pc, mut acc, mut steps) = (0usize, 0u32, 0usize);
+        loop {
+            let i = program[pc].clone();
+            steps += 1;
+            pc += 1;
+            let branch = |taken: bool| if taken { i.jt as usize } else { i.jf as usize };
+            match i.code {
+                0x20 => acc = word(i.k),              // ld w abs
+                0x54 => acc &= i.k,                   // alu and k
+                0x05 => pc += i.k as usize,           // ja
+                0x15 => pc += branch(acc == i.k),     // jeq k
+                0x25 => pc += branch(acc > i.k),      // jgt k
+                0x35 => pc += branch(acc >= i.k),     // jge k
+                0x45 => pc += branch(acc & i.k != 0), // jset k
+                0x06 => return (i.k, steps),          // ret k
+                code => panic!("instruction {code:#x}"),
+            }
+        }
+    }
+
+    /// The kernel's answer for several filters: the strictest action.
+    fn strictest(actions: impl Iterator<Item = u32>) -> u32 {
+        actions.min_by_key(|&a| (a & 0xffff_0000) as i32).unwrap()
+    }
+
+    fn cases() -> Vec<(u32, u32, [u64; 6])> {
+        let mut cases = Vec::new();
+        let ns = [
+            0u64,
+            libc::CLONE_NEWUSER as u64,
+            libc::CLONE_NEWNET as u64,
+            0x11 | libc::CLONE_NEWNS as u64,
+        ];
+        let arg_sets: Vec<[u64; 6]> = ns
+            .iter()
+            .map(|&f| {
+                [
+                    f | libc::CLONE_VM as u64 | libc::CLONE_THREAD as u64,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ]
+            })
+            .chain(
+                [
+                    libc::TIOCSTI,
+                    libc::TIOCLINUX,
+                    libc::TCGETS,
+                    libc::FIONREAD,
+                    0x1_0000_0000 | libc::TIOCSTI,
+                ]
+                .iter()
+                .map(|&cmd| [1, cmd, 0, 0, 0, 0]),
+            )
+            .collect();
+        for nr in (0..600).chain([0x4000_0000, 0x4000_0001, 0x4000_0038, 0x4000_0200, u32::MAX]) {
+            for arch in [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386] {
+                for args in &arg_sets {
+                    cases.push((arch, nr, *args));
+                }
+            }
+        }
+        cases
+    }
 
     #[test]
-    fn the_built_filters_are_the_list_compiled() {
-        let [clone3, allow_list] = super::super::seccomp_list::filters(std::env::consts::ARCH).unwrap();
-        assert_eq!(clone3, bpf::CLONE3_FILTER);
-        assert_eq!(allow_list, bpf::ALLOW_LIST);
-        assert!(allow_list.len() > 100, "{} instructions", allow_list.len());
+    fn the_built_filter_is_the_list_compiled() {
+        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
+        assert_eq!(program, super::bpf::FILTER);
+    }
+
+    #[test]
+    fn the_search_answers_every_call_as_seccompiler_alone_does() {
+        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
+        let reference = seccomp_list::reference(std::env::consts::ARCH).unwrap();
+        for (arch, nr, args) in cases() {
+            let (got, _) = run(&program, arch, nr, args);
+            let want = strictest(reference.iter().map(|p| run(p, arch, nr, args).0));
+            assert_eq!(got, want, "arch {arch:#x} nr {nr} args {args:x?}");
+        }
+    }
+
+    #[test]
+    fn the_documented_answers() {
+        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
+        let answer = |nr: libc::c_long, args: [u64; 6]| run(&program, AUDIT_ARCH_X86_64, nr as u32, args).0;
+        let none = [0; 6];
+        assert_eq!(answer(libc::SYS_read, none), ALLOW);
+        assert_eq!(answer(libc::SYS_clone3, none), ERRNO | libc::ENOSYS as u32);
+        for refused in [
+            libc::SYS_io_uring_setup,
+            libc::SYS_userfaultfd,
+            libc::SYS_bpf,
+            libc::SYS_perf_event_open,
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_keyctl,
+            libc::SYS_mount,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_kexec_load,
+            libc::SYS_init_module,
+            libc::SYS_personality,
+            libc::SYS_socket,
+        ] {
+            assert_eq!(
+                answer(refused, none),
+                ERRNO | libc::EPERM as u32,
+                "syscall {refused}"
+            );
+        }
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD) as u64;
+        assert_eq!(answer(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), ALLOW);
+        assert_eq!(
+            answer(
+                libc::SYS_clone,
+                [thread | libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]
+            ),
+            ERRNO | libc::EPERM as u32
+        );
+        assert_eq!(
+            answer(libc::SYS_ioctl, [1, libc::TIOCSTI, 0, 0, 0, 0]),
+            ERRNO | libc::EPERM as u32
+        );
+        assert_eq!(
+            answer(libc::SYS_ioctl, [1, libc::TCGETS, 0, 0, 0, 0]),
+            ALLOW
+        );
+        assert_eq!(run(&program, AUDIT_ARCH_I386, 3, none).0, KILL_PROCESS);
+        assert_eq!(
+            answer(0x4000_0000 | libc::SYS_read, none),
+            ERRNO | libc::EPERM as u32,
+            "x32"
+        );
+    }
+
+    /// The kernel runs the filter once per syscall number when it is
+    /// installed (its action cache), and on every call that is not cached:
+    /// no number may take more than a short walk.
+    #[test]
+    fn every_call_is_settled_in_a_few_steps() {
+        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
+        let [_, linear] = seccomp_list::reference(std::env::consts::ARCH).unwrap();
+        let longest = |p: &[sock_filter]| {
+            (0..600)
+                .map(|nr| run(p, AUDIT_ARCH_X86_64, nr, [0; 6]).1)
+                .max()
+                .unwrap()
+        };
+        let (tree, chain) = (longest(&program), longest(&linear));
+        assert!(
+            tree <= 40 && chain > 4 * tree,
+            "search: {tree} steps, linear chain: {chain}"
+        );
     }
 }
