@@ -43,3 +43,15 @@ impl Error {
         }
     }
 }
+
+/// `err` with its causes (`{:#}`) on one line: wasmtime's messages may span
+/// several (a value printed with `{:#?}`), and every failure of wsandbox's
+/// is one line.
+pub(crate) fn one_line(err: &dyn std::fmt::Display) -> String {
+    let text = format!("{err:#}");
+    if text.contains('\n') {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        text
+    }
+}

@@ -27,14 +27,18 @@ impl WasiView for Host {
 pub(super) fn run(engine: &Engine, module: &Module, mut wasi: WasiCtxBuilder) -> Result<Outcome, Error> {
     let component = Component::new(engine, &module.bytes).map_err(|e| invalid(module, e))?;
     let mut linker: Linker<Host> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| Error::Engine(crate::error::one_line(&e)))?;
     let pre = linker
         .instantiate_pre(&component)
-        .map_err(|e| unrunnable(module, format!("{e:#}")))?;
+        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))?;
     let pre = CommandPre::new(pre).map_err(|e| {
         unrunnable(
             module,
-            format!("no entry point: the component does not export `wasi:cli/run` ({e:#})"),
+            format!(
+                "no entry point: the component does not export `wasi:cli/run` ({})",
+                crate::error::one_line(&e)
+            ),
         )
     })?;
     let host = Host {

@@ -17,10 +17,10 @@ pub(super) fn run(engine: &Engine, module: &Module, mut wasi: WasiCtxBuilder) ->
     }
     let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)
-        .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        .map_err(|e| Error::Engine(crate::error::one_line(&e)))?;
     let pre = linker
         .instantiate_pre(&compiled)
-        .map_err(|e| unrunnable(module, format!("{e:#}")))?;
+        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))?;
     let mut store = Store::new(engine, wasi.build_p1());
     let ended = pre.instantiate(&mut store).and_then(|instance| {
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;

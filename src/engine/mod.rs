@@ -30,19 +30,30 @@ pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Outcome,
     }
 }
 
+/// Compiles `module` with the engine `run` uses, without running it: an
+/// error means `run` would refuse it as invalid.
+pub fn check(module: &Module) -> Result<(), Error> {
+    let engine = new_engine()?;
+    match module.kind {
+        ModuleKind::Core => wasmtime::Module::new(&engine, &module.bytes).map(drop),
+        ModuleKind::Component => wasmtime::component::Component::new(&engine, &module.bytes).map(drop),
+    }
+    .map_err(|e| invalid(module, e))
+}
+
 /// The engine every command shares: Cranelift, wasm backtraces without
 /// DWARF details.
 fn new_engine() -> Result<wasmtime::Engine, Error> {
     let mut config = wasmtime::Config::new();
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
-    wasmtime::Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))
+    wasmtime::Engine::new(&config).map_err(|e| Error::Engine(crate::error::one_line(&e)))
 }
 
 /// An error about `module`'s contents.
 fn invalid(module: &Module, err: wasmtime::Error) -> Error {
     ModuleError::Invalid {
         path: module.path.clone(),
-        reason: format!("{err:#}"),
+        reason: crate::error::one_line(&err),
     }
     .into()
 }

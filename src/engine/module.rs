@@ -96,7 +96,7 @@ impl Module {
             match wat::parse_bytes(&bytes) {
                 Ok(Cow::Borrowed(_)) => bytes,
                 Ok(Cow::Owned(binary)) => binary,
-                Err(e) => return Err(invalid(one_line(&e.to_string()))),
+                Err(e) => return Err(invalid(wat_error_line(&e.to_string()))),
             }
         } else {
             return Err(invalid(
@@ -144,13 +144,17 @@ fn looks_like_text(path: &Path, bytes: &[u8]) -> bool {
     start.starts_with('(') || start.starts_with(";;")
 }
 
-/// The first line of a multi-line message (wat errors quote the source).
-fn one_line(message: &str) -> String {
+/// A wat error, which quotes the source over several lines, as one line
+/// with its location (`line:column`).
+fn wat_error_line(message: &str) -> String {
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("unknown error").to_owned();
     // wat puts the location on the second line: ` --> file:line:col`.
     match lines.next() {
-        Some(loc) if loc.starts_with("-->") => format!("{first} (at {})", loc[3..].trim()),
+        Some(loc) if loc.starts_with("-->") => {
+            let loc = loc[3..].trim();
+            format!("{first} (at {})", loc.strip_prefix("<anon>:").unwrap_or(loc))
+        }
         _ => first,
     }
 }

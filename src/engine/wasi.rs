@@ -23,7 +23,7 @@ pub(crate) fn builder(policy: &Policy, args: &[String]) -> Result<WasiCtxBuilder
             .map_err(|e| crate::policy::PolicyError::BadDir {
                 flag: dir.access.flag(),
                 host: dir.host.clone(),
-                reason: format!("cannot open: {e:#}"),
+                reason: format!("cannot open: {}", crate::error::one_line(&e)),
             })?;
     }
     Ok(wasi)

@@ -192,10 +192,7 @@ mod tests {
             answer(libc::SYS_ioctl, [1, libc::TIOCSTI, 0, 0, 0, 0]),
             ERRNO | libc::EPERM as u32
         );
-        assert_eq!(
-            answer(libc::SYS_ioctl, [1, libc::TCGETS, 0, 0, 0, 0]),
-            ALLOW
-        );
+        assert_eq!(answer(libc::SYS_ioctl, [1, libc::TCGETS, 0, 0, 0, 0]), ALLOW);
         assert_eq!(run(&program, AUDIT_ARCH_I386, 3, none).0, KILL_PROCESS);
         assert_eq!(
             answer(0x4000_0000 | libc::SYS_read, none),

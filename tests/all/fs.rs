@@ -1,7 +1,7 @@
 //! Preopened directories: `--dir` grants everything inside, `--ro-dir`
 //! grants reading only, and no path, link or rename leads out of either.
 
-use crate::{Kind, Output, both_kinds, run, s};
+use crate::{Kind, Output, bare_run, both_kinds, output, run, s};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -14,10 +14,30 @@ both_kinds!(
     no_path_leads_out_of_a_preopen,
     symlinks_out_of_a_preopen_are_not_followed,
     nothing_is_visible_without_a_preopen,
+    a_link_swapped_in_while_the_guest_reads_leads_nowhere,
 );
 
-/// Runs the `fs` guest with `grant` (e.g. `--dir HOST::/box`) and `op`.
+/// Runs the `fs` guest with `grant` (e.g. `--dir HOST::/box`) and `op`,
+/// first on the engine alone (no outer wall), then with both walls: each
+/// answer must be the same, so every check here holds for WASI by itself.
 fn fs_op(kind: Kind, grant: &[&str], op: &[&str]) -> Output {
+    let mut args = vec!["run"];
+    args.extend_from_slice(grant);
+    args.push(kind.guest("fs"));
+    args.extend_from_slice(op);
+    let alone = output(bare_run().args(&args[1..]));
+    let walled = run(&args);
+    assert_eq!(
+        (alone.code, &alone.stdout, &alone.stderr),
+        (walled.code, &walled.stdout, &walled.stderr),
+        "{op:?}: the inner wall alone (left) and both walls (right) differ"
+    );
+    walled
+}
+
+/// [`fs_op`] with both walls only, for operations that change the host (a
+/// second run would find them done).
+fn fs_op_once(kind: Kind, grant: &[&str], op: &[&str]) -> Output {
     let mut args = vec!["run"];
     args.extend_from_slice(grant);
     args.push(kind.guest("fs"));
@@ -58,7 +78,7 @@ fn read_write_dir_allows_every_operation(kind: Kind) {
     fs::write(host.join("a.txt"), "alpha").unwrap();
     fs::create_dir(host.join("empty")).unwrap();
     let grant = format!("{}::/box", s(host));
-    let op = |op: &[&str]| fs_op(kind, &["--dir", &grant], op);
+    let op = |op: &[&str]| fs_op_once(kind, &["--dir", &grant], op);
 
     assert_eq!(op(&["read", "/box/a.txt"]).assert_code(0).stdout, "alpha");
     assert_eq!(op(&["ls", "/box"]).assert_code(0).stdout, "a.txt\nempty\n");
@@ -228,7 +248,7 @@ fn symlinks_out_of_a_preopen_are_not_followed(kind: Kind) {
 
     // A hard link to a link is a second link (linkat does not follow it),
     // which leads nowhere either.
-    let linked = op(&["link", "/box/rel", "/box/hard"]);
+    let linked = fs_op_once(kind, &["--dir", &grant], &["link", "/box/rel", "/box/hard"]);
     assert!(linked.code == Some(0) || linked.code == Some(1), "{linked:#?}");
     assert_refused(&op(&["read", "/box/hard"]), &["read", "/box/hard"]);
 
@@ -237,7 +257,7 @@ fn symlinks_out_of_a_preopen_are_not_followed(kind: Kind) {
         ("/etc/passwd", "/box/planted-abs"),
         ("../secret.txt", "/box/planted-rel"),
     ] {
-        let planted = op(&["symlink", target, link]);
+        let planted = fs_op_once(kind, &["--dir", &grant], &["symlink", target, link]);
         let read = op(&["read", link]);
         assert_refused(&read, &["read", link]);
         assert!(planted.code == Some(0) || planted.code == Some(1), "{planted:#?}");
@@ -252,4 +272,81 @@ fn nothing_is_visible_without_a_preopen(kind: Kind) {
     let write = ["write", "/tmp/wsandbox-should-not-exist", "x"];
     assert_refused(&fs_op(kind, &[], &write), &write);
     assert!(!Path::new("/tmp/wsandbox-should-not-exist").exists());
+}
+
+/// A host process swaps a directory of the grant with a link out of it,
+/// again and again, while the guest reads a file through it (check and use
+/// race): every read finds the file inside or fails; none reads the one
+/// outside. On the engine alone and with both walls.
+fn a_link_swapped_in_while_the_guest_reads_leads_nowhere(kind: Kind) {
+    use std::ffi::CString;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let e = Escape::new();
+    let b = e.root.join("box");
+    fs::write(b.join("sub/f"), "inside").unwrap();
+    fs::write(e.root.join("outside/f"), "SECRET").unwrap();
+    symlink("../outside", b.join("alt")).unwrap();
+    let grant = e.grant();
+    let args = [
+        "--dir",
+        &grant,
+        kind.guest("fs"),
+        "read-many",
+        "/box/sub/f",
+        "3000",
+    ];
+    for walled in [false, true] {
+        let (mut inside, mut refused) = (0, 0);
+        for _attempt in 0..5 {
+            let stop = AtomicBool::new(false);
+            let out = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let sub = CString::new(s(&b.join("sub"))).unwrap();
+                    let alt = CString::new(s(&b.join("alt"))).unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        // SAFETY: two valid paths; RENAME_EXCHANGE swaps them atomically.
+                        let swapped = unsafe {
+                            libc::renameat2(
+                                libc::AT_FDCWD,
+                                sub.as_ptr(),
+                                libc::AT_FDCWD,
+                                alt.as_ptr(),
+                                libc::RENAME_EXCHANGE,
+                            )
+                        };
+                        assert_eq!(swapped, 0, "renameat2: {}", std::io::Error::last_os_error());
+                    }
+                });
+                let out = if walled {
+                    run(&[&["run"][..], &args].concat())
+                } else {
+                    output(bare_run().args(args))
+                };
+                stop.store(true, Ordering::Relaxed);
+                out
+            });
+            out.assert_code(0);
+            assert!(
+                !out.stdout.contains("SECRET"),
+                "walled: {walled}: read through the swapped link"
+            );
+            for line in out.stdout.lines() {
+                match line {
+                    "inside" => inside += 1,
+                    l if l.starts_with("error: ") => refused += 1,
+                    other => panic!("unexpected line {other:?}"),
+                }
+            }
+            // Keep going until the race was really run: reads that found the
+            // directory and reads that met the link.
+            if inside > 0 && refused > 0 {
+                break;
+            }
+        }
+        assert!(
+            inside > 0 && refused > 0,
+            "walled: {walled}: the swap never raced ({inside} inside, {refused} refused)"
+        );
+    }
+    assert_eq!(fs::read_to_string(e.root.join("outside/f")).unwrap(), "SECRET");
 }

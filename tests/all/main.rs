@@ -3,6 +3,8 @@
 
 mod errors;
 mod fs;
+mod fuzz;
+mod hostile;
 mod run;
 mod shell;
 
@@ -61,6 +63,23 @@ pub struct Output {
 /// for `PATH`.
 pub fn wsandbox() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsandbox"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// The engine alone, without the outer wall (`examples/bare_run.rs`,
+/// which `cargo test` builds next to this test binary): the inner wall's
+/// tests run through it too, so that each wall is shown to hold alone.
+pub fn bare_run() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let bare = profile_dir.join("examples").join("bare_run");
+    assert!(
+        bare.exists(),
+        "{} is missing: run the tests through `cargo test`, which builds the examples",
+        bare.display()
+    );
+    let mut cmd = Command::new(bare);
     cmd.stdin(Stdio::null());
     cmd
 }

@@ -57,9 +57,17 @@ fn run(args: &[&str]) -> std::io::Result<String> {
         ["link", from, to] => fs::hard_link(from, to).map(ok),
         ["readlink", path] => fs::read_link(path).map(|p| format!("{}\n", p.display())),
         ["exists", path] => Ok(format!("{}\n", fs::metadata(path).is_ok())),
+        // Reads `path` `times` times; one line per attempt: its contents,
+        // or `error: <kind>` (for races against a host that swaps links).
+        ["read-many", path, times] => Ok((0..times.parse().unwrap_or(0))
+            .map(|_| match fs::read_to_string(path) {
+                Ok(text) => format!("{text}\n"),
+                Err(e) => format!("error: {:?}\n", e.kind()),
+            })
+            .collect()),
         _ => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            "usage: fs read|write|append|ls|mkdir|rm|rmdir|rename|truncate|set-times|symlink|link|readlink|exists ARGS",
+            "usage: fs read|write|append|ls|mkdir|rm|rmdir|rename|truncate|set-times|symlink|link|readlink|exists|read-many ARGS",
         )),
     }
 }
