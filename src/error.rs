@@ -31,13 +31,16 @@ pub enum Error {
     /// The engine could not be set up.
     #[error("cannot set up the engine: {0}")]
     Engine(String),
+    /// The report file cannot be written.
+    #[error("{0}")]
+    Report(String),
 }
 
 impl Error {
     /// The exit code DESIGN.md assigns to this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Policy(_) | Error::Shell(_) | Error::Engine(_) => EXIT_SANDBOX_FAILED,
+            Error::Policy(_) | Error::Shell(_) | Error::Engine(_) | Error::Report(_) => EXIT_SANDBOX_FAILED,
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,
         }

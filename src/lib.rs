@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod error;
 pub mod policy;
+pub mod report;
 pub mod shell;
 
 pub use error::Error;

@@ -26,6 +26,10 @@ pub struct Policy {
     /// Run with the isolation layers the kernel grants, listing the missing
     /// ones, instead of failing.
     pub allow_degraded: bool,
+    /// Keep the caller's session and controlling terminal (no `setsid`),
+    /// for interactive guests; pushing input into the terminal (`TIOCSTI`,
+    /// `TIOCLINUX`) stays refused by the seccomp filter.
+    pub keep_terminal: bool,
 }
 
 /// The hostname a sandbox gets unless the policy names one.
@@ -40,6 +44,7 @@ impl Default for Policy {
             uid: None,
             gid: None,
             allow_degraded: false,
+            keep_terminal: false,
         }
     }
 }

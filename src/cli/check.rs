@@ -51,6 +51,15 @@ impl CheckCommand {
             Ok(abi) => println!("{:<8} available (ABI {abi})", "landlock"),
             Err(err) => println!("{:<8} unavailable: {err}", "landlock"),
         }
+        // Applied on every run, whatever the host.
+        println!(
+            "{:<8} applied (every capability set emptied, bounding and ambient too; no_new_privs)",
+            "privs"
+        );
+        println!(
+            "{:<8} applied (no core dumps, 1024 open files, 16 GiB file size; only stdio kept)",
+            "limits"
+        );
         Ok(if all_required {
             0
         } else {

@@ -1,6 +1,7 @@
 //! The options shared by every command that runs a guest.
 
 use clap::Args;
+use std::path::{Path, PathBuf};
 use wsandbox::policy::{Access, DirGrant, EnvVar, Policy};
 
 /// What the guest is granted. Nothing is granted unless named here.
@@ -35,6 +36,15 @@ pub struct PolicyOptions {
     /// which) instead of failing
     #[arg(long)]
     allow_degraded: bool,
+
+    /// Keep the caller's session and terminal (no setsid), for interactive
+    /// guests; pushing input into the terminal stays refused
+    #[arg(long)]
+    keep_terminal: bool,
+
+    /// Write the outcome as JSON to FILE (`-` for stderr), whatever it is
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 impl PolicyOptions {
@@ -49,6 +59,12 @@ impl PolicyOptions {
             uid: self.uid,
             gid: self.gid,
             allow_degraded: self.allow_degraded,
+            keep_terminal: self.keep_terminal,
         }
+    }
+
+    /// Where `--report` goes, if given.
+    pub fn report(&self) -> Option<&Path> {
+        self.report.as_deref()
     }
 }

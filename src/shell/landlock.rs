@@ -39,6 +39,17 @@ pub enum Enforcement {
     None,
 }
 
+impl Enforcement {
+    /// As reports name it: `full`, `partial` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Enforcement::Full => "full",
+            Enforcement::Partial => "partial",
+            Enforcement::None => "none",
+        }
+    }
+}
+
 /// Restricts this process (and the threads it creates later) to `policy`'s
 /// grants and the sandbox's device nodes.
 pub fn restrict(policy: &Policy, devices: &[&str]) -> Result<Enforcement, LandlockError> {

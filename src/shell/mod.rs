@@ -12,6 +12,7 @@
 //! (as bubblewrap's does); the child writes its own id maps.
 //! See namespaces(7), user_namespaces(7), pid_namespaces(7).
 
+mod channel;
 mod idmap;
 mod landlock;
 mod privs;
@@ -24,11 +25,13 @@ mod seccomp;
 mod seccomp_list;
 pub mod sys;
 
+pub use channel::{Applied, Message};
 pub use idmap::IdMap;
 pub use idmap::ROOT_SANDBOX_ID;
 pub use rootfs::{MountOp, plan as mount_plan};
 
 use crate::Policy;
+use channel::{Receiver, Sender};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -193,11 +196,53 @@ pub struct Isolation {
     pub missing: Vec<Layer>,
 }
 
+/// How a supervised run ended, as the parent saw it.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    /// The code wsandbox exits with: the child's, or 128+S.
+    pub exit_code: i32,
+    /// The signal that ended the sandbox, when one did (sent to the
+    /// sandbox, or forwarded to it by wsandbox).
+    pub signal: Option<i32>,
+    /// Why setup failed, when it did.
+    pub setup_error: Option<String>,
+    /// What the child applied (absent when setup failed).
+    pub applied: Option<Applied>,
+    /// How the child said the guest ended, and its message: untrusted (the
+    /// guest ran in that process), absent if it said nothing.
+    pub guest: Option<(String, Option<String>)>,
+    /// CPU time the sandbox used, user and system, in milliseconds.
+    pub cpu_ms: f64,
+    /// The sandbox's peak resident memory, in bytes.
+    pub peak_memory_bytes: u64,
+}
+
+/// The sandboxed process's side of the wall: what was applied, and the
+/// line to its supervisor.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// The layers in place.
+    pub isolation: Isolation,
+    sender: Sender,
+}
+
+impl Sandbox {
+    /// Tells the supervisor how the guest ended: `exited`, `trapped` or
+    /// `error`, with a message.
+    pub fn ended(&mut self, outcome: &str, message: Option<String>) {
+        self.sender.send(&Message::Ended {
+            outcome: outcome.into(),
+            message,
+        });
+    }
+}
+
 /// Builds the outer wall around this process for `policy`, whose paths are
 /// resolved. Must be called while the process has a single thread.
 ///
-/// Returns only in the sandboxed child; the parent supervises and exits.
-pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
+/// Returns only in the sandboxed child. The parent supervises, calls
+/// `on_end` with how the run ended (to write a report), and exits.
+pub fn enter(policy: &Policy, on_end: &mut dyn FnMut(&Ending)) -> Result<Sandbox, ShellError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
     let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     let host_root = idmap::is_host_root();
@@ -234,14 +279,14 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
     let go = match fork {
         Fork::Parent(child) => {
             drop((report_write, go_read));
-            supervise(child, go_write, report_read, &signals)
+            supervise(child, go_write, Receiver::new(report_read), &signals, on_end)
         }
         Fork::Child => {
             drop((report_read, go_write));
             go_read
         }
     };
-    let setup = (|trees: Vec<OwnedFd>| -> Result<(), SetupError> {
+    let setup = (|trees: Vec<OwnedFd>| -> Result<Applied, SetupError> {
         // 4. Die with the parent; no core dumps or ptrace; signals act again.
         sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
             "prctl(PR_SET_PDEATHSIG)".into()
@@ -273,22 +318,37 @@ pub fn enter(policy: &Policy) -> Result<Isolation, ShellError> {
         // 8. Limits; no descriptor of the caller's but stdio; a session of its own.
         rlimits::apply()?;
         sys::close_fds_except(&[report_write.as_raw_fd()])?;
-        sys::check(nix::unistd::setsid(), || "setsid()".into())?;
+        if !policy.keep_terminal {
+            sys::check(nix::unistd::setsid(), || "setsid()".into())?;
+        }
         // 9. No capability in any set, no way to gain one back, Landlock...
         privs::drop_all()?;
-        landlock::restrict(policy, &rootfs::DEVICES)?;
+        let landlock = landlock::restrict(policy, &rootfs::DEVICES)?;
         // ...and the syscall allow-list, last.
         seccomp::install()?;
-        Ok(())
+        Ok(Applied {
+            namespaces: isolation.applied.iter().map(|l| l.name().into()).collect(),
+            missing: isolation.missing.iter().map(|l| l.name().into()).collect(),
+            host_ids: (ids.host_uid, ids.host_gid),
+            capabilities_dropped: true,
+            no_new_privs: true,
+            seccomp: true,
+            landlock: landlock.name().into(),
+            rlimits: true,
+            fds_closed: true,
+            own_session: !policy.keep_terminal,
+        })
     })(trees);
-    // The parent learns the outcome: nothing (success) or the error.
-    let mut report = std::fs::File::from(report_write);
-    if let Err(err) = setup {
-        let _ = report.write_all(err.to_string().as_bytes());
-        sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
+    // The parent learns the outcome of setup: what was applied, or why not.
+    let mut sender = Sender::new(report_write);
+    match setup {
+        Ok(applied) => sender.send(&Message::Ready(applied)),
+        Err(err) => {
+            sender.send(&Message::SetupFailed(err.to_string()));
+            sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
+        }
     }
-    drop(report);
-    Ok(isolation)
+    Ok(Sandbox { isolation, sender })
 }
 
 /// Detached, id-mapped copies of every granted directory, in which the
@@ -400,32 +460,55 @@ fn wait_for_parent(go: OwnedFd) -> Result<(), SysError> {
 
 /// The parent: lets the child go, relays its setup error if any, forwards
 /// SIGINT/SIGTERM/SIGHUP, and exits with the child's status (128+S when a
-/// signal killed it).
-fn supervise(child: Pid, go: OwnedFd, report: OwnedFd, signals: &SigSet) -> ! {
+/// signal killed it), after telling `on_end` how the run ended.
+fn supervise(
+    child: Pid,
+    go: OwnedFd,
+    mut messages: Receiver,
+    signals: &SigSet,
+    on_end: &mut dyn FnMut(&Ending),
+) -> ! {
     let mut go = std::fs::File::from(go);
     let _ = go.write_all(b"g");
-    let mut message = String::new();
-    let _ = std::fs::File::from(report).read_to_string(&mut message);
-    loop {
+    let (setup_error, applied) = match messages.next() {
+        Some(Message::Ready(applied)) => (None, Some(applied)),
+        Some(Message::SetupFailed(error)) => (Some(error), None),
+        _ => (None, None),
+    };
+    if let Some(error) = &setup_error {
+        eprintln!("wsandbox: cannot set up the sandbox: {error}");
+    }
+    let mut forwarded = None;
+    let (exit_code, signal) = loop {
         match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => finish(code, &message),
-            Ok(WaitStatus::Signaled(_, signal, _)) => finish(128 + signal as i32, &message),
+            Ok(WaitStatus::Exited(_, code)) => break (code, forwarded),
+            Ok(WaitStatus::Signaled(_, signal, _)) => break (128 + signal as i32, Some(signal as i32)),
             Ok(_) => {}
-            Err(_) => finish(crate::error::EXIT_SANDBOX_FAILED as i32, &message),
+            Err(_) => break (crate::error::EXIT_SANDBOX_FAILED as i32, None),
         }
         match signals.wait() {
             Ok(Signal::SIGCHLD) | Err(_) => {}
             Ok(signal) => {
                 let _ = nix::sys::signal::kill(child, signal);
+                forwarded = Some(signal as i32);
             }
         }
-    }
-}
-
-fn finish(code: i32, message: &str) -> ! {
-    if !message.is_empty() {
-        eprintln!("wsandbox: cannot set up the sandbox: {message}");
-    }
+    };
+    let guest = messages.drain().into_iter().find_map(|m| match m {
+        Message::Ended { outcome, message } => Some((outcome, message)),
+        _ => None,
+    });
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok();
+    let ms = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e3 + t.tv_usec() as f64 / 1e3;
+    on_end(&Ending {
+        exit_code,
+        signal,
+        setup_error,
+        applied,
+        guest,
+        cpu_ms: usage.map_or(0.0, |u| ms(u.user_time()) + ms(u.system_time())),
+        peak_memory_bytes: usage.map_or(0, |u| u.max_rss() as u64 * 1024),
+    });
     let _ = std::io::stdout().flush();
-    std::process::exit(code)
+    std::process::exit(exit_code)
 }

@@ -5,6 +5,7 @@ mod errors;
 mod fs;
 mod fuzz;
 mod hostile;
+mod report;
 mod run;
 mod shell;
 

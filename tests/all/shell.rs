@@ -371,6 +371,25 @@ fn sigterm_ends_the_run_with_143_and_leaves_nothing() {
     }
 }
 
+/// The report of a run ended by a signal says so; the parent writes it.
+#[test]
+fn a_run_ended_by_sigterm_is_reported_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let mut sandbox = Sandbox::start(Caller::Me, &["--report", s(&report)]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sandbox.wsandbox.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_for(&mut sandbox.wsandbox, Duration::from_secs(2)).expect("still running");
+    assert_eq!(status.code(), Some(143));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "killed", "{json}");
+    assert_eq!(json["exit_code"], 143, "{json}");
+    assert!(json["message"].as_str().unwrap().contains("SIGTERM"), "{json}");
+}
+
 #[test]
 fn sigkill_of_wsandbox_takes_the_sandbox_down() {
     for caller in callers() {
@@ -451,12 +470,14 @@ fn check_reports_every_layer() {
     assert_eq!(
         names,
         [
-            "user", "pid", "mount", "uts", "ipc", "net", "cgroup", "seccomp", "landlock"
+            "user", "pid", "mount", "uts", "ipc", "net", "cgroup", "seccomp", "landlock", "privs", "limits"
         ]
     );
     assert!(lines[..7].iter().all(|l| l.ends_with(" available")), "{out:#?}");
     assert!(lines[7].starts_with("seccomp  available"), "{out:#?}");
     assert!(lines[8].starts_with("landlock available (ABI "), "{out:#?}");
+    assert!(lines[9].starts_with("privs    applied ("), "{out:#?}");
+    assert!(lines[10].starts_with("limits   applied ("), "{out:#?}");
 
     let out = without_user_namespaces(r#"exec "$WSANDBOX" check"#);
     out.assert_code(125);
@@ -560,6 +581,9 @@ fn the_sandbox_has_a_session_of_its_own() {
     let sandbox = Sandbox::start(Caller::Me, &[]);
     let mine = session(std::fs::read_to_string("/proc/self/stat").unwrap());
     assert_ne!(session(sandbox.read("stat")), mine);
+    // Unless the terminal is kept on purpose.
+    let kept = Sandbox::start(Caller::Me, &["--keep-terminal"]);
+    assert_eq!(session(kept.read("stat")), mine);
 }
 
 #[test]
