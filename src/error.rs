@@ -14,6 +14,8 @@ pub const EXIT_NOT_FOUND: u8 = 127;
 pub const EXIT_TRAPPED: u8 = 134;
 /// Exit code of a command-line usage error (as clap uses).
 pub const EXIT_USAGE: u8 = 2;
+/// The guest ran past its time limit.
+pub const EXIT_TIMEOUT: u8 = 124;
 
 /// Everything that can stop wsandbox from running a guest to its end.
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,9 @@ pub struct Policy {
     /// for interactive guests; pushing input into the terminal (`TIOCSTI`,
     /// `TIOCLINUX`) stays refused by the seccomp filter.
     pub keep_terminal: bool,
+    /// Wall-clock limit of the run: past it, the sandbox is killed and the
+    /// run ends with exit 124.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// The hostname a sandbox gets unless the policy names one.
@@ -45,6 +48,7 @@ impl Default for Policy {
             gid: None,
             allow_degraded: false,
             keep_terminal: false,
+            timeout: None,
         }
     }
 }
@@ -122,6 +126,30 @@ pub enum PolicyError {
     /// A passed-through environment variable is not valid UTF-8 on the host.
     #[error("--env {0}: the host's value is not valid UTF-8")]
     EnvNotUtf8(String),
+}
+
+/// Parses a duration as the command line takes it: a number and a unit,
+/// `ms`, `s`, `m` or `h` (`500ms`, `2s`, `1.5m`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{text:?}: a unit is needed (ms, s, m or h)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: not a number and a unit (e.g. 500ms, 2s, 1m)"))?;
+    let seconds = match unit {
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
+    };
+    if !(seconds > 0.0 && seconds < 1e9) {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 impl Access {

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// One run's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `exited`, `trapped`, `killed` or `error`.
+    /// `exited`, `trapped`, `timeout`, `killed` or `error`.
     pub outcome: String,
     /// wsandbox's exit code.
     pub exit_code: i32,
@@ -90,6 +90,11 @@ impl Report {
             (
                 "error".to_string(),
                 Some(format!("cannot set up the sandbox: {error}")),
+            )
+        } else if ending.timed_out {
+            (
+                "timeout".to_string(),
+                Some("the guest ran past its time limit (--timeout)".into()),
             )
         } else if let Some(signal) = ending.signal {
             let name = nix::sys::signal::Signal::try_from(signal).map_or("?", |s| s.as_str());

@@ -58,6 +58,15 @@ const ATTACKS: &[(&str, Attack)] = &[
     ("read procfs outside the grants", |_| {
         refused("read", std::fs::read("/proc/1/environ"))
     }),
+    ("write a sysctl or a procfs knob", |_| {
+        let write = |path: &str| std::fs::OpenOptions::new().write(true).open(path);
+        refused(
+            "open /proc/sys/kernel/hostname",
+            write("/proc/sys/kernel/hostname"),
+        )?;
+        refused("open /proc/sysrq-trigger", write("/proc/sysrq-trigger"))?;
+        refused("open /proc/self/oom_score_adj", write("/proc/self/oom_score_adj"))
+    }),
     ("write into the read-only grant", |t| {
         refused("create", std::fs::write(t.ro.join("new"), "x"))?;
         refused("overwrite", std::fs::write(t.ro.join("file"), "x"))?;

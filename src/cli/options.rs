@@ -42,6 +42,10 @@ pub struct PolicyOptions {
     #[arg(long)]
     keep_terminal: bool,
 
+    /// Stop the guest after this much wall-clock time (500ms, 2s, 1m): exit 124
+    #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
+    timeout: Option<std::time::Duration>,
+
     /// Write the outcome as JSON to FILE (`-` for stderr), whatever it is
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -60,6 +64,7 @@ impl PolicyOptions {
             gid: self.gid,
             allow_degraded: self.allow_degraded,
             keep_terminal: self.keep_terminal,
+            timeout: self.timeout,
         }
     }
 

@@ -37,7 +37,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use sys::{Fork, SysError};
 
 /// A kernel isolation layer.
@@ -206,6 +206,8 @@ pub struct Ending {
     pub signal: Option<i32>,
     /// Why setup failed, when it did.
     pub setup_error: Option<String>,
+    /// The run passed the policy's timeout and was killed.
+    pub timed_out: bool,
     /// What the child applied (absent when setup failed).
     pub applied: Option<Applied>,
     /// How the child said the guest ended, and its message: untrusted (the
@@ -279,7 +281,14 @@ pub fn enter(policy: &Policy, on_end: &mut dyn FnMut(&Ending)) -> Result<Sandbox
     let go = match fork {
         Fork::Parent(child) => {
             drop((report_write, go_read));
-            supervise(child, go_write, Receiver::new(report_read), &signals, on_end)
+            supervise(
+                child,
+                go_write,
+                Receiver::new(report_read),
+                &signals,
+                policy.timeout,
+                on_end,
+            )
         }
         Fork::Child => {
             drop((report_read, go_write));
@@ -441,10 +450,7 @@ fn wait_for_parent(go: OwnedFd) -> Result<(), SysError> {
         Ok(1) => {}
         _ => sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32),
     }
-    let mut fds = [nix::poll::PollFd::new(
-        std::os::fd::AsFd::as_fd(&go),
-        nix::poll::PollFlags::POLLIN,
-    )];
+    let mut fds = [nix::poll::PollFd::new(go.as_fd(), nix::poll::PollFlags::POLLIN)];
     let ready = sys::check(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), || {
         "poll(go pipe)".into()
     })?;
@@ -459,15 +465,26 @@ fn wait_for_parent(go: OwnedFd) -> Result<(), SysError> {
 }
 
 /// The parent: lets the child go, relays its setup error if any, forwards
-/// SIGINT/SIGTERM/SIGHUP, and exits with the child's status (128+S when a
-/// signal killed it), after telling `on_end` how the run ended.
+/// SIGINT/SIGTERM/SIGHUP, kills the sandbox at the timeout (exit 124), and
+/// exits with the child's status (128+S when a signal killed it), after
+/// telling `on_end` how the run ended.
+///
+/// The timeout is the outer wall's: the guest runs uninstrumented, and
+/// whether it spins in wasm or blocks in a host call, `SIGKILL` ends it.
 fn supervise(
     child: Pid,
     go: OwnedFd,
     mut messages: Receiver,
     signals: &SigSet,
+    timeout: Option<std::time::Duration>,
     on_end: &mut dyn FnMut(&Ending),
 ) -> ! {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    // The signals stay blocked; they are read from a descriptor, so that
+    // waiting can end at the deadline too.
+    let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
     let mut go = std::fs::File::from(go);
     let _ = go.write_all(b"g");
     let (setup_error, applied) = match messages.next() {
@@ -479,21 +496,55 @@ fn supervise(
         eprintln!("wsandbox: cannot set up the sandbox: {error}");
     }
     let mut forwarded = None;
+    let mut timed_out = false;
     let (exit_code, signal) = loop {
         match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, _)) | Ok(WaitStatus::Signaled(..)) if timed_out => {
+                break (crate::error::EXIT_TIMEOUT as i32, None);
+            }
             Ok(WaitStatus::Exited(_, code)) => break (code, forwarded),
             Ok(WaitStatus::Signaled(_, signal, _)) => break (128 + signal as i32, Some(signal as i32)),
             Ok(_) => {}
             Err(_) => break (crate::error::EXIT_SANDBOX_FAILED as i32, None),
         }
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) | Err(_) => {}
-            Ok(signal) => {
-                let _ = nix::sys::signal::kill(child, signal);
-                forwarded = Some(signal as i32);
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left == Some(std::time::Duration::ZERO) && !timed_out {
+            timed_out = true;
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            continue;
+        }
+        let Some(signal_fd) = &signal_fd else {
+            // No signalfd (never on Linux ≥ 2.6.27): plain waiting.
+            match signals.wait() {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(signal) => {
+                    let _ = nix::sys::signal::kill(child, signal);
+                    forwarded = Some(signal as i32);
+                }
+            }
+            continue;
+        };
+        let wait = match left {
+            // Round up, so the deadline is not polled for in a busy loop.
+            Some(left) if !timed_out => PollTimeout::try_from(left + std::time::Duration::from_micros(999))
+                .unwrap_or(PollTimeout::MAX),
+            _ => PollTimeout::NONE,
+        };
+        let _ = poll(&mut [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)], wait);
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                Ok(signal) => {
+                    let _ = nix::sys::signal::kill(child, signal);
+                    forwarded = Some(signal as i32);
+                }
             }
         }
     };
+    if timed_out {
+        let limit = timeout.unwrap_or_default();
+        eprintln!("wsandbox: the guest ran past its time limit (--timeout {limit:?}) and was stopped");
+    }
     let guest = messages.drain().into_iter().find_map(|m| match m {
         Message::Ended { outcome, message } => Some((outcome, message)),
         _ => None,
@@ -504,6 +555,7 @@ fn supervise(
         exit_code,
         signal,
         setup_error,
+        timed_out,
         applied,
         guest,
         cpu_ms: usage.map_or(0.0, |u| ms(u.user_time()) + ms(u.system_time())),

@@ -5,6 +5,7 @@ mod errors;
 mod fs;
 mod fuzz;
 mod hostile;
+mod limits;
 mod report;
 mod run;
 mod shell;
