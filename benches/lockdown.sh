@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
+# The example pulls in the dev-dependency that builds the guests.
 cargo build --release --quiet --bin wsandbox --example bare_run
-cargo build --release --quiet -p wsandbox-guests
 out=$(ls -d target/release/build/wsandbox-guests-*/out | head -1)
 cat=$out/target/wasm32-wasip1/release/cat.wasm
 bare=target/release/examples/bare_run

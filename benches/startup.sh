@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
-cargo build --release --quiet
-cargo build --release --quiet -p wsandbox-guests
+# The example pulls in the dev-dependency that builds the guests.
+cargo build --release --quiet --bin wsandbox --example bare_run
 out=$(ls -d target/release/build/wsandbox-guests-*/out | head -1)
 ws=target/release/wsandbox
 hyperfine -N --warmup 5 --runs 50 \

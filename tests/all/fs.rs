@@ -1,7 +1,7 @@
 //! Preopened directories: `--dir` grants everything inside, `--ro-dir`
 //! grants reading only, and no path, link or rename leads out of either.
 
-use crate::{Kind, Output, bare_run, both_kinds, output, run, s};
+use crate::{Caller, Kind, Output, am_root, bare_run, both_kinds, for_nobody, output, run, s, wsandbox_as};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -18,8 +18,10 @@ both_kinds!(
 );
 
 /// Runs the `fs` guest with `grant` (e.g. `--dir HOST::/box`) and `op`,
-/// first on the engine alone (no outer wall), then with both walls: each
-/// answer must be the same, so every check here holds for WASI by itself.
+/// on the engine alone (no outer wall), with both walls, and — when the
+/// tests run as root — with both walls as uid 65534: every answer must be
+/// the same, so each check here holds for WASI by itself, and for an
+/// unprivileged caller as for root.
 fn fs_op(kind: Kind, grant: &[&str], op: &[&str]) -> Output {
     let mut args = vec!["run"];
     args.extend_from_slice(grant);
@@ -27,12 +29,35 @@ fn fs_op(kind: Kind, grant: &[&str], op: &[&str]) -> Output {
     args.extend_from_slice(op);
     let alone = output(bare_run().args(&args[1..]));
     let walled = run(&args);
+    let answer = |o: &Output| (o.code, o.stdout.clone(), o.stderr.clone());
     assert_eq!(
-        (alone.code, &alone.stdout, &alone.stderr),
-        (walled.code, &walled.stdout, &walled.stderr),
+        answer(&alone),
+        answer(&walled),
         "{op:?}: the inner wall alone (left) and both walls (right) differ"
     );
+    if am_root() {
+        let guest = for_nobody(kind.guest("fs"));
+        let as_nobody: Vec<&str> = args
+            .iter()
+            .map(|&a| if a == kind.guest("fs") { guest.as_str() } else { a })
+            .collect();
+        let nobody = output(wsandbox_as(Caller::Nobody).args(&as_nobody));
+        assert_eq!(
+            answer(&walled),
+            answer(&nobody),
+            "{op:?}: root (left) and uid 65534 (right) differ"
+        );
+    }
     walled
+}
+
+/// A temporary directory that uid 65534 may enter and read (the tests run
+/// the same operations as that user when they run as root).
+fn open_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    tmp
 }
 
 /// [`fs_op`] with both walls only, for operations that change the host (a
@@ -107,7 +132,7 @@ fn read_write_dir_allows_every_operation(kind: Kind) {
 }
 
 fn read_only_dir_refuses_every_change(kind: Kind) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = open_tempdir();
     let host = tmp.path();
     fs::write(host.join("a.txt"), "alpha").unwrap();
     fs::create_dir(host.join("empty")).unwrap();
@@ -139,7 +164,7 @@ fn read_only_dir_refuses_every_change(kind: Kind) {
 }
 
 fn guest_path_defaults_to_the_host_path(kind: Kind) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = open_tempdir();
     fs::write(tmp.path().join("f"), "same path").unwrap();
     let file = tmp.path().join("f");
     let out = fs_op(kind, &["--ro-dir", s(tmp.path())], &["read", s(&file)]);
@@ -155,7 +180,7 @@ struct Escape {
 
 impl Escape {
     fn new() -> Escape {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = open_tempdir();
         let root = tmp.path().to_path_buf();
         fs::create_dir(root.join("box")).unwrap();
         fs::write(root.join("box/inside.txt"), "inside").unwrap();

@@ -125,6 +125,46 @@ impl Output {
     }
 }
 
+/// The user a test runs wsandbox as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Whoever runs the tests (root in CI).
+    Me,
+    /// uid/gid 65534 through `setpriv`, when the tests run as root.
+    Nobody,
+}
+
+/// Whether the tests run as root.
+pub fn am_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Both callers where the tests run as root; only `Me` otherwise (with a
+/// printed reason).
+pub fn callers() -> Vec<Caller> {
+    if am_root() {
+        vec![Caller::Me, Caller::Nobody]
+    } else {
+        eprintln!("not root: the unprivileged run is the only one, and setpriv is not needed");
+        vec![Caller::Me]
+    }
+}
+
+/// A `wsandbox` command run by `caller`.
+pub fn wsandbox_as(caller: Caller) -> Command {
+    let mut cmd = match caller {
+        Caller::Me => Command::new(env!("CARGO_BIN_EXE_wsandbox")),
+        Caller::Nobody => {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(for_nobody(env!("CARGO_BIN_EXE_wsandbox")));
+            cmd
+        }
+    };
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
 /// A path as a `&str` (test paths are UTF-8).
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")

@@ -2,52 +2,13 @@
 //! namespaces, id maps, root, mounts, processes, hostname and network, and
 //! how it ends on signals — as root and as an unprivileged user.
 
-use crate::{Output, for_nobody, output, run, s};
+use crate::{Caller, Output, am_root, callers, for_nobody, output, run, s, wsandbox_as};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The user a test runs wsandbox as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caller {
-    /// Whoever runs the tests (root in CI).
-    Me,
-    /// uid/gid 65534 through `setpriv`, when the tests run as root.
-    Nobody,
-}
-
 const NOBODY: u32 = 65534;
-
-fn am_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Both callers where the tests run as root; only `Me` otherwise (with a
-/// printed reason).
-fn callers() -> Vec<Caller> {
-    if am_root() {
-        vec![Caller::Me, Caller::Nobody]
-    } else {
-        eprintln!("not root: the unprivileged run is the only one, and setpriv is not needed");
-        vec![Caller::Me]
-    }
-}
-
-/// A `wsandbox` command run by `caller`.
-fn wsandbox_as(caller: Caller) -> Command {
-    let mut cmd = match caller {
-        Caller::Me => Command::new(env!("CARGO_BIN_EXE_wsandbox")),
-        Caller::Nobody => {
-            let mut cmd = Command::new("setpriv");
-            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(for_nobody(env!("CARGO_BIN_EXE_wsandbox")));
-            cmd
-        }
-    };
-    cmd.stdin(Stdio::null());
-    cmd
-}
 
 /// The p1 guest `name`, where `caller` can read it.
 fn guest_for(caller: Caller, name: &str) -> String {
