@@ -6,22 +6,14 @@
 #   io       1 GiB through the `cat` guest: a read and a write syscall
 #            per 64 KiB, each through the seccomp filter
 # Prints the ratios wsandbox/bare. Run by hand: bash benches/lockdown.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
-rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
-# The example pulls in the dev-dependency that builds the guests.
-cargo build --release --quiet --bin wsandbox --example bare_run
-out=$(ls -d target/release/build/wsandbox-guests-*/out | head -1)
-cat=$out/target/wasm32-wasip1/release/cat.wasm
-bare=target/release/examples/bare_run
-ws="target/release/wsandbox run"
+source "$(dirname "$0")/prelude.sh"
+cat=$guests/wasm32-wasip1/release/cat.wasm
 hyperfine -N --warmup 2 --runs "${RUNS:-15}" --export-json target/lockdown.json \
     -n compute-bare "$bare guests/wat/compute.wat" \
-    -n compute-wsandbox "$ws guests/wat/compute.wat"
+    -n compute-wsandbox "$ws run guests/wat/compute.wat"
 hyperfine --warmup 1 --runs "${RUNS:-15}" --export-json target/lockdown-io.json \
     -n io-bare "head -c 1G /dev/zero | $bare $cat >/dev/null 2>&1" \
-    -n io-wsandbox "head -c 1G /dev/zero | $ws $cat >/dev/null 2>&1"
+    -n io-wsandbox "head -c 1G /dev/zero | $ws run $cat >/dev/null 2>&1"
 python3 - <<'PY'
 import json
 r = {}

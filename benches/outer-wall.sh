@@ -6,15 +6,12 @@
 #   true      a process that does nothing
 # on a WebAssembly-text hello (compiling it is negligible, so start-up
 # dominates). Run by hand: bash benches/outer-wall.sh [--runs N]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
-cargo build --release --quiet --bin wsandbox --example bare_run
+source "$(dirname "$0")/prelude.sh"
 runs=${2:-200}
 hello=guests/wat/hello.wat
 hyperfine -N --warmup 20 --runs "$runs" --export-json target/outer-wall.json \
-    -n bare "target/release/examples/bare_run $hello" \
-    -n wsandbox "target/release/wsandbox run $hello" \
+    -n bare "$bare $hello" \
+    -n wsandbox "$ws run $hello" \
     -n unshare "unshare -Urpfnmiu --mount-proc true" \
     -n true "true"
 python3 - <<'PY'
