@@ -2,7 +2,7 @@
 //! large as the host lets a command line be, and a guest that floods its
 //! stdout into a reader that goes away.
 
-use crate::{Kind, both_kinds, output, wsandbox};
+use crate::{Caller, Kind, both_kinds, callers, for_nobody, output, wsandbox_as};
 use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -15,15 +15,29 @@ both_kinds!(
 /// 20,000 arguments and 2,000 variables (about 1 MiB, half of what Linux
 /// lets one `execve` carry) arrive in the guest in order, none lost.
 fn huge_argument_and_environment_lists_reach_the_guest_whole(kind: Kind) {
+    for caller in callers() {
+        huge_lists_as(kind, caller);
+    }
+}
+
+/// The guest `name` of `kind`, where `caller` can read it.
+fn guest(kind: Kind, caller: Caller, name: &str) -> String {
+    match caller {
+        Caller::Me => kind.guest(name).to_owned(),
+        Caller::Nobody => for_nobody(kind.guest(name)),
+    }
+}
+
+fn huge_lists_as(kind: Kind, caller: Caller) {
     let args: Vec<String> = (0..20_000)
         .map(|i| format!("argument-{i:05}-{}", "a".repeat(24)))
         .collect();
-    let mut cmd = wsandbox();
+    let mut cmd = wsandbox_as(caller);
     cmd.args(["run"]);
     for i in 0..2_000 {
         cmd.arg("--env").arg(format!("VAR_{i:04}={}", "v".repeat(80)));
     }
-    cmd.arg(kind.guest("hello")).args(&args);
+    cmd.arg(guest(kind, caller, "hello")).args(&args);
     let out = output(&mut cmd);
     out.assert_code(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -47,8 +61,14 @@ fn huge_argument_and_environment_lists_reach_the_guest_whole(kind: Kind) {
 /// and so does wsandbox — promptly, with an exit code, not a signal or a
 /// hang, and without a panic of wsandbox's.
 fn a_guest_flooding_stdout_stops_when_the_reader_leaves(kind: Kind) {
-    let mut child = wsandbox()
-        .args(["run", kind.guest("cat")])
+    for caller in callers() {
+        flood_as(kind, caller);
+    }
+}
+
+fn flood_as(kind: Kind, caller: Caller) {
+    let mut child = wsandbox_as(caller)
+        .args(["run", &guest(kind, caller, "cat")])
         .stdin(std::fs::File::open("/dev/zero").unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
