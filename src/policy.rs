@@ -33,6 +33,9 @@ pub struct Policy {
     /// Wall-clock limit of the run: past it, the sandbox is killed and the
     /// run ends with exit 124.
     pub timeout: Option<std::time::Duration>,
+    /// The most linear memory an instance may have, in bytes: a grow past
+    /// it fails (and a guest that then traps gets exit 134 naming it).
+    pub memory: Option<u64>,
 }
 
 /// The hostname a sandbox gets unless the policy names one.
@@ -49,6 +52,7 @@ impl Default for Policy {
             allow_degraded: false,
             keep_terminal: false,
             timeout: None,
+            memory: None,
         }
     }
 }
@@ -150,6 +154,29 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?}: must be more than zero"));
     }
     Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Parses a size as the command line takes it: a number of bytes, or with
+/// a binary unit `K`, `M` or `G` (`KiB`, `MiB`, `GiB` too): `64M`, `1G`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: not a size (e.g. 64M, 1G)"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (K, M or G)")),
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err(format!("{text:?}: must be more than zero")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{text:?}: too large")),
+    }
 }
 
 impl Access {

@@ -46,6 +46,11 @@ pub struct PolicyOptions {
     #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
     timeout: Option<std::time::Duration>,
 
+    /// The most linear memory an instance may have (64M, 1G): growing past
+    /// it fails
+    #[arg(long, value_name = "SIZE", value_parser = wsandbox::policy::parse_size)]
+    memory: Option<u64>,
+
     /// Write the outcome as JSON to FILE (`-` for stderr), whatever it is
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -65,6 +70,7 @@ impl PolicyOptions {
             allow_degraded: self.allow_degraded,
             keep_terminal: self.keep_terminal,
             timeout: self.timeout,
+            memory: self.memory,
         }
     }
 

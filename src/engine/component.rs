@@ -1,5 +1,6 @@
 //! Running a component as a WASI preview 2 command (`wasi:cli/run`).
 
+use super::limits::Limits;
 use super::{Module, Outcome, invalid, outcome, unrunnable};
 use crate::Error;
 use wasmtime::Engine;
@@ -12,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 struct Host {
     wasi: WasiCtx,
     table: ResourceTable,
+    limits: Limits,
 }
 
 impl WasiView for Host {
@@ -23,8 +25,14 @@ impl WasiView for Host {
     }
 }
 
-/// Compiles, links and instantiates `module`, then calls `wasi:cli/run`.
-pub(super) fn run(engine: &Engine, module: &Module, mut wasi: WasiCtxBuilder) -> Result<Outcome, Error> {
+/// Compiles, links and instantiates `module`, then calls `wasi:cli/run`,
+/// with at most `memory` bytes of linear memory per memory.
+pub(super) fn run(
+    engine: &Engine,
+    module: &Module,
+    mut wasi: WasiCtxBuilder,
+    memory: Option<u64>,
+) -> Result<Outcome, Error> {
     let component = Component::new(engine, &module.bytes).map_err(|e| invalid(module, e))?;
     let mut linker: Linker<Host> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -44,8 +52,10 @@ pub(super) fn run(engine: &Engine, module: &Module, mut wasi: WasiCtxBuilder) ->
     let host = Host {
         wasi: wasi.build(),
         table: ResourceTable::new(),
+        limits: Limits::new(memory),
     };
     let mut store = Store::new(engine, host);
+    store.limiter(|host| &mut host.limits);
     let ended = pre
         .instantiate(&mut store)
         .and_then(|command| command.wasi_cli_run().call_run(&mut store));
@@ -53,6 +63,6 @@ pub(super) fn run(engine: &Engine, module: &Module, mut wasi: WasiCtxBuilder) ->
         Ok(Ok(())) => Outcome::Exited(0),
         // `run` returning `err` is the component's way to fail without a code.
         Ok(Err(())) => Outcome::Exited(1),
-        Err(err) => outcome::classify(err),
+        Err(err) => store.data().limits.explain(outcome::classify(err)),
     })
 }

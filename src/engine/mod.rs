@@ -7,6 +7,7 @@
 
 mod component;
 mod core;
+mod limits;
 mod module;
 mod outcome;
 mod wasi;
@@ -25,8 +26,8 @@ pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Outcome,
         .collect();
     let wasi = wasi::builder(policy, &argv)?;
     match module.kind {
-        ModuleKind::Core => core::run(&engine, module, wasi),
-        ModuleKind::Component => component::run(&engine, module, wasi),
+        ModuleKind::Core => core::run(&engine, module, wasi, policy.memory),
+        ModuleKind::Component => component::run(&engine, module, wasi, policy.memory),
     }
 }
 

@@ -1,12 +1,16 @@
 //! Limits: `--timeout` stops a guest, whether it blocks in a host call or
-//! spins in wasm, with exit 124 soon after the deadline.
+//! spins in wasm, with exit 124 soon after the deadline; `--memory` bounds
+//! each instance's linear memory, and a guest that traps for lack of it
+//! gets exit 134 with the limit named.
 
 use crate::{Kind, both_kinds, run, s};
 use std::time::{Duration, Instant};
 
 both_kinds!(
     a_sleeping_guest_is_stopped_at_the_timeout,
-    a_guest_that_ends_in_time_is_untouched
+    a_guest_that_ends_in_time_is_untouched,
+    a_guest_within_the_memory_limit_runs,
+    a_guest_whose_initial_memory_is_over_the_limit_cannot_start,
 );
 
 /// How late past the deadline wsandbox may end.
@@ -62,6 +66,64 @@ fn bad_durations_are_usage_errors() {
         let out = run(&["run", &format!("--timeout={bad}"), &wsandbox_guests::wat("hello")]);
         out.assert_code(2);
         assert!(out.stderr.contains("--timeout"), "{bad:?}: {out:#?}");
+        assert_eq!(out.stdout, "", "{bad:?}: the guest ran");
+    }
+}
+
+fn a_guest_within_the_memory_limit_runs(kind: Kind) {
+    let out = run(&["run", "--memory", "64M", kind.guest("hello")]);
+    out.assert_code(0);
+    assert!(out.stdout.starts_with("hello from a wasm guest\n"));
+}
+
+/// Rust guests start with 17 pages (1.06 MiB) of memory.
+fn a_guest_whose_initial_memory_is_over_the_limit_cannot_start(kind: Kind) {
+    let out = run(&["run", "--memory", "1M", kind.guest("hello")]);
+    out.assert_code(134);
+    assert_eq!(out.stdout, "");
+    let first = out.stderr.lines().next().unwrap();
+    assert!(first.starts_with("wsandbox: guest trapped: "), "{out:#?}");
+    assert!(first.contains("--memory 1 MiB"), "{out:#?}");
+}
+
+/// A grow past the limit fails (`memory.grow` returns -1); the guest then
+/// traps, and the trap's message names the limit.
+#[test]
+fn a_guest_that_grows_past_the_memory_limit_traps_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = run(&[
+        "run",
+        "--memory",
+        "8M",
+        "--report",
+        s(&report),
+        &wsandbox_guests::wat("grow"),
+    ]);
+    out.assert_code(134);
+    let first = out.stderr.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "wsandbox: guest trapped: wasm trap: wasm `unreachable` instruction executed \
+         (the guest's memory reached its limit, --memory 8 MiB)"
+    );
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "trapped");
+    assert!(
+        json["message"].as_str().unwrap().contains("--memory 8 MiB"),
+        "{json}"
+    );
+    // Without the limit the same guest grows on: the limit is what stopped it.
+    let peak = json["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak < 64 << 20, "the sandbox used {peak} bytes");
+}
+
+#[test]
+fn bad_sizes_are_usage_errors() {
+    for bad in ["0", "-1M", "64X", "M", "", "99999999999G"] {
+        let out = run(&["run", &format!("--memory={bad}"), &wsandbox_guests::wat("hello")]);
+        out.assert_code(2);
+        assert!(out.stderr.contains("--memory"), "{bad:?}: {out:#?}");
         assert_eq!(out.stdout, "", "{bad:?}: the guest ran");
     }
 }
