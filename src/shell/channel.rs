@@ -16,7 +16,13 @@ const LIMIT: u64 = 256 * 1024;
 /// The longest message text the child sends.
 const MAX_TEXT: usize = 16 * 1024;
 
-/// What the isolation of a run consists of, as the child applied it.
+/// What the isolation of a run consists of, as the child applied it. It is
+/// sent only once every step has succeeded (a failing step ends the run
+/// with `SetupFailed` instead), so the lockdown flags are always true in a
+/// report: they name what was applied, for readers of the report; the
+/// outside checks of `tests/all/shell.rs` (`/proc/<pid>/status`) are what
+/// show each step really took effect. `landlock`, `own_session` and the
+/// namespace lists do vary with the host and the policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     /// Namespaces in place (`user`, `pid`, `mount`, `uts`, `ipc`, `net`,
