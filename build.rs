@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/shell/seccomp_list.rs");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    println!("cargo:rustc-env=WSANDBOX_WASMTIME_VERSION={}", wasmtime_version());
     let target_arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap();
     // The syscall numbers come from the libc of the machine that builds.
     assert_eq!(
@@ -37,4 +39,19 @@ fn main() {
     }
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("seccomp_bpf.rs");
     std::fs::write(dest, out).unwrap();
+}
+
+/// The version of wasmtime in Cargo.lock, for the compilation cache's key
+/// (`unknown` when wsandbox is built as another package's dependency).
+fn wasmtime_version() -> String {
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasmtime\""
+            && let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = "))
+        {
+            return version.trim_matches('"').to_owned();
+        }
+    }
+    "unknown".into()
 }

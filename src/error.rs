@@ -36,13 +36,18 @@ pub enum Error {
     /// The report file cannot be written.
     #[error("{0}")]
     Report(String),
+    /// An output file (`compile -o`) cannot be written.
+    #[error("{0}")]
+    Output(String),
 }
 
 impl Error {
     /// The exit code DESIGN.md assigns to this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Policy(_) | Error::Shell(_) | Error::Engine(_) | Error::Report(_) => EXIT_SANDBOX_FAILED,
+            Error::Policy(_) | Error::Shell(_) | Error::Engine(_) | Error::Report(_) | Error::Output(_) => {
+                EXIT_SANDBOX_FAILED
+            }
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,
         }

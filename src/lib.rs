@@ -9,6 +9,7 @@
 //! A run is: a [`Policy`] (plain data) and a [`engine::Module`] loaded from
 //! disk go into [`engine::run`], which returns an [`engine::Outcome`].
 
+pub mod cache;
 pub mod engine;
 pub mod error;
 pub mod policy;

@@ -36,6 +36,14 @@ pub struct Policy {
     /// The most linear memory an instance may have, in bytes: a grow past
     /// it fails (and a guest that then traps gets exit 134 naming it).
     pub memory: Option<u64>,
+    /// A deterministic budget of fuel (about one unit per wasm
+    /// instruction): when it runs out the guest stops, exit 124. `None`
+    /// runs without metering, which costs nothing.
+    pub fuel: Option<u64>,
+    /// Accept a precompiled artifact (from `wsandbox compile`) as the
+    /// module. It is machine code that wasmtime runs as given, so it is
+    /// trusted code: refused unless asked for.
+    pub allow_precompiled: bool,
 }
 
 /// The hostname a sandbox gets unless the policy names one.
@@ -53,6 +61,8 @@ impl Default for Policy {
             keep_terminal: false,
             timeout: None,
             memory: None,
+            fuel: None,
+            allow_precompiled: false,
         }
     }
 }
@@ -308,7 +318,7 @@ impl Policy {
 }
 
 /// An I/O error as a short reason, without the "(os error N)" suffix.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// One run's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `exited`, `trapped`, `timeout`, `killed` or `error`.
+    /// `exited`, `trapped`, `timeout`, `fuel`, `killed` or `error`.
     pub outcome: String,
     /// wsandbox's exit code.
     pub exit_code: i32,
@@ -29,6 +29,12 @@ pub struct Report {
     /// The sandbox's peak resident memory, in bytes; absent when no sandbox
     /// was started.
     pub peak_memory_bytes: Option<u64>,
+    /// The fuel the guest burnt, when it ran with `--fuel` (as the sandbox
+    /// counted it).
+    pub fuel_consumed: Option<u64>,
+    /// Where the guest's machine code came from: `compiled`, `cache` or
+    /// `precompiled`; absent when the guest never started.
+    pub code_source: Option<String>,
     /// The module, once it was read.
     pub module: Option<ModuleInfo>,
     /// What isolated the run, as applied; absent when setup never finished.
@@ -73,6 +79,8 @@ impl Report {
             wall_ms: wall.as_secs_f64() * 1e3,
             cpu_ms: None,
             peak_memory_bytes: None,
+            fuel_consumed: None,
+            code_source: None,
             module,
             isolation: None,
         }
@@ -85,7 +93,7 @@ impl Report {
         let said = ending
             .guest
             .clone()
-            .filter(|(outcome, _)| ["exited", "trapped", "error"].contains(&outcome.as_str()));
+            .filter(|(outcome, _)| ["exited", "trapped", "fuel", "error"].contains(&outcome.as_str()));
         let (outcome, message) = if let Some(error) = &ending.setup_error {
             (
                 "error".to_string(),
@@ -120,6 +128,8 @@ impl Report {
             wall_ms: wall.as_secs_f64() * 1e3,
             cpu_ms: Some(ending.cpu_ms),
             peak_memory_bytes: Some(ending.peak_memory_bytes),
+            fuel_consumed: ending.fuel_consumed,
+            code_source: ending.loaded.as_ref().map(|l| l.code.clone()),
             module,
             isolation: ending.applied.clone(),
         }

@@ -2,6 +2,7 @@
 //! every command that runs a guest, turned into one [`wsandbox::Policy`].
 
 mod check;
+mod compile;
 mod options;
 mod run;
 
@@ -19,6 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunCommand),
+    Compile(compile::CompileCommand),
     Check(check::CheckCommand),
 }
 
@@ -27,6 +29,7 @@ impl Cli {
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         match self.command {
             Command::Run(cmd) => cmd.execute(),
+            Command::Compile(cmd) => cmd.execute(),
             Command::Check(cmd) => cmd.execute(),
         }
     }

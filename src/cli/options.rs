@@ -51,6 +51,21 @@ pub struct PolicyOptions {
     #[arg(long, value_name = "SIZE", value_parser = wsandbox::policy::parse_size)]
     memory: Option<u64>,
 
+    /// Stop the guest after about N wasm instructions, the same point on
+    /// every run: exit 124
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    fuel: Option<u64>,
+
+    /// Accept an artifact of `wsandbox compile` as MODULE: it is machine code
+    /// run as given, so only pass artifacts you trust
+    #[arg(long)]
+    allow_precompiled: bool,
+
+    /// Compile the module afresh: neither read nor write the compilation
+    /// cache ($XDG_CACHE_HOME/wsandbox)
+    #[arg(long)]
+    no_cache: bool,
+
     /// Write the outcome as JSON to FILE (`-` for stderr), whatever it is
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -71,7 +86,14 @@ impl PolicyOptions {
             keep_terminal: self.keep_terminal,
             timeout: self.timeout,
             memory: self.memory,
+            fuel: self.fuel,
+            allow_precompiled: self.allow_precompiled,
         }
+    }
+
+    /// Whether the compilation cache may be used (no `--no-cache`).
+    pub fn cache(&self) -> bool {
+        !self.no_cache
     }
 
     /// Where `--report` goes, if given.

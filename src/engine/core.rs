@@ -1,27 +1,23 @@
 //! Running a core module as a WASI preview 1 command.
 
 use super::limits::Limits;
-use super::{Module, Outcome, invalid, outcome, unrunnable};
+use super::{Ended, Module, unrunnable};
 use crate::Error;
-use wasmtime::{Engine, Linker, Store};
+use wasmtime::{Engine, InstancePre, Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// The store's data for a core module guest.
-struct Host {
+pub(super) struct Host {
     wasi: WasiP1Ctx,
     limits: Limits,
 }
 
-/// Compiles, links and instantiates `module`, then calls `_start`, with at
-/// most `memory` bytes of linear memory.
-pub(super) fn run(
-    engine: &Engine,
-    module: &Module,
-    mut wasi: WasiCtxBuilder,
-    memory: Option<u64>,
-) -> Result<Outcome, Error> {
-    let compiled = wasmtime::Module::new(engine, &module.bytes).map_err(|e| invalid(module, e))?;
+/// A core module linked against WASI preview 1, with a `_start`.
+pub(super) type Linked = InstancePre<Host>;
+
+/// Links `compiled` against WASI preview 1 and checks it is a command.
+pub(super) fn link(engine: &Engine, module: &Module, compiled: &wasmtime::Module) -> Result<Linked, Error> {
     if !matches!(compiled.get_export("_start"), Some(wasmtime::ExternType::Func(_))) {
         return Err(unrunnable(
             module,
@@ -31,23 +27,30 @@ pub(super) fn run(
     let mut linker: Linker<Host> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi)
         .map_err(|e| Error::Engine(crate::error::one_line(&e)))?;
-    let pre = linker
-        .instantiate_pre(&compiled)
-        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))?;
+    linker
+        .instantiate_pre(compiled)
+        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))
+}
+
+/// Instantiates `linked` under `limits` and calls `_start`.
+pub(super) fn run(
+    engine: &Engine,
+    linked: Linked,
+    mut wasi: WasiCtxBuilder,
+    limits: Limits,
+) -> Result<Ended, Error> {
     let mut store = Store::new(
         engine,
         Host {
             wasi: wasi.build_p1(),
-            limits: Limits::new(memory),
+            limits,
         },
     );
     store.limiter(|host| &mut host.limits);
-    let ended = pre.instantiate(&mut store).and_then(|instance| {
+    Limits::fuel_up(&mut store, |host| &host.limits);
+    let ended = linked.instantiate(&mut store).and_then(|instance| {
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call(&mut store, ())
     });
-    Ok(match ended {
-        Ok(()) => Outcome::Exited(0),
-        Err(err) => store.data().limits.explain(outcome::classify(err)),
-    })
+    Ok(Limits::sort(&store, |host| &host.limits, ended.map(|()| 0)))
 }

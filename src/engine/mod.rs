@@ -1,9 +1,11 @@
 //! The inner wall: wasmtime running a guest with WASI capabilities only.
 //!
-//! [`run`] is a straight line: engine → compile → link → instantiate → call
-//! the entry point → sort the ending into an [`Outcome`]. It must be called
-//! only once the outer wall stands, because building an engine may start
-//! threads.
+//! A run is a straight line in two calls: [`load`] (engine → machine code,
+//! compiled, from the cache, or precompiled → link) and [`Program::run`]
+//! (instantiate → call the entry point → sort the ending into an
+//! [`Outcome`]). Both must be called only once the outer wall stands:
+//! building an engine may start threads, and compiling is the first thing
+//! that touches the untrusted bytes with more than a parser.
 
 mod component;
 mod core;
@@ -17,44 +19,287 @@ pub use outcome::Outcome;
 
 use crate::{Error, Policy};
 
-/// Runs `module` as a WASI command under `policy`, with `args` after its
-/// program name. Returns how the guest ended; errors mean it never started.
-pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Outcome, Error> {
-    let engine = new_engine()?;
-    let argv: Vec<String> = std::iter::once(module.program_name())
-        .chain(args.iter().cloned())
-        .collect();
-    let wasi = wasi::builder(policy, &argv)?;
-    match module.kind {
-        ModuleKind::Core => core::run(&engine, module, wasi, policy.memory),
-        ModuleKind::Component => component::run(&engine, module, wasi, policy.memory),
+/// How a guest's run ended, and what it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// How the guest ended.
+    pub outcome: Outcome,
+    /// The fuel it burnt, when it ran with `--fuel`.
+    pub fuel_consumed: Option<u64>,
+}
+
+/// Where a program's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeSource {
+    /// Compiled from the module for this run.
+    Compiled,
+    /// Read from the compilation cache.
+    Cache,
+    /// The module is an artifact of `wsandbox compile`.
+    Precompiled,
+}
+
+impl CodeSource {
+    /// Its name in reports: `compiled`, `cache` or `precompiled`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodeSource::Compiled => "compiled",
+            CodeSource::Cache => "cache",
+            CodeSource::Precompiled => "precompiled",
+        }
     }
+}
+
+/// The compilation cache as the engine sees it: an entry to try (already
+/// checked against its checksum by [`crate::cache`]) and where to write
+/// the code when it has to compile.
+#[derive(Debug, Default)]
+pub struct CodeCache {
+    /// A cached artifact for this module and these engine settings.
+    pub entry: Option<Vec<u8>>,
+    /// Where a freshly compiled artifact goes; dropped (closed) by [`load`]
+    /// before it returns, so the guest can never write to it.
+    pub sink: Option<std::fs::File>,
+}
+
+/// A module compiled and linked, ready to run.
+pub struct Program {
+    engine: wasmtime::Engine,
+    linked: Linked,
+    /// The guest's `argv[0]`.
+    program_name: String,
+    /// Where its machine code came from.
+    pub source: CodeSource,
+    /// A fresh artifact was written to the cache's sink.
+    pub cached: bool,
+}
+
+/// A linked program of either kind.
+enum Linked {
+    Core(core::Linked),
+    Component(component::Linked),
+}
+
+/// Gets `module`'s machine code — from `cache` when its entry is valid for
+/// this engine, else by compiling (and then writing it to the cache's
+/// sink) — and links it against WASI.
+pub fn load(policy: &Policy, module: &Module, mut cache: CodeCache) -> Result<Program, Error> {
+    admit(policy, module)?;
+    let engine = new_engine(policy.fuel.is_some())?;
+    let (code, source) = if module.precompiled {
+        let code = deserialize(&engine, module, &module.bytes).map_err(|err| {
+            let metered = if policy.fuel.is_some() { " --metered" } else { "" };
+            match err {
+                Error::Module(ModuleError::Invalid { path, reason }) => ModuleError::Invalid {
+                    path,
+                    reason: format!("{reason} (compile it again with `wsandbox compile{metered}`)"),
+                }
+                .into(),
+                other => other,
+            }
+        })?;
+        (code, CodeSource::Precompiled)
+    } else if let Some(code) = cache
+        .entry
+        .take()
+        .and_then(|entry| deserialize(&engine, module, &entry).ok())
+    {
+        // An entry the engine refuses (another wasmtime, other settings,
+        // another CPU) is stale: it is compiled afresh below.
+        (code, CodeSource::Cache)
+    } else {
+        (compile_code(&engine, module)?, CodeSource::Compiled)
+    };
+    let cached = match (source, cache.sink.take()) {
+        (CodeSource::Compiled, Some(sink)) => write_artifact(&code, sink),
+        _ => false,
+    };
+    let linked = match code {
+        Code::Core(compiled) => Linked::Core(core::link(&engine, module, &compiled)?),
+        Code::Component(compiled) => Linked::Component(component::link(&engine, module, &compiled)?),
+    };
+    Ok(Program {
+        engine,
+        linked,
+        program_name: module.program_name(),
+        source,
+        cached,
+    })
+}
+
+impl Program {
+    /// Instantiates the program and runs it as a WASI command under
+    /// `policy`, with `args` after its program name. Errors mean the guest
+    /// never started.
+    pub fn run(self, policy: &Policy, args: &[String]) -> Result<Ended, Error> {
+        let argv: Vec<String> = std::iter::once(self.program_name)
+            .chain(args.iter().cloned())
+            .collect();
+        let wasi = wasi::builder(policy, &argv)?;
+        let limits = limits::Limits::new(policy.memory, policy.fuel);
+        match self.linked {
+            Linked::Core(linked) => core::run(&self.engine, linked, wasi, limits),
+            Linked::Component(linked) => component::run(&self.engine, linked, wasi, limits),
+        }
+    }
+}
+
+/// Loads and runs `module` under `policy` without a cache: [`load`], then
+/// [`Program::run`].
+pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Ended, Error> {
+    load(policy, module, CodeCache::default())?.run(policy, args)
+}
+
+/// Compiles `module` with the engine `run` uses (with fuel metering when
+/// `metered`, as a run with `--fuel` needs), and returns the artifact
+/// `wsandbox compile` writes.
+pub fn compile(module: &Module, metered: bool) -> Result<Vec<u8>, Error> {
+    if module.precompiled {
+        return Err(invalid_reason(module, "already a precompiled artifact"));
+    }
+    let engine = new_engine(metered)?;
+    match compile_code(&engine, module)? {
+        Code::Core(compiled) => compiled.serialize(),
+        Code::Component(compiled) => compiled.serialize(),
+    }
+    .map_err(|e| Error::Engine(crate::error::one_line(&e)))
 }
 
 /// Compiles `module` with the engine `run` uses, without running it: an
 /// error means `run` would refuse it as invalid.
 pub fn check(module: &Module) -> Result<(), Error> {
-    let engine = new_engine()?;
+    let engine = new_engine(false)?;
+    if module.precompiled {
+        return Err(invalid_reason(
+            module,
+            "a precompiled artifact; check the module it came from",
+        ));
+    }
+    compile_code(&engine, module).map(drop)
+}
+
+/// Refuses a precompiled artifact unless the policy trusts them.
+pub fn admit(policy: &Policy, module: &Module) -> Result<(), Error> {
+    if module.precompiled && !policy.allow_precompiled {
+        return Err(unrunnable(
+            module,
+            "a precompiled artifact is machine code run as given: pass --allow-precompiled to trust it",
+        ));
+    }
+    Ok(())
+}
+
+/// The engine settings that decide what compiled code looks like, as a
+/// string for the cache's key: the versions of wsandbox and wasmtime, the
+/// target and the CPU features Cranelift may use, and fuel metering.
+/// With all of them in the key, an entry is never stale for the run that
+/// finds it (wasmtime checks again when it loads one).
+pub fn settings(metered: bool) -> String {
+    format!(
+        "wsandbox {}; wasmtime {}; {}-{}; cpu {}; fuel metering {metered}",
+        env!("CARGO_PKG_VERSION"),
+        env!("WSANDBOX_WASMTIME_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        cpu_features()
+    )
+}
+
+/// The CPU features Cranelift's code for this host may depend on.
+fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let features = [
+            ("sse3", has!("sse3")),
+            ("ssse3", has!("ssse3")),
+            ("sse4.1", has!("sse4.1")),
+            ("sse4.2", has!("sse4.2")),
+            ("popcnt", has!("popcnt")),
+            ("avx", has!("avx")),
+            ("avx2", has!("avx2")),
+            ("fma", has!("fma")),
+            ("bmi1", has!("bmi1")),
+            ("bmi2", has!("bmi2")),
+            ("lzcnt", has!("lzcnt")),
+            ("avx512f", has!("avx512f")),
+            ("avx512vl", has!("avx512vl")),
+            ("avx512dq", has!("avx512dq")),
+            ("avx512bitalg", has!("avx512bitalg")),
+            ("avx512vbmi", has!("avx512vbmi")),
+        ];
+        let present: Vec<&str> = features
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect();
+        present.join(",")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        String::from("native")
+    }
+}
+
+/// The engine every command shares: Cranelift, wasm backtraces without
+/// DWARF details, fuel metering only when asked for (it slows every loop).
+fn new_engine(metered: bool) -> Result<wasmtime::Engine, Error> {
+    let mut config = wasmtime::Config::new();
+    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    config.consume_fuel(metered);
+    wasmtime::Engine::new(&config).map_err(|e| Error::Engine(crate::error::one_line(&e)))
+}
+
+/// Machine code of either kind.
+enum Code {
+    Core(wasmtime::Module),
+    Component(wasmtime::component::Component),
+}
+
+fn compile_code(engine: &wasmtime::Engine, module: &Module) -> Result<Code, Error> {
     match module.kind {
-        ModuleKind::Core => wasmtime::Module::new(&engine, &module.bytes).map(drop),
-        ModuleKind::Component => wasmtime::component::Component::new(&engine, &module.bytes).map(drop),
+        ModuleKind::Core => wasmtime::Module::new(engine, &module.bytes).map(Code::Core),
+        ModuleKind::Component => {
+            wasmtime::component::Component::new(engine, &module.bytes).map(Code::Component)
+        }
     }
     .map_err(|e| invalid(module, e))
 }
 
-/// The engine every command shares: Cranelift, wasm backtraces without
-/// DWARF details.
-fn new_engine() -> Result<wasmtime::Engine, Error> {
-    let mut config = wasmtime::Config::new();
-    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
-    wasmtime::Engine::new(&config).map_err(|e| Error::Engine(crate::error::one_line(&e)))
+/// Loads an artifact of `module`'s kind. The caller vouches for `bytes`:
+/// they are the user's trusted artifact or a cache entry wsandbox wrote.
+fn deserialize(engine: &wasmtime::Engine, module: &Module, bytes: &[u8]) -> Result<Code, Error> {
+    match module.kind {
+        ModuleKind::Core => crate::shell::sys::deserialize_module(engine, bytes).map(Code::Core),
+        ModuleKind::Component => crate::shell::sys::deserialize_component(engine, bytes).map(Code::Component),
+    }
+    .map_err(|e| {
+        invalid_reason(
+            module,
+            format!("incompatible artifact: {}", crate::error::one_line(&e)),
+        )
+    })
+}
+
+/// Writes `code` to the cache's sink as an entry; a failure only means the
+/// next run compiles again.
+fn write_artifact(code: &Code, mut sink: std::fs::File) -> bool {
+    let artifact = match code {
+        Code::Core(compiled) => compiled.serialize(),
+        Code::Component(compiled) => compiled.serialize(),
+    };
+    artifact.is_ok_and(|artifact| crate::cache::write_entry(&mut sink, &artifact).is_ok())
 }
 
 /// An error about `module`'s contents.
 fn invalid(module: &Module, err: wasmtime::Error) -> Error {
+    invalid_reason(module, crate::error::one_line(&err))
+}
+
+fn invalid_reason(module: &Module, reason: impl Into<String>) -> Error {
     ModuleError::Invalid {
         path: module.path.clone(),
-        reason: crate::error::one_line(&err),
+        reason: reason.into(),
     }
     .into()
 }

@@ -1,5 +1,6 @@
 //! Reading a module from disk and telling what it is, before any engine
-//! exists: a WASI p1 core module, a component, in binary or text form.
+//! exists: a WASI p1 core module, a component, in binary or text form, or
+//! an artifact of `wsandbox compile`.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub struct Module {
     pub bytes: Vec<u8>,
     /// Whether it is a core module or a component.
     pub kind: ModuleKind,
+    /// It is an artifact of `wsandbox compile` (machine code), not wasm.
+    pub precompiled: bool,
 }
 
 /// A module that cannot be run.
@@ -90,6 +93,17 @@ impl Module {
         if bytes.is_empty() {
             return Err(invalid("the file is empty".into()));
         }
+        if let Some(precompiled) = wasmtime::Engine::detect_precompiled(&bytes) {
+            return Ok(Module {
+                path: path.into(),
+                bytes,
+                kind: match precompiled {
+                    wasmtime::Precompiled::Module => ModuleKind::Core,
+                    wasmtime::Precompiled::Component => ModuleKind::Component,
+                },
+                precompiled: true,
+            });
+        }
         let bytes = if bytes.starts_with(WASM_MAGIC) {
             bytes
         } else if looks_like_text(path, &bytes) {
@@ -110,6 +124,7 @@ impl Module {
             path: path.into(),
             bytes,
             kind,
+            precompiled: false,
         })
     }
 

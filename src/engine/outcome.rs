@@ -1,6 +1,6 @@
 //! How a guest's run ended, and the exit code each ending maps to.
 
-use crate::error::EXIT_TRAPPED;
+use crate::error::{EXIT_TIMEOUT, EXIT_TRAPPED};
 
 /// The end of a guest's run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub enum Outcome {
         /// The wasm backtrace, one frame a line, when there is one.
         backtrace: Option<String>,
     },
+    /// The guest burnt all the fuel it was given (`--fuel`).
+    OutOfFuel,
 }
 
 impl Outcome {
@@ -24,6 +26,7 @@ impl Outcome {
             // Unix keeps the low 8 bits of an exit status.
             Outcome::Exited(code) => *code as u8,
             Outcome::Trapped { .. } => EXIT_TRAPPED,
+            Outcome::OutOfFuel => EXIT_TIMEOUT,
         }
     }
 }
@@ -32,6 +35,9 @@ impl Outcome {
 pub(crate) fn classify(err: wasmtime::Error) -> Outcome {
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return Outcome::Exited(exit.0);
+    }
+    if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+        return Outcome::OutOfFuel;
     }
     let backtrace = err
         .downcast_ref::<wasmtime::WasmBacktrace>()

@@ -1,11 +1,15 @@
 //! What the sandboxed child tells its supervising parent, over a pipe: one
 //! JSON message per line. First, whether setup worked (and what it
-//! applied); at the end, how the guest ended.
+//! applied); then, just before the guest's first instruction, how its code
+//! was loaded; at the end, how the guest ended.
 //!
 //! The parent treats every message as untrusted — after the guest starts,
 //! the child's process may be an escaped guest's — so it reads a bounded
 //! amount and never waits for the end message: the exit status, the
 //! resource usage and the timing come from the kernel and the parent.
+//! Only the first `Ready` and the first `Loaded` are believed: wsandbox's
+//! own code sends them before the guest runs, so a guest can only add
+//! messages after them.
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -56,13 +60,30 @@ pub enum Message {
     Ready(Applied),
     /// Setup failed: why (the failing call, its arguments and errno).
     SetupFailed(String),
-    /// The guest ended: `exited`, `trapped` or `error`, and a message.
+    /// The guest's code is loaded; it starts now.
+    Loaded(Loaded),
+    /// The guest ended: `exited`, `trapped`, `fuel` or `error`, and a
+    /// message.
     Ended {
         /// How.
         outcome: String,
         /// What (a trap's message, an error's line).
         message: Option<String>,
+        /// The fuel it burnt, when metered.
+        #[serde(default)]
+        fuel_consumed: Option<u64>,
     },
+}
+
+/// How the guest's code was loaded, said just before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loaded {
+    /// `compiled`, `cache` or `precompiled`.
+    pub code: String,
+    /// Freshly compiled code was written to the unnamed file passed in for
+    /// it (a cache entry, `compile`'s output), which is closed now: the
+    /// supervisor may name it.
+    pub written: bool,
 }
 
 /// The child's end.

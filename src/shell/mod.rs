@@ -25,7 +25,7 @@ mod seccomp;
 mod seccomp_list;
 pub mod sys;
 
-pub use channel::{Applied, Message};
+pub use channel::{Applied, Loaded, Message};
 pub use idmap::IdMap;
 pub use idmap::ROOT_SANDBOX_ID;
 pub use rootfs::{MountOp, plan as mount_plan};
@@ -213,6 +213,11 @@ pub struct Ending {
     /// How the child said the guest ended, and its message: untrusted (the
     /// guest ran in that process), absent if it said nothing.
     pub guest: Option<(String, Option<String>)>,
+    /// The fuel the child said the guest burnt (untrusted, as `guest`).
+    pub fuel_consumed: Option<u64>,
+    /// How the guest's code was loaded, as the child said before the guest
+    /// started (so not the guest's word); absent if it never started.
+    pub loaded: Option<Loaded>,
     /// CPU time the sandbox used, user and system, in milliseconds.
     pub cpu_ms: f64,
     /// The sandbox's peak resident memory, in bytes.
@@ -229,22 +234,42 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Tells the supervisor how the guest ended: `exited`, `trapped` or
-    /// `error`, with a message.
-    pub fn ended(&mut self, outcome: &str, message: Option<String>) {
+    /// Tells the supervisor how the guest's code was loaded. Call it once,
+    /// after every descriptor the guest must not have is closed and just
+    /// before the guest starts: the supervisor believes only this first
+    /// account.
+    pub fn loaded(&mut self, loaded: Loaded) {
+        self.sender.send(&Message::Loaded(loaded));
+    }
+
+    /// Tells the supervisor how the guest ended: `exited`, `trapped`,
+    /// `fuel` or `error`, with a message and the fuel burnt.
+    pub fn ended(&mut self, outcome: &str, message: Option<String>, fuel_consumed: Option<u64>) {
         self.sender.send(&Message::Ended {
             outcome: outcome.into(),
             message,
+            fuel_consumed,
         });
     }
+}
+
+/// Whether [`enter`] will give up host root before the sandbox exists (it
+/// does when called by root): what must be done as root is done before.
+pub fn gives_up_root() -> bool {
+    idmap::is_host_root()
 }
 
 /// Builds the outer wall around this process for `policy`, whose paths are
 /// resolved. Must be called while the process has a single thread.
 ///
-/// Returns only in the sandboxed child. The parent supervises, calls
-/// `on_end` with how the run ended (to write a report), and exits.
-pub fn enter(policy: &Policy, on_end: &mut dyn FnMut(&Ending)) -> Result<Sandbox, ShellError> {
+/// Returns only in the sandboxed child, where of the caller's descriptors
+/// only stdio and `keep` stay open. The parent supervises, calls `on_end`
+/// with how the run ended (to write a report), and exits.
+pub fn enter(
+    policy: &Policy,
+    keep: &[std::os::fd::RawFd],
+    on_end: &mut dyn FnMut(&Ending),
+) -> Result<Sandbox, ShellError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
     let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     let host_root = idmap::is_host_root();
@@ -324,9 +349,10 @@ pub fn enter(policy: &Policy, on_end: &mut dyn FnMut(&Ending)) -> Result<Sandbox
         if isolation.applied.contains(&Layer::Net) {
             sys::interface_up("lo")?;
         }
-        // 8. Limits; no descriptor of the caller's but stdio; a session of its own.
-        rlimits::apply()?;
-        sys::close_fds_except(&[report_write.as_raw_fd()])?;
+        // 8. Limits; no descriptor of the caller's but stdio and `keep`; a session of its own.
+        rlimits::apply(policy.memory)?;
+        let keep: Vec<_> = keep.iter().copied().chain([report_write.as_raw_fd()]).collect();
+        sys::close_fds_except(&keep)?;
         if !policy.keep_terminal {
             sys::check(nix::unistd::setsid(), || "setsid()".into())?;
         }
@@ -545,10 +571,22 @@ fn supervise(
         let limit = timeout.unwrap_or_default();
         eprintln!("wsandbox: the guest ran past its time limit (--timeout {limit:?}) and was stopped");
     }
-    let guest = messages.drain().into_iter().find_map(|m| match m {
-        Message::Ended { outcome, message } => Some((outcome, message)),
+    let said = messages.drain();
+    let loaded = said.iter().find_map(|m| match m {
+        Message::Loaded(loaded) => Some(loaded.clone()),
         _ => None,
     });
+    let (guest, fuel_consumed) = said
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Ended {
+                outcome,
+                message,
+                fuel_consumed,
+            } => Some(((outcome, message), fuel_consumed)),
+            _ => None,
+        })
+        .unzip();
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok();
     let ms = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e3 + t.tv_usec() as f64 / 1e3;
     on_end(&Ending {
@@ -558,6 +596,8 @@ fn supervise(
         timed_out,
         applied,
         guest,
+        fuel_consumed: fuel_consumed.flatten(),
+        loaded,
         cpu_ms: usage.map_or(0.0, |u| ms(u.user_time()) + ms(u.system_time())),
         peak_memory_bytes: usage.map_or(0, |u| u.max_rss() as u64 * 1024),
     });

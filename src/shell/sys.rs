@@ -306,3 +306,27 @@ pub fn ignore_sigxfsz() -> Result<(), SysError> {
     })
     .map(drop)
 }
+
+/// Loads a core module's machine code serialized by wasmtime.
+///
+/// Only for bytes wsandbox vouches for: an artifact the user trusted with
+/// `--allow-precompiled`, or a cache entry wsandbox wrote whose checksum
+/// holds. Either way it runs inside the outer wall.
+pub fn deserialize_module(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<wasmtime::Module> {
+    // SAFETY: wasmtime requires `bytes` to come from its own `serialize`;
+    // the callers pass only trusted artifacts or checksummed cache entries
+    // (see above), and wasmtime still checks the engine's version, settings
+    // and CPU features before it maps the code.
+    unsafe { wasmtime::Module::deserialize(engine, bytes) }
+}
+
+/// Loads a component's machine code serialized by wasmtime; as
+/// [`deserialize_module`].
+pub fn deserialize_component(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: as in `deserialize_module`: trusted or checksummed bytes of
+    // wasmtime's own format, checked for compatibility by wasmtime.
+    unsafe { wasmtime::component::Component::deserialize(engine, bytes) }
+}

@@ -1,5 +1,6 @@
 //! Limits: `--timeout` stops a guest, whether it blocks in a host call or
-//! spins in wasm, with exit 124 soon after the deadline; `--memory` bounds
+//! spins in wasm, with exit 124 soon after the deadline; `--fuel` stops it
+//! at the same instruction every time, exit 124 too; `--memory` bounds
 //! each instance's linear memory, and a guest that traps for lack of it
 //! gets exit 134 with the limit named.
 
@@ -11,7 +12,18 @@ both_kinds!(
     a_guest_that_ends_in_time_is_untouched,
     a_guest_within_the_memory_limit_runs,
     a_guest_whose_initial_memory_is_over_the_limit_cannot_start,
+    a_spinning_guest_is_stopped_at_the_timeout,
+    a_spinning_guest_runs_out_of_fuel,
+    a_small_job_finishes_within_its_fuel,
 );
+
+/// A guest that loops in wasm forever, making no host call.
+fn spinning(kind: Kind) -> String {
+    match kind {
+        Kind::P1 => wsandbox_guests::wat("spin"),
+        Kind::P2 => wsandbox_guests::wat("spin-component"),
+    }
+}
 
 /// How late past the deadline wsandbox may end.
 const GRACE: Duration = Duration::from_millis(700);
@@ -38,8 +50,7 @@ fn a_guest_that_ends_in_time_is_untouched(kind: Kind) {
 }
 
 /// A guest spinning in wasm makes no host call: the outer wall stops it.
-#[test]
-fn a_spinning_guest_is_stopped_at_the_timeout() {
+fn a_spinning_guest_is_stopped_at_the_timeout(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let started = Instant::now();
@@ -49,7 +60,7 @@ fn a_spinning_guest_is_stopped_at_the_timeout() {
         "0.3s",
         "--report",
         s(&report),
-        &wsandbox_guests::wat("spin"),
+        &spinning(kind),
     ]);
     let took = started.elapsed();
     out.assert_code(124);
@@ -58,6 +69,71 @@ fn a_spinning_guest_is_stopped_at_the_timeout() {
     assert_eq!(json["outcome"], "timeout", "{json}");
     assert_eq!(json["exit_code"], 124);
     assert!(json["cpu_ms"].as_f64().unwrap() > 100.0, "it did spin: {json}");
+}
+
+fn a_spinning_guest_runs_out_of_fuel(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = run(&[
+        "run",
+        "--fuel",
+        "5000000",
+        "--report",
+        s(&report),
+        &spinning(kind),
+    ]);
+    out.assert_code(124);
+    assert_eq!(
+        out.stderr,
+        "wsandbox: the guest ran out of fuel (--fuel 5000000) and was stopped\n"
+    );
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "fuel", "{json}");
+    assert_eq!(json["exit_code"], 124);
+    assert_eq!(json["fuel_consumed"], 5000000, "{json}");
+}
+
+/// A job within its budget runs as without one, and burns the same fuel
+/// on every run: the budget is deterministic.
+fn a_small_job_finishes_within_its_fuel(kind: Kind) {
+    let burnt = || {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        let out = run(&[
+            "run",
+            "--fuel",
+            "1000000000",
+            "--report",
+            s(&report),
+            kind.guest("hello"),
+            "x",
+        ]);
+        out.assert_code(0);
+        assert!(out.stdout.starts_with("hello from a wasm guest\n"), "{out:#?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(json["outcome"], "exited", "{json}");
+        json["fuel_consumed"].as_u64().unwrap()
+    };
+    let first = burnt();
+    assert!(first > 100 && first < 1_000_000_000, "{first}");
+    assert_eq!(burnt(), first, "the same run burnt different fuel");
+    // Without --fuel nothing is metered, and nothing reported.
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    run(&["run", "--report", s(&report), kind.guest("hello")]).assert_code(0);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["fuel_consumed"], serde_json::Value::Null);
+}
+
+#[test]
+fn bad_fuel_is_a_usage_error() {
+    for bad in ["0", "-1", "abc", "1.5", "", "99999999999999999999999"] {
+        let out = run(&["run", &format!("--fuel={bad}"), &wsandbox_guests::wat("hello")]);
+        out.assert_code(2);
+        assert!(out.stderr.contains("--fuel"), "{bad:?}: {out:#?}");
+        assert_eq!(out.stdout, "", "{bad:?}: the guest ran");
+    }
 }
 
 #[test]

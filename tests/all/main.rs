@@ -1,6 +1,7 @@
 //! wsandbox's integration tests: one binary that drives the built
 //! `wsandbox` the way a user would, with the guests of `guests/`.
 
+mod cache;
 mod errors;
 mod fs;
 mod fuzz;
@@ -61,11 +62,15 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// A `wsandbox` command with an empty stdin and a clean environment but
-/// for `PATH`.
+/// The compilation cache of the tests' runs (not the user's own): under
+/// the target directory, so that a test run leaves nothing behind, and
+/// shared, so that the tests exercise cache hits as users will.
+pub const TEST_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cache");
+
+/// A `wsandbox` command with an empty stdin, using the tests' cache.
 pub fn wsandbox() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsandbox"));
-    cmd.stdin(Stdio::null());
+    cmd.stdin(Stdio::null()).env("XDG_CACHE_HOME", TEST_CACHE);
     cmd
 }
 
@@ -161,7 +166,9 @@ pub fn wsandbox_as(caller: Caller) -> Command {
             cmd
         }
     };
-    cmd.stdin(Stdio::null());
+    // Nobody cannot write there, and so runs without a cache (tests/all/
+    // cache.rs gives nobody one of its own).
+    cmd.stdin(Stdio::null()).env("XDG_CACHE_HOME", TEST_CACHE);
     cmd
 }
 

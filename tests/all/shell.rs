@@ -44,8 +44,20 @@ impl Sandbox {
         assert_eq!(line, "sleeping\n", "the guest did not start");
         let children =
             std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", wsandbox.id())).unwrap();
-        let pids: Vec<i32> = children.split_whitespace().map(|p| p.parse().unwrap()).collect();
-        assert_eq!(pids.len(), 1, "wsandbox should have one child: {pids:?}");
+        // Besides the sandbox, root's run may have a helper child that names
+        // a new cache entry; the sandbox is the one in a pid namespace of
+        // its own.
+        let own_pid_ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let pids: Vec<i32> = children
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .filter(|&p: &i32| own_pid_ns(p as u32) != own_pid_ns(wsandbox.id()))
+            .collect();
+        assert_eq!(
+            pids.len(),
+            1,
+            "wsandbox should have one sandboxed child: {pids:?}"
+        );
         Sandbox {
             wsandbox,
             pid: pids[0],
@@ -497,6 +509,10 @@ fn the_callers_descriptors_do_not_reach_the_sandbox() {
         let inner = wsandbox_as(caller);
         cmd.arg(inner.get_program()).args(inner.get_args());
         cmd.args(["run", &guest_for(caller, "sleep")]);
+        // A cache of its own, empty: the run writes a new entry, through a
+        // file that must be closed before the guest starts.
+        let cache = crate::cache::own_cache(caller);
+        cmd.env("XDG_CACHE_HOME", cache.path());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -570,6 +586,24 @@ fn resource_limits_are_lowered() {
         size.iter().all(|v| v.parse::<u64>().unwrap() <= 16 << 30),
         "{size:?}"
     );
+    // Without --memory the data size is the caller's.
+    let own = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let own_data = own.lines().find(|l| l.starts_with("Max data size")).unwrap();
+    let own_data: Vec<String> = own_data["Max data size".len()..]
+        .split_whitespace()
+        .take(2)
+        .map(String::from)
+        .collect();
+    assert_eq!(limit("Max data size"), own_data);
+    drop(sandbox);
+    // With --memory, the whole process is bounded: linear memory plus the
+    // engine's 1 GiB.
+    let sandbox = Sandbox::start(Caller::Me, &["--memory", "64M"]);
+    let data = ((64u64 << 20) + (1 << 30)).to_string();
+    let limits = sandbox.read("limits");
+    let line = limits.lines().find(|l| l.starts_with("Max data size")).unwrap();
+    let values: Vec<&str> = line["Max data size".len()..].split_whitespace().take(2).collect();
+    assert_eq!(values, [data.as_str(), data.as_str()], "{line}");
 }
 
 /// Past RLIMIT_FSIZE a write fails with EFBIG, which wasmtime-wasi turns
