@@ -5,13 +5,14 @@
 #   unshare   the kernel's own price: unshare -Urpfnmiu --mount-proc true
 #   true      a process that does nothing
 # on a WebAssembly-text hello (compiling it is negligible, so start-up
-# dominates). Run by hand: bash benches/outer-wall.sh [--runs N]
+# dominates; wsandbox runs with --no-cache, so it compiles as bare does).
+# Run by hand: bash benches/outer-wall.sh [--runs N]
 source "$(dirname "$0")/prelude.sh"
 runs=${2:-200}
 hello=guests/wat/hello.wat
 hyperfine -N --warmup 20 --runs "$runs" --export-json target/outer-wall.json \
     -n bare "$bare $hello" \
-    -n wsandbox "$ws run $hello" \
+    -n wsandbox "$ws run --no-cache $hello" \
     -n unshare "unshare -Urpfnmiu --mount-proc true" \
     -n true "true"
 python3 - <<'PY'

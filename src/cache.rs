@@ -90,8 +90,8 @@ impl Cache {
         hex(&hash.finalize())
     }
 
-    /// The artifact stored under `key`, if there is one and it is whole.
-    pub fn lookup(&self, key: &str) -> Option<Vec<u8>> {
+    /// The entry stored under `key`, if there is one and it is whole.
+    pub fn lookup(&self, key: &str) -> Option<Entry> {
         let mut file = File::open(self.dir.join(key)).ok()?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ok()?;
@@ -197,7 +197,11 @@ impl Publisher {
                 })
             }
             Fork::Child => {
-                drop(write);
+                // The helper holds nothing of the run but its two files (no
+                // pipe of the caller's stays open because of it).
+                use std::os::fd::AsRawFd;
+                let _ = sys::close_fds_except(&[read.as_raw_fd(), pending.file.as_raw_fd()]);
+                std::mem::forget(write);
                 let mut byte = [0u8; 1];
                 let told = File::from(read).read(&mut byte).is_ok_and(|n| n == 1) && byte[0] == b'c';
                 let code = if told && pending.commit().is_err() { 1 } else { 0 };
@@ -243,9 +247,20 @@ pub fn write_entry(sink: &mut File, artifact: &[u8]) -> std::io::Result<()> {
     sink.flush()
 }
 
-/// The artifact in an entry's bytes, if its header holds: magic, length and
-/// checksum.
-pub fn read_entry(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+/// A whole entry read from the cache: its artifact is checked against the
+/// header's length and checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry(Vec<u8>);
+
+impl Entry {
+    /// The artifact (kept in place after the header: no copy of megabytes).
+    pub fn artifact(&self) -> &[u8] {
+        &self.0[HEADER..]
+    }
+}
+
+/// The entry in `bytes`, if its header holds: magic, length and checksum.
+pub fn read_entry(bytes: Vec<u8>) -> Option<Entry> {
     if bytes.len() < HEADER || &bytes[..16] != MAGIC {
         return None;
     }
@@ -257,8 +272,7 @@ pub fn read_entry(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
     if Sha256::digest(&bytes[HEADER..]).as_slice() != checksum {
         return None;
     }
-    bytes.drain(..HEADER);
-    Some(bytes)
+    Some(Entry(bytes))
 }
 
 /// Bytes as lowercase hex.
@@ -280,8 +294,8 @@ mod tests {
     #[test]
     fn an_entry_reads_back() {
         let artifact = b"\x7fELF machine code".to_vec();
-        assert_eq!(read_entry(entry(&artifact)), Some(artifact));
-        assert_eq!(read_entry(entry(b"")), Some(Vec::new()));
+        assert_eq!(read_entry(entry(&artifact)).unwrap().artifact(), artifact);
+        assert_eq!(read_entry(entry(b"")).unwrap().artifact(), b"");
     }
 
     #[test]
@@ -318,12 +332,12 @@ mod tests {
         write_entry(&mut pending.sink().unwrap(), b"code").unwrap();
         assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 0);
         pending.commit().unwrap();
-        assert_eq!(cache.lookup("k"), Some(b"code".to_vec()));
+        assert_eq!(cache.lookup("k").unwrap().artifact(), b"code");
         // A second commit replaces the first.
         let pending = cache.reserve("k").unwrap();
         write_entry(&mut pending.sink().unwrap(), b"new code").unwrap();
         Publisher::new(pending, false).unwrap().finish(true);
-        assert_eq!(cache.lookup("k"), Some(b"new code".to_vec()));
+        assert_eq!(cache.lookup("k").unwrap().artifact(), b"new code");
         // A pending entry never committed leaves nothing behind.
         let pending = cache.reserve("j").unwrap();
         Publisher::new(pending, false).unwrap().finish(false);

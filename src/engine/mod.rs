@@ -56,7 +56,7 @@ impl CodeSource {
 #[derive(Debug, Default)]
 pub struct CodeCache {
     /// A cached artifact for this module and these engine settings.
-    pub entry: Option<Vec<u8>>,
+    pub entry: Option<crate::cache::Entry>,
     /// Where a freshly compiled artifact goes; dropped (closed) by [`load`]
     /// before it returns, so the guest can never write to it.
     pub sink: Option<std::fs::File>,
@@ -102,7 +102,7 @@ pub fn load(policy: &Policy, module: &Module, mut cache: CodeCache) -> Result<Pr
     } else if let Some(code) = cache
         .entry
         .take()
-        .and_then(|entry| deserialize(&engine, module, &entry).ok())
+        .and_then(|entry| deserialize(&engine, module, entry.artifact()).ok())
     {
         // An entry the engine refuses (another wasmtime, other settings,
         // another CPU) is stale: it is compiled afresh below.

@@ -75,6 +75,10 @@ fn a_run_that_exits_is_reported_with_everything_applied(kind: Kind) {
         assert_eq!(isolation[applied], true, "{applied}: {json}");
     }
     assert_eq!(isolation["landlock"], "full");
+    // Not metered; the code compiled, or loaded from the tests' cache.
+    assert_eq!(json["fuel_consumed"], Value::Null, "{json}");
+    let source = json["code_source"].as_str().unwrap();
+    assert!(["compiled", "cache"].contains(&source), "{json}");
 }
 
 fn a_trap_is_reported(kind: Kind) {
@@ -113,6 +117,8 @@ fn failures_before_the_sandbox_are_reported_too() {
         );
         assert_eq!(json["isolation"], Value::Null, "no sandbox was built: {json}");
         assert_eq!(json["cpu_ms"], Value::Null);
+        assert_eq!(json["code_source"], Value::Null, "no guest started: {json}");
+        assert_eq!(json["fuel_consumed"], Value::Null);
     }
 }
 
@@ -129,6 +135,11 @@ fn an_invalid_component_found_inside_the_sandbox_is_reported() {
     assert_eq!(
         json["isolation"]["seccomp"], true,
         "the sandbox was built: {json}"
+    );
+    assert_eq!(
+        json["code_source"],
+        Value::Null,
+        "the guest never started: {json}"
     );
 }
 
