@@ -36,6 +36,10 @@ pub enum Error {
     /// The report file cannot be written.
     #[error("{0}")]
     Report(String),
+    /// A call (`wsandbox call`) that does not fit the module: not a call,
+    /// an unknown export, arguments of the wrong number or type.
+    #[error("{0}")]
+    Call(String),
     /// An output file (`compile -o`) cannot be written.
     #[error("{0}")]
     Output(String),
@@ -48,6 +52,7 @@ impl Error {
             Error::Policy(_) | Error::Shell(_) | Error::Engine(_) | Error::Report(_) | Error::Output(_) => {
                 EXIT_SANDBOX_FAILED
             }
+            Error::Call(_) => EXIT_USAGE,
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,
         }

@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod engine;
 pub mod error;
+pub mod plugin;
 pub mod policy;
 pub mod report;
 pub mod shell;

@@ -137,6 +137,9 @@ pub enum PolicyError {
     /// The hostname is empty, too long or has characters a hostname cannot.
     #[error("invalid hostname {0:?}: 1 to 64 letters, digits, '-' or '.'")]
     BadHostname(String),
+    /// A policy that cannot be read (not the format, an unknown key).
+    #[error("cannot read the policy: {0}")]
+    Unreadable(String),
     /// A passed-through environment variable is not valid UTF-8 on the host.
     #[error("--env {0}: the host's value is not valid UTF-8")]
     EnvNotUtf8(String),

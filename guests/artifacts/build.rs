@@ -1,6 +1,8 @@
-//! Builds the guest programs in `guests/rust` for both WASI targets and
-//! writes their paths into `guests.rs`, so tests and benchmarks name a guest
-//! by a constant (`HELLO_P1`, `HELLO_P2`, ...) and never build one by hand.
+//! Builds the guest programs in `guests/rust` for both WASI targets, and
+//! the components with exports of their own in `guests/components` for
+//! `wasm32-wasip2`, and writes their paths into `guests.rs`, so tests and
+//! benchmarks name a guest by a constant (`HELLO_P1`, `HELLO_P2`,
+//! `SHAPES`, ...) and never build one by hand.
 //!
 //! Only wsandbox's tests and benchmarks depend on this crate, so a plain
 //! `cargo build` of wsandbox never needs the wasm targets.
@@ -23,6 +25,9 @@ fn main() {
     println!("cargo:rerun-if-changed={}", rust.join("src").display());
     println!("cargo:rerun-if-changed={}", rust.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", guests.join("wat").display());
+    let components = guests.join("components");
+    println!("cargo:rerun-if-changed={}", components.display());
+    println!("cargo:rerun-if-changed={}", guests.parent().unwrap().join("wit").display());
 
     let bins = rust_bins(&rust.join("src/bin"));
     let mut consts = String::new();
@@ -39,6 +44,13 @@ fn main() {
         }
         writeln!(consts, "/// Every guest built for `{target}`, by name.").unwrap();
         writeln!(consts, "pub const ALL_{suffix}: &[(&str, &str)] = &[\n{table}];").unwrap();
+    }
+    build(&components, &target_dir, "wasm32-wasip2");
+    for (name, what) in [("shapes", "the test component for typed calls"), ("words", "the example plugin")] {
+        let path = target_dir.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+        assert!(path.is_file(), "component {name} was not built");
+        writeln!(consts, "/// `guests/components/{name}`, {what}.").unwrap();
+        writeln!(consts, "pub const {}: &str = {:?};", name.to_uppercase(), path.display().to_string()).unwrap();
     }
     writeln!(consts, "/// The folder of the `.wat` guests.").unwrap();
     writeln!(consts, "pub const WAT_DIR: &str = {:?};", guests.join("wat").display().to_string()).unwrap();
@@ -57,7 +69,8 @@ fn rust_bins(dir: &Path) -> Vec<String> {
     bins
 }
 
-fn build(rust: &Path, target_dir: &Path, target: &str) {
+/// Builds the release profile of the Cargo project at `project` for `target`.
+fn build(project: &Path, target_dir: &Path, target: &str) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
@@ -66,7 +79,7 @@ fn build(rust: &Path, target_dir: &Path, target: &str) {
         .arg("--target")
         .arg(target)
         .arg("--manifest-path")
-        .arg(rust.join("Cargo.toml"))
+        .arg(project.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir);
     // The outer build's flags and wrappers (clippy's, for one) are not meant

@@ -1,10 +1,13 @@
 //! The command line: one file per subcommand, one options group shared by
 //! every command that runs a guest, turned into one [`wsandbox::Policy`].
 
+mod call;
 mod check;
 mod compile;
+mod guest;
 mod options;
 mod run;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -20,8 +23,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunCommand),
+    Call(call::CallCommand),
     Compile(compile::CompileCommand),
     Check(check::CheckCommand),
+    #[command(hide = true)]
+    Worker(worker::WorkerCommand),
 }
 
 impl Cli {
@@ -29,8 +35,10 @@ impl Cli {
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         match self.command {
             Command::Run(cmd) => cmd.execute(),
+            Command::Call(cmd) => cmd.execute(),
             Command::Compile(cmd) => cmd.execute(),
             Command::Check(cmd) => cmd.execute(),
+            Command::Worker(cmd) => cmd.execute(),
         }
     }
 }

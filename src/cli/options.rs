@@ -1,7 +1,7 @@
 //! The options shared by every command that runs a guest.
 
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wsandbox::policy::{Access, DirGrant, EnvVar, Policy};
 
 /// What the guest is granted. Nothing is granted unless named here.
@@ -91,13 +91,13 @@ impl PolicyOptions {
         }
     }
 
-    /// Whether the compilation cache may be used (no `--no-cache`).
-    pub fn cache(&self) -> bool {
-        !self.no_cache
-    }
-
-    /// Where `--report` goes, if given.
-    pub fn report(&self) -> Option<&Path> {
-        self.report.as_deref()
+    /// How a command runs its guest: the policy, the cache, the report.
+    pub fn setup(&self) -> super::guest::Setup {
+        super::guest::Setup {
+            policy: self.to_policy(),
+            cache: !self.no_cache,
+            report: self.report.clone(),
+            keep: Vec::new(),
+        }
     }
 }

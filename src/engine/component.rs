@@ -1,11 +1,12 @@
-//! Running a component as a WASI preview 2 command (`wasi:cli/run`).
+//! Components: linked against WASI preview 2 and the plugin world's host,
+//! run as commands (`wasi:cli/run`) or called export by export.
 
 use super::limits::Limits;
-use super::{Ended, Module, unrunnable};
+use super::{Ended, Module, Outcome, unrunnable};
 use crate::Error;
 use wasmtime::Engine;
 use wasmtime::Store;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -25,18 +26,23 @@ impl WasiView for Host {
     }
 }
 
-/// A component linked against WASI preview 2 that exports `wasi:cli/run`.
-pub(super) type Linked = CommandPre<Host>;
+/// A component linked against WASI preview 2 and `wsandbox:plugin/host`.
+pub(super) type Linked = InstancePre<Host>;
 
-/// Links `component` against WASI preview 2 and finds `wasi:cli/run`.
+/// Links `component` against WASI preview 2 and `wsandbox:plugin/host`.
 pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .map_err(|e| Error::Engine(crate::error::one_line(&e)))?;
-    let pre = linker
+    let engine_error = |e: wasmtime::Error| Error::Engine(crate::error::one_line(&e));
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+    super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
+    linker
         .instantiate_pre(component)
-        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))?;
-    CommandPre::new(pre).map_err(|e| {
+        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))
+}
+
+/// `linked` as a WASI command: it must export `wasi:cli/run`.
+fn command(module: &Module, linked: Linked) -> Result<CommandPre<Host>, Error> {
+    CommandPre::new(linked).map_err(|e| {
         unrunnable(
             module,
             format!(
@@ -47,13 +53,13 @@ pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> R
     })
 }
 
-/// Instantiates `linked` under `limits` and calls `wasi:cli/run`.
-pub(super) fn run(
-    engine: &Engine,
-    linked: Linked,
-    mut wasi: WasiCtxBuilder,
-    limits: Limits,
-) -> Result<Ended, Error> {
+/// Checks that `linked` is a WASI command.
+pub(super) fn check_command(module: &Module, linked: &Linked) -> Result<(), Error> {
+    command(module, linked.clone()).map(drop)
+}
+
+/// A store for one instance of a component, under `limits`.
+pub(super) fn store(engine: &Engine, mut wasi: WasiCtxBuilder, limits: Limits) -> Store<Host> {
     let host = Host {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -61,11 +67,29 @@ pub(super) fn run(
     };
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limits);
-    Limits::fuel_up(&mut store, |host| &host.limits);
-    let ended = linked
+    Limits::fuel_up(&mut store, limits_of);
+    store
+}
+
+/// The limits of a store's instance.
+pub(super) fn limits_of(host: &Host) -> &Limits {
+    &host.limits
+}
+
+/// Instantiates `linked` under `limits` and calls `wasi:cli/run`.
+pub(super) fn run(
+    engine: &Engine,
+    module: &Module,
+    linked: Linked,
+    wasi: WasiCtxBuilder,
+    limits: Limits,
+) -> Result<Ended, Error> {
+    let command = self::command(module, linked)?;
+    let mut store = store(engine, wasi, limits);
+    let ended = command
         .instantiate(&mut store)
         .and_then(|command| command.wasi_cli_run().call_run(&mut store))
         // `run` returning `err` is the component's way to fail without a code.
-        .map(|result| if result.is_ok() { 0 } else { 1 });
-    Ok(Limits::sort(&store, |host| &host.limits, ended))
+        .map(|result| Outcome::Exited(if result.is_ok() { 0 } else { 1 }));
+    Ok(Limits::sort(&store, limits_of, ended))
 }

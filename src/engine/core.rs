@@ -1,7 +1,8 @@
-//! Running a core module as a WASI preview 1 command.
+//! Core modules: linked against WASI preview 1, run as commands (`_start`)
+//! or called export by export.
 
 use super::limits::Limits;
-use super::{Ended, Module, unrunnable};
+use super::{Ended, Module, Outcome, unrunnable};
 use crate::Error;
 use wasmtime::{Engine, InstancePre, Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -13,17 +14,11 @@ pub(super) struct Host {
     limits: Limits,
 }
 
-/// A core module linked against WASI preview 1, with a `_start`.
+/// A core module linked against WASI preview 1.
 pub(super) type Linked = InstancePre<Host>;
 
-/// Links `compiled` against WASI preview 1 and checks it is a command.
+/// Links `compiled` against WASI preview 1.
 pub(super) fn link(engine: &Engine, module: &Module, compiled: &wasmtime::Module) -> Result<Linked, Error> {
-    if !matches!(compiled.get_export("_start"), Some(wasmtime::ExternType::Func(_))) {
-        return Err(unrunnable(
-            module,
-            "no entry point: the module exports no `_start` function (is it a WASI command?)",
-        ));
-    }
     let mut linker: Linker<Host> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi)
         .map_err(|e| Error::Engine(crate::error::one_line(&e)))?;
@@ -32,13 +27,19 @@ pub(super) fn link(engine: &Engine, module: &Module, compiled: &wasmtime::Module
         .map_err(|e| unrunnable(module, crate::error::one_line(&e)))
 }
 
-/// Instantiates `linked` under `limits` and calls `_start`.
-pub(super) fn run(
-    engine: &Engine,
-    linked: Linked,
-    mut wasi: WasiCtxBuilder,
-    limits: Limits,
-) -> Result<Ended, Error> {
+/// Checks that `linked` is a WASI command: it exports `_start`.
+pub(super) fn check_command(module: &Module, linked: &Linked) -> Result<(), Error> {
+    match linked.module().get_export("_start") {
+        Some(wasmtime::ExternType::Func(_)) => Ok(()),
+        _ => Err(unrunnable(
+            module,
+            "no entry point: the module exports no `_start` function (is it a WASI command?)",
+        )),
+    }
+}
+
+/// A store for one instance of a core module, under `limits`.
+pub(super) fn store(engine: &Engine, mut wasi: WasiCtxBuilder, limits: Limits) -> Store<Host> {
     let mut store = Store::new(
         engine,
         Host {
@@ -47,10 +48,32 @@ pub(super) fn run(
         },
     );
     store.limiter(|host| &mut host.limits);
-    Limits::fuel_up(&mut store, |host| &host.limits);
+    Limits::fuel_up(&mut store, limits_of);
+    store
+}
+
+/// The limits of a store's instance.
+pub(super) fn limits_of(host: &Host) -> &Limits {
+    &host.limits
+}
+
+/// Instantiates `linked` under `limits` and calls `_start`.
+pub(super) fn run(
+    engine: &Engine,
+    module: &Module,
+    linked: Linked,
+    wasi: WasiCtxBuilder,
+    limits: Limits,
+) -> Result<Ended, Error> {
+    check_command(module, &linked)?;
+    let mut store = store(engine, wasi, limits);
     let ended = linked.instantiate(&mut store).and_then(|instance| {
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call(&mut store, ())
     });
-    Ok(Limits::sort(&store, |host| &host.limits, ended.map(|()| 0)))
+    Ok(Limits::sort(
+        &store,
+        limits_of,
+        ended.map(|()| Outcome::Exited(0)),
+    ))
 }

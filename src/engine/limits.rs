@@ -49,13 +49,13 @@ impl Limits {
         }
     }
 
-    /// How the guest ended, given what its entry point returned (an exit
-    /// status or the error that stopped it), explained by the limits it
-    /// ran into.
+    /// How the guest ended, given what its entry point returned (how it
+    /// ended, or the error that stopped it), explained by the limits it ran
+    /// into.
     pub(crate) fn sort<T: 'static>(
         store: &impl AsContext<Data = T>,
         limits: impl Fn(&T) -> &Limits,
-        ended: wasmtime::Result<i32>,
+        ended: wasmtime::Result<Outcome>,
     ) -> Ended {
         let store = store.as_context();
         let this = limits(store.data());
@@ -63,7 +63,7 @@ impl Limits {
             .fuel
             .map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
         let outcome = match ended {
-            Ok(code) => Outcome::Exited(code),
+            Ok(outcome) => outcome,
             Err(err) => this.explain(super::outcome::classify(err)),
         };
         Ended {

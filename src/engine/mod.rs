@@ -7,13 +7,17 @@
 //! building an engine may start threads, and compiling is the first thing
 //! that touches the untrusted bytes with more than a parser.
 
+mod call;
 mod component;
 mod core;
 mod limits;
 mod module;
 mod outcome;
+mod plugin_host;
 mod wasi;
+mod wit;
 
+pub use call::Call;
 pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
 
@@ -66,8 +70,8 @@ pub struct CodeCache {
 pub struct Program {
     engine: wasmtime::Engine,
     linked: Linked,
-    /// The guest's `argv[0]`.
-    program_name: String,
+    /// The module's path, kind and name, without its bytes.
+    identity: Module,
     /// Where its machine code came from.
     pub source: CodeSource,
     /// A fresh artifact was written to the cache's sink.
@@ -121,7 +125,7 @@ pub fn load(policy: &Policy, module: &Module, mut cache: CodeCache) -> Result<Pr
     Ok(Program {
         engine,
         linked,
-        program_name: module.program_name(),
+        identity: module.clone_without_bytes(),
         source,
         cached,
     })
@@ -132,14 +136,186 @@ impl Program {
     /// `policy`, with `args` after its program name. Errors mean the guest
     /// never started.
     pub fn run(self, policy: &Policy, args: &[String]) -> Result<Ended, Error> {
-        let argv: Vec<String> = std::iter::once(self.program_name)
+        let argv: Vec<String> = std::iter::once(self.identity.program_name())
             .chain(args.iter().cloned())
             .collect();
         let wasi = wasi::builder(policy, &argv)?;
         let limits = limits::Limits::new(policy.memory, policy.fuel);
         match self.linked {
-            Linked::Core(linked) => core::run(&self.engine, linked, wasi, limits),
-            Linked::Component(linked) => component::run(&self.engine, linked, wasi, limits),
+            Linked::Core(linked) => core::run(&self.engine, &self.identity, linked, wasi, limits),
+            Linked::Component(linked) => component::run(&self.engine, &self.identity, linked, wasi, limits),
+        }
+    }
+
+    /// Checks that the program is a WASI command, as [`Program::run`] needs.
+    pub fn check_command(&self) -> Result<(), Error> {
+        match &self.linked {
+            Linked::Core(linked) => core::check_command(&self.identity, linked),
+            Linked::Component(linked) => component::check_command(&self.identity, linked),
+        }
+    }
+
+    /// The functions the program exports, with their signatures in WIT
+    /// syntax, in the names [`Program::call`] takes: `greet`,
+    /// `wsandbox:shapes/values.add` (an interface's functions also answer to
+    /// `values.add`).
+    pub fn exports(&self) -> Vec<(String, String)> {
+        match &self.linked {
+            Linked::Core(linked) => linked
+                .module()
+                .exports()
+                .filter_map(|export| match export.ty() {
+                    wasmtime::ExternType::Func(func) => {
+                        Some((export.name().to_owned(), wit::core_func(&func)))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Linked::Component(linked) => {
+                use wasmtime::component::types::ComponentItem;
+                let mut exports = Vec::new();
+                let ty = linked.component().component_type();
+                for (name, item) in ty.exports(&self.engine) {
+                    match item.ty {
+                        ComponentItem::ComponentFunc(func) => {
+                            exports.push((name.to_owned(), wit::component_func(&func)))
+                        }
+                        ComponentItem::ComponentInstance(instance) => {
+                            for (func_name, item) in instance.exports(&self.engine) {
+                                if let ComponentItem::ComponentFunc(func) = item.ty {
+                                    exports.push((format!("{name}.{func_name}"), wit::component_func(&func)));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                exports
+            }
+        }
+    }
+
+    /// Instantiates the program under `policy` (its WASI context has no
+    /// arguments but the program's name) and makes `call`. Errors mean the
+    /// call never started: an unknown export, arguments that do not fit.
+    pub fn call(self, policy: &Policy, call: &Call) -> Result<Ended, Error> {
+        let wasi = wasi::builder(policy, &[self.identity.program_name()])?;
+        let limits = limits::Limits::new(policy.memory, policy.fuel);
+        let exports = self.exports();
+        match self.linked {
+            Linked::Core(linked) => {
+                let mut store = core::store(&self.engine, wasi, limits);
+                let returned = match linked.instantiate(&mut store) {
+                    Ok(instance) => call::core(&mut store, &instance, &exports, call)?,
+                    Err(err) => Err(err),
+                };
+                Ok(limits::Limits::sort(&store, core::limits_of, returned))
+            }
+            Linked::Component(linked) => {
+                let mut store = component::store(&self.engine, wasi, limits);
+                let returned = match linked.instantiate(&mut store) {
+                    Ok(instance) => call::component(&mut store, &instance, &exports, call)?,
+                    Err(err) => Err(err),
+                };
+                Ok(limits::Limits::sort(&store, component::limits_of, returned))
+            }
+        }
+    }
+}
+
+/// A component instance that lives between calls: a plugin in its worker.
+pub struct Live {
+    store: wasmtime::Store<component::Host>,
+    instance: wasmtime::component::Instance,
+    exports: Vec<(String, String)>,
+    fuel: Option<u64>,
+}
+
+/// Why a call on a [`Live`] instance failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The call does not fit: an unknown export, arguments of the wrong
+    /// number or type. The instance lives on.
+    Call(String),
+    /// The guest trapped (memory limit included); the instance is gone.
+    Trapped(String),
+    /// The call burnt all its fuel; the instance is gone.
+    OutOfFuel,
+}
+
+impl Program {
+    /// Instantiates the program once, to be called many times: a plugin.
+    /// It must be a component. Its WASI context is `policy`'s, with the
+    /// module's name as its only argument.
+    pub fn instantiate(self, policy: &Policy) -> Result<Live, Error> {
+        let exports = self.exports();
+        let Linked::Component(linked) = self.linked else {
+            return Err(unrunnable(
+                &self.identity,
+                "a plugin must be a component, and this is a core module",
+            ));
+        };
+        let wasi = wasi::builder(policy, &[self.identity.program_name()])?;
+        let limits = limits::Limits::new(policy.memory, policy.fuel);
+        let mut store = component::store(&self.engine, wasi, limits);
+        let instance = linked.instantiate(&mut store).map_err(|e| {
+            unrunnable(
+                &self.identity,
+                format!("cannot instantiate: {}", crate::error::one_line(&e)),
+            )
+        })?;
+        Ok(Live {
+            store,
+            instance,
+            exports,
+            fuel: policy.fuel,
+        })
+    }
+}
+
+impl Live {
+    /// The exported functions with their signatures, as [`Program::exports`].
+    pub fn exports(&self) -> &[(String, String)] {
+        &self.exports
+    }
+
+    /// Calls the export `name` with `args`, with the policy's fuel (if
+    /// any) for this call alone. After a trap or running out of fuel the
+    /// instance must not be called again.
+    pub fn call(
+        &mut self,
+        name: &str,
+        args: &[wasmtime::component::Val],
+    ) -> Result<Vec<wasmtime::component::Val>, CallFailure> {
+        self.refuel();
+        match call::invoke_component_with(&mut self.store, &self.instance, &self.exports, name, args) {
+            Err(why) => Err(CallFailure::Call(why)),
+            Ok(returned) => returned.map_err(|err| self.failure(err)),
+        }
+    }
+
+    /// The plugin world's `handle`, typed: `input` in, the output or the
+    /// plugin's refusal out.
+    pub fn handle(&mut self, input: Vec<u8>) -> Result<Result<Vec<u8>, String>, CallFailure> {
+        self.refuel();
+        match call::invoke_handle(&mut self.store, &self.instance, &self.exports, input) {
+            Err(why) => Err(CallFailure::Call(why)),
+            Ok(returned) => returned.map_err(|err| self.failure(err)),
+        }
+    }
+
+    fn refuel(&mut self) {
+        if let Some(fuel) = self.fuel {
+            let _ = self.store.set_fuel(fuel);
+        }
+    }
+
+    /// What an error that ended a call means.
+    fn failure(&self, err: wasmtime::Error) -> CallFailure {
+        match limits::Limits::sort(&self.store, component::limits_of, Err(err)).outcome {
+            Outcome::OutOfFuel => CallFailure::OutOfFuel,
+            Outcome::Trapped { message, .. } => CallFailure::Trapped(message),
+            other => CallFailure::Trapped(format!("{other:?}")),
         }
     }
 }
@@ -147,7 +323,9 @@ impl Program {
 /// Loads and runs `module` under `policy` without a cache: [`load`], then
 /// [`Program::run`].
 pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Ended, Error> {
-    load(policy, module, CodeCache::default())?.run(policy, args)
+    let program = load(policy, module, CodeCache::default())?;
+    program.check_command()?;
+    program.run(policy, args)
 }
 
 /// Compiles `module` with the engine `run` uses (with fuel metering when

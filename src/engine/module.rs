@@ -128,6 +128,16 @@ impl Module {
         })
     }
 
+    /// This module's path, kind and form, without its bytes.
+    pub fn clone_without_bytes(&self) -> Module {
+        Module {
+            path: self.path.clone(),
+            bytes: Vec::new(),
+            kind: self.kind,
+            precompiled: self.precompiled,
+        }
+    }
+
     /// The name the guest sees as `argv[0]`: the file name of the module.
     pub fn program_name(&self) -> String {
         self.path

@@ -17,6 +17,13 @@ pub enum Outcome {
     },
     /// The guest burnt all the fuel it was given (`--fuel`).
     OutOfFuel,
+    /// A called export returned (`wsandbox call`).
+    Returned {
+        /// Its result in WAVE (a tuple for several), if it has one.
+        value: Option<String>,
+        /// The result is a `result`'s `err`: the call failed on its own terms.
+        failed: bool,
+    },
 }
 
 impl Outcome {
@@ -27,6 +34,7 @@ impl Outcome {
             Outcome::Exited(code) => *code as u8,
             Outcome::Trapped { .. } => EXIT_TRAPPED,
             Outcome::OutOfFuel => EXIT_TIMEOUT,
+            Outcome::Returned { failed, .. } => u8::from(*failed),
         }
     }
 }

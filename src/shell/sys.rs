@@ -330,3 +330,27 @@ pub fn deserialize_component(
     // wasmtime's own format, checked for compatibility by wasmtime.
     unsafe { wasmtime::component::Component::deserialize(engine, bytes) }
 }
+
+/// Takes ownership of descriptor `fd`, which this process inherited (a
+/// plugin worker's channel, named on its command line). Refuses stdio and
+/// a descriptor that is not open.
+pub fn inherited_fd(fd: i32) -> Result<OwnedFd, SysError> {
+    use std::os::fd::FromRawFd;
+    let call = || format!("fcntl({fd}, F_GETFD)");
+    if fd < 3 {
+        return Err(SysError {
+            call: call(),
+            errno: Errno::EBADF,
+        });
+    }
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(SysError {
+            call: call(),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: the descriptor is open, and this process was handed it to
+    // own: nothing else in it refers to it (it is taken once, at start-up).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

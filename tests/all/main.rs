@@ -2,11 +2,13 @@
 //! `wsandbox` the way a user would, with the guests of `guests/`.
 
 mod cache;
+mod call;
 mod errors;
 mod fs;
 mod fuzz;
 mod hostile;
 mod limits;
+mod plugin;
 mod report;
 mod run;
 mod shell;

@@ -116,7 +116,7 @@ fn wait_for(process: &mut Child, limit: Duration) -> Option<std::process::ExitSt
 }
 
 /// Whether host pid `pid` is gone (or a zombie nobody will reap).
-fn gone(pid: i32, limit: Duration) -> bool {
+pub fn gone(pid: i32, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

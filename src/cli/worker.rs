@@ -1,0 +1,60 @@
+//! `wsandbox worker`: the sandboxed side of a plugin of the library
+//! (`wsandbox::plugin`). Not for people: the library starts it with a
+//! socket and a policy, and speaks a private protocol over the socket.
+
+use clap::Args;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use wsandbox::engine::{Ended, Outcome};
+use wsandbox::{Error, Policy};
+
+/// The worker of a plugin, started by the wsandbox library
+#[derive(Debug, Args)]
+pub struct WorkerCommand {
+    /// The descriptor of the channel to the host program
+    #[arg(long, value_name = "FD")]
+    channel_fd: i32,
+
+    /// The policy, as JSON
+    #[arg(long, value_name = "JSON")]
+    policy: String,
+
+    /// Compile afresh: neither read nor write the compilation cache
+    #[arg(long)]
+    no_cache: bool,
+
+    /// The plugin (a component)
+    #[arg(value_name = "MODULE")]
+    module: PathBuf,
+}
+
+impl WorkerCommand {
+    /// Serves calls until the host closes the channel (exit 0).
+    pub fn execute(self) -> Result<u8, Error> {
+        let policy: Policy = serde_json::from_str(&self.policy)
+            .map_err(|e| wsandbox::policy::PolicyError::Unreadable(format!("--policy: {e}")))?;
+        let channel =
+            wsandbox::shell::sys::inherited_fd(self.channel_fd).map_err(wsandbox::shell::ShellError::from)?;
+        let setup = super::guest::Setup {
+            policy,
+            cache: !self.no_cache,
+            report: None,
+            keep: vec![channel.as_raw_fd()],
+        };
+        super::guest::execute(
+            setup,
+            &self.module,
+            |_| Ok(()),
+            |policy, program| {
+                let live = program.instantiate(policy)?;
+                let mut channel = std::fs::File::from(channel);
+                wsandbox::plugin::worker::serve(live, &mut channel, policy.fuel)
+                    .map_err(|e| Error::Call(format!("the plugin's channel failed: {e}")))?;
+                Ok(Ended {
+                    outcome: Outcome::Exited(0),
+                    fuel_consumed: None,
+                })
+            },
+        )
+    }
+}

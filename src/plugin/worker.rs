@@ -1,0 +1,75 @@
+//! The worker's side of a plugin: inside both walls, one live instance
+//! answering calls over the channel until the host closes it.
+
+use super::wire::{self, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
+use crate::engine::{CallFailure, Live};
+
+/// Says hello, then answers each call, until the host closes the channel
+/// (`Ok`) or a call ends the instance (a trap, no fuel left: `Ok` after
+/// saying so). Garbage from the host is an `Err`.
+///
+/// The channel is a socket used as a file: `read` and `write` are on the
+/// sandbox's syscall allow-list, `recvfrom` and `sendto` are not.
+pub fn serve(mut live: Live, channel: &mut std::fs::File, fuel: Option<u64>) -> std::io::Result<()> {
+    wire::send(
+        channel,
+        &FromWorker::Hello {
+            protocol: PROTOCOL,
+            exports: live.exports().to_vec(),
+        },
+    )?;
+    loop {
+        let request = match wire::receive::<ToWorker>(channel)? {
+            Received::Closed => return Ok(()),
+            Received::Message(message) => message,
+        };
+        let failed = |kind: &str, message: String, fatal: bool| FromWorker::Failed {
+            kind: kind.into(),
+            message,
+            fatal,
+        };
+        let failure = |failure: CallFailure| match failure {
+            CallFailure::Call(message) => failed("call", message, false),
+            CallFailure::Trapped(message) => failed("trap", message, true),
+            CallFailure::OutOfFuel => failed(
+                "fuel",
+                format!("the call ran out of fuel (--fuel {})", fuel.unwrap_or_default()),
+                true,
+            ),
+        };
+        let answer = match request {
+            ToWorker::Call { name, args } => {
+                match args
+                    .into_iter()
+                    .map(WireVal::into_val)
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Err(err) => failed("call", err.0, false),
+                    Ok(args) => match live.call(&name, &args) {
+                        Ok(results) => match results
+                            .iter()
+                            .map(WireVal::from_val)
+                            .collect::<Result<Vec<_>, _>>()
+                        {
+                            Ok(results) => FromWorker::Returned(results),
+                            Err(err) => failed("call", err.0, false),
+                        },
+                        Err(err) => failure(err),
+                    },
+                }
+            }
+            ToWorker::Handle(input) => match wire::unhex(&input) {
+                Err(err) => failed("call", err.0, false),
+                Ok(input) => match live.handle(input) {
+                    Ok(output) => FromWorker::Handled(output.map(|bytes| crate::cache::hex(&bytes))),
+                    Err(err) => failure(err),
+                },
+            },
+        };
+        let fatal = matches!(answer, FromWorker::Failed { fatal: true, .. });
+        wire::send(channel, &answer)?;
+        if fatal {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The plugin library (`wsandbox::plugin`): a component alive in a
+//! sandboxed worker, called from this process.
+
+use crate::{Caller, am_root, callers, for_nobody};
+use std::time::{Duration, Instant};
+use wsandbox::Policy;
+use wsandbox::plugin::{Plugin, PluginError, Val};
+
+/// A plugin of the `shapes` test component, run by the built wsandbox.
+fn shapes() -> Plugin {
+    Plugin::new(wsandbox_guests::SHAPES, Policy::default())
+        .binary(env!("CARGO_BIN_EXE_wsandbox"))
+        .cache(false)
+}
+
+fn one(results: Vec<Val>) -> Val {
+    let [val] = <[Val; 1]>::try_from(results).expect("one result");
+    val
+}
+
+#[test]
+fn state_lives_between_calls() {
+    let mut plugin = shapes();
+    for want in 1..=3u32 {
+        assert_eq!(one(plugin.call("counter", &[]).unwrap()), Val::U32(want));
+    }
+}
+
+#[test]
+fn values_of_every_shape_cross_both_ways() {
+    let mut plugin = shapes();
+    let point = Val::Record(vec![("x".into(), Val::S32(-3)), ("y".into(), Val::S32(4))]);
+    let cases: Vec<(&str, Vec<Val>, Val)> = vec![
+        (
+            "greet",
+            vec![Val::String("wörld".into())],
+            Val::String("Hello, wörld!".into()),
+        ),
+        ("values.add", vec![Val::S32(2), Val::S32(-5)], Val::S32(-3)),
+        (
+            "values.add-wide",
+            vec![Val::U64(u64::MAX), Val::U64(2)],
+            Val::U64(1),
+        ),
+        (
+            "values.scale",
+            vec![Val::Float64(0.1), Val::Float32(3.0)],
+            Val::Float64(0.1 * 3.0),
+        ),
+        ("values.negate", vec![Val::Bool(false)], Val::Bool(true)),
+        (
+            "values.norm",
+            vec![point],
+            Val::Record(vec![("x".into(), Val::S32(3)), ("y".into(), Val::S32(4))]),
+        ),
+        (
+            "values.area",
+            vec![Val::Variant("empty".into(), None)],
+            Val::Float64(0.0),
+        ),
+        (
+            "values.next-color",
+            vec![Val::Enum("red".into())],
+            Val::Enum("green".into()),
+        ),
+        (
+            "values.allow",
+            vec![Val::Flags(vec!["read".into()]), Val::Flags(vec!["write".into()])],
+            Val::Flags(vec!["read".into(), "write".into()]),
+        ),
+        (
+            "values.increment",
+            vec![Val::Option(Some(Box::new(Val::U32(1))))],
+            Val::Option(Some(Box::new(Val::U32(2)))),
+        ),
+        (
+            "values.divide",
+            vec![Val::S32(1), Val::S32(0)],
+            Val::Result(Err(Some(Box::new(Val::String("cannot divide 1 by 0".into()))))),
+        ),
+        (
+            "values.reverse",
+            vec![Val::List(vec![Val::String("a".into()), Val::String("b".into())])],
+            Val::List(vec![Val::String("b".into()), Val::String("a".into())]),
+        ),
+        (
+            "values.swap",
+            vec![Val::Tuple(vec![Val::U8(7), Val::String("x".into())])],
+            Val::Tuple(vec![Val::String("x".into()), Val::U8(7)]),
+        ),
+        (
+            "values.first-char",
+            vec![Val::String("é".into())],
+            Val::Option(Some(Box::new(Val::Char('é')))),
+        ),
+        (
+            "values.bytes",
+            vec![Val::U32(3)],
+            Val::List(vec![Val::U8(0), Val::U8(1), Val::U8(2)]),
+        ),
+    ];
+    for (name, args, want) in cases {
+        assert_eq!(one(plugin.call(name, &args).unwrap()), want, "{name}");
+    }
+}
+
+/// A trap is an error value; the next call gets a fresh worker.
+#[test]
+fn a_trap_is_an_error_and_the_next_call_works() {
+    let mut plugin = shapes();
+    assert_eq!(one(plugin.call("counter", &[]).unwrap()), Val::U32(1));
+    let first = plugin.worker_pid();
+    match plugin.call("crash", &[]) {
+        Err(PluginError::Trapped(message)) => assert!(message.contains("unreachable"), "{message}"),
+        other => panic!("want a trap: {other:?}"),
+    }
+    assert_eq!(
+        one(plugin.call("counter", &[]).unwrap()),
+        Val::U32(1),
+        "a fresh instance"
+    );
+    assert_ne!(plugin.worker_pid(), first, "a fresh worker");
+}
+
+/// A call that does not fit is an error; the worker and its state live on.
+#[test]
+fn a_call_that_does_not_fit_leaves_the_worker_alive() {
+    let mut plugin = shapes();
+    plugin.call("counter", &[]).unwrap();
+    for (name, args) in [
+        ("nope", vec![]),
+        ("values.add", vec![Val::S32(1)]),
+        ("values.add", vec![Val::String("1".into()), Val::S32(1)]),
+    ] {
+        match plugin.call(name, &args) {
+            Err(PluginError::Call(message)) => assert!(!message.is_empty()),
+            other => panic!("{name}: want a call error: {other:?}"),
+        }
+    }
+    assert_eq!(one(plugin.call("counter", &[]).unwrap()), Val::U32(2));
+}
+
+#[test]
+fn a_call_past_its_time_limit_is_stopped() {
+    let mut plugin = shapes().call_timeout(Duration::from_millis(500));
+    plugin.start().unwrap();
+    let pid = plugin.worker_pid().unwrap();
+    let started = Instant::now();
+    match plugin.call("spin", &[]) {
+        Err(PluginError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(500)),
+        other => panic!("want a timeout: {other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert!(
+        crate::shell::gone(pid as i32, Duration::from_secs(2)),
+        "the worker was left running"
+    );
+    assert_eq!(
+        one(plugin.call("values.add", &[Val::S32(1), Val::S32(2)]).unwrap()),
+        Val::S32(3)
+    );
+}
+
+/// With `--fuel` in the policy, each call gets that much.
+#[test]
+fn each_call_has_the_policys_fuel() {
+    let policy = Policy {
+        fuel: Some(5_000_000),
+        ..Policy::default()
+    };
+    let mut plugin = Plugin::new(wsandbox_guests::SHAPES, policy)
+        .binary(env!("CARGO_BIN_EXE_wsandbox"))
+        .cache(false);
+    for _ in 0..3 {
+        plugin.call("values.add", &[Val::S32(1), Val::S32(2)]).unwrap();
+    }
+    assert!(matches!(plugin.call("spin", &[]), Err(PluginError::OutOfFuel(_))));
+    plugin.call("values.add", &[Val::S32(1), Val::S32(2)]).unwrap();
+}
+
+/// The worker runs inside the outer wall: checked from outside.
+#[test]
+fn the_worker_is_inside_the_namespaces() {
+    let mut plugin = shapes();
+    plugin.start().unwrap();
+    let pid = plugin.worker_pid().unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let ns = |pid: &str, name: &str| std::fs::read_link(format!("/proc/{pid}/ns/{name}")).unwrap();
+    let sandboxed: Vec<&str> = children
+        .split_whitespace()
+        .filter(|child| ns(child, "pid") != ns("self", "pid"))
+        .collect();
+    assert_eq!(sandboxed.len(), 1, "one sandboxed child: {children}");
+    for name in ["user", "pid", "mnt", "uts", "ipc", "net"] {
+        assert_ne!(ns(sandboxed[0], name), ns("self", name), "{name}");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sandboxed[0])).unwrap();
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Seccomp:") && l.ends_with('2')),
+        "{status}"
+    );
+}
+
+/// Several plugins run at once, each its own worker.
+#[test]
+fn plugins_run_in_parallel() {
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let mut plugin = shapes();
+                for want in 1..=10u32 {
+                    assert_eq!(one(plugin.call("counter", &[]).unwrap()), Val::U32(want));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+/// The example plugin through the plugin world's conveniences.
+#[test]
+fn the_plugin_world_is_a_function_call() {
+    let mut plugin = Plugin::new(wsandbox_guests::WORDS, Policy::default())
+        .binary(env!("CARGO_BIN_EXE_wsandbox"))
+        .cache(false);
+    let meta = plugin.metadata().unwrap();
+    assert_eq!((meta.name.as_str(), meta.version.as_str()), ("words", "1.0.0"));
+    let out = plugin.handle(b"the cat saw the dog\nthe end").unwrap().unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"lines": 2, "words": 7, "top": [["the", 3], ["cat", 1], ["dog", 1]]}"#
+    );
+    assert!(plugin.handle(&[0xff]).unwrap().unwrap_err().contains("not UTF-8"));
+    // A large input crosses whole.
+    let big = "word ".repeat(200_000);
+    let out = plugin.handle(big.as_bytes()).unwrap().unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("\"words\": 200000"));
+}
+
+/// A worker that speaks another protocol version, or garbage, is refused
+/// with a clear error, and nothing hangs.
+#[test]
+fn a_worker_of_another_protocol_is_refused() {
+    use wsandbox::plugin::wire::{FromWorker, send};
+    let dir = tempfile::tempdir().unwrap();
+    let mut hello = Vec::new();
+    send(
+        &mut hello,
+        &FromWorker::Hello {
+            protocol: 99,
+            exports: vec![],
+        },
+    )
+    .unwrap();
+    let frames: [(&str, Vec<u8>); 3] = [
+        ("version", hello),
+        ("garbage", b"\x00\x00\x00\x10this is not json".to_vec()),
+        ("http", b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+    ];
+    for (name, frame) in frames {
+        let frame_path = dir.path().join(format!("{name}.frame"));
+        std::fs::write(&frame_path, &frame).unwrap();
+        let fake = dir.path().join(format!("{name}-worker"));
+        // Called as: FAKE worker [--no-cache] --channel-fd N --policy JSON MODULE.
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/bash\nwhile [ \"$1\" != --channel-fd ]; do shift; done\ncat '{}' >&\"$2\"\nsleep 0.2\n",
+                frame_path.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut plugin = Plugin::new(wsandbox_guests::SHAPES, Policy::default()).binary(&fake);
+        let started = Instant::now();
+        let err = plugin.call("counter", &[]).unwrap_err();
+        match (name, &err) {
+            ("version", PluginError::Version { found: 99 }) => {}
+            ("garbage" | "http", PluginError::Protocol(_)) => {}
+            _ => panic!("{name}: {err:?}"),
+        }
+        assert_eq!(err.to_string().lines().count(), 1, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{name}: it hung");
+    }
+}
+
+#[test]
+fn a_worker_that_cannot_start_says_why() {
+    let mut plugin =
+        Plugin::new("/nonexistent/plugin.wasm", Policy::default()).binary(env!("CARGO_BIN_EXE_wsandbox"));
+    match plugin.call("counter", &[]) {
+        Err(PluginError::Start(message)) => assert!(message.contains("no such file"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let mut plugin =
+        Plugin::new(wsandbox_guests::wat("math"), Policy::default()).binary(env!("CARGO_BIN_EXE_wsandbox"));
+    match plugin.call("add", &[]) {
+        Err(PluginError::Start(message)) => assert!(message.contains("must be a component"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let mut plugin = Plugin::new(wsandbox_guests::SHAPES, Policy::default()).binary("/nonexistent/wsandbox");
+    assert!(matches!(plugin.call("counter", &[]), Err(PluginError::Start(_))));
+}
+
+/// The library works for an unprivileged host program too: the worker
+/// runs as uid 65534 (through setpriv, which passes the channel on).
+#[test]
+fn an_unprivileged_host_gets_the_same_worker() {
+    if !callers().contains(&Caller::Nobody) || !am_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("wsandbox-as-nobody");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups {} \"$@\"\n",
+            for_nobody(env!("CARGO_BIN_EXE_wsandbox"))
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut plugin = Plugin::new(for_nobody(wsandbox_guests::SHAPES), Policy::default())
+        .binary(&wrapper)
+        .cache(false);
+    for want in 1..=2u32 {
+        assert_eq!(one(plugin.call("counter", &[]).unwrap()), Val::U32(want));
+    }
+    let pid = plugin.worker_pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("65534")),
+        "{status}"
+    );
+}
