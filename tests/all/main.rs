@@ -80,15 +80,20 @@ pub fn wsandbox() -> Command {
 /// which `cargo test` builds next to this test binary): the inner wall's
 /// tests run through it too, so that each wall is shown to hold alone.
 pub fn bare_run() -> Command {
+    example("bare_run")
+}
+
+/// The example program `name` of `examples/`, which `cargo test` builds.
+pub fn example(name: &str) -> Command {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let bare = profile_dir.join("examples").join("bare_run");
+    let path = profile_dir.join("examples").join(name);
     assert!(
-        bare.exists(),
+        path.exists(),
         "{} is missing: run the tests through `cargo test`, which builds the examples",
-        bare.display()
+        path.display()
     );
-    let mut cmd = Command::new(bare);
+    let mut cmd = Command::new(path);
     cmd.stdin(Stdio::null());
     cmd
 }

@@ -343,3 +343,36 @@ fn an_unprivileged_host_gets_the_same_worker() {
         "{status}"
     );
 }
+
+/// The example host program of `examples/plugin_host.rs` runs the example
+/// plugin on its stdin.
+#[test]
+fn the_example_host_program_runs_the_example_plugin() {
+    use std::io::Write;
+    let mut host = crate::example("plugin_host");
+    host.arg(wsandbox_guests::WORDS)
+        .env("WSANDBOX_BIN", env!("CARGO_BIN_EXE_wsandbox"))
+        .env("XDG_CACHE_HOME", crate::TEST_CACHE)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = host.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"to be or not to be")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"lines\": 1, \"words\": 6, \"top\": [[\"be\", 2], [\"to\", 2], [\"not\", 1]]}\n"
+    );
+    assert!(
+        stderr.contains("plugin_host: words 1.0.0: counts the lines"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("plugin: info: 18 bytes, 6 words"), "{stderr}");
+}
