@@ -1,13 +1,21 @@
 //! wsandbox runs untrusted WebAssembly behind two walls.
 //!
-//! - The **outer wall** is the kernel: before it touches the guest, the host
-//!   process isolates itself in fresh namespaces with an empty root holding
-//!   only what was granted (see `DESIGN.md`; it slots in before the engine).
-//! - The **inner wall** is WASI: wasmtime runs the guest with capabilities
-//!   only — preopened directories, explicit environment and arguments.
+//! - The **outer wall** is the kernel ([`shell`]): before it touches the
+//!   guest, the process isolates itself in fresh namespaces with an empty
+//!   root holding only what was granted, then drops every privilege and
+//!   installs Landlock and a seccomp allow-list.
+//! - The **inner wall** is WASI ([`engine`]): wasmtime runs the guest with
+//!   capabilities only — preopened directories, explicit environment and
+//!   arguments, limits on memory and fuel.
 //!
-//! A run is: a [`Policy`] (plain data) and a [`engine::Module`] loaded from
-//! disk go into [`engine::run`], which returns an [`engine::Outcome`].
+//! A run is: a [`Policy`] (plain data) and an [`engine::Module`] loaded from
+//! disk; [`shell::enter`] builds the outer wall; [`engine::load`] gets the
+//! machine code (compiled, from the [`cache`], or precompiled) and
+//! [`engine::Program::run`] or [`engine::Program::call`] returns how it
+//! ended. Host programs keep a plugin in a sandboxed worker with
+//! [`plugin::Plugin`].
+
+#![warn(missing_docs)]
 
 pub mod cache;
 pub mod engine;

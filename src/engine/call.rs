@@ -14,8 +14,8 @@ use wasmtime::component::wasm_wave::{self, untyped::UntypedFuncCall};
 pub struct Call {
     /// The export: `greet`, `values.add`, `wsandbox:shapes/values.add`.
     pub name: String,
-    /// The call with a placeholder name (WAVE names allow no `:`, `/`,
-    /// `.` or `@`): `f("world")`.
+    /// The call with a placeholder name of the same length (WAVE names
+    /// allow no `:`, `/`, `.` or `@`): `xxxxx("world")`.
     wave: String,
     /// The expression as given, for messages.
     text: String,
@@ -34,18 +34,15 @@ impl Call {
                 "not a call: the export's name comes first, such as greet(\"world\")".into(),
             ));
         }
-        let wave = format!("f{}", text[open..].trim());
+        // The name is replaced by as many `x`s (a WAVE label) so that the
+        // positions WAVE's errors give are the user's own.
+        let wave = format!("{}{}", "x".repeat(open), text[open..].trim_end());
         UntypedFuncCall::parse(&wave).map_err(|e| bad(format!("not WAVE: {e}")))?;
         Ok(Call {
             name: name.into(),
             wave,
             text: text.trim().into(),
         })
-    }
-
-    /// A call of `name` with `args`, each a WAVE value.
-    pub fn from_parts(name: &str, args: &[String]) -> Result<Call, Error> {
-        Call::parse(&format!("{name}({})", args.join(", ")))
     }
 
     /// The arguments, typed as `types` asks; `signature` explains an error.
@@ -354,7 +351,7 @@ mod tests {
         assert_eq!(call.name, "wsandbox:shapes/values@0.1.0.add");
         assert_eq!(Call::parse("  counter()  ").unwrap().name, "counter");
         let call = Call::parse("norm({x: 1, y: -2})").unwrap();
-        assert_eq!(call.wave, "f({x: 1, y: -2})");
+        assert_eq!(call.wave, "xxxx({x: 1, y: -2})");
     }
 
     #[test]
