@@ -36,7 +36,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 pub use wasmtime::component::Val;
 use wire::{FromWorker, PROTOCOL, Received, ToWorker, WireVal};
 
@@ -365,8 +365,11 @@ impl Worker {
         if let Err(err) = wire::send(&mut self.channel, request) {
             return Err(PluginError::Died(format!("{err}; {}", self.ended())));
         }
-        let _ = self.channel.set_read_timeout(limit);
-        match wire::receive::<FromWorker>(&mut self.channel) {
+        let mut reader = Deadline {
+            channel: &self.channel,
+            deadline: limit.map(|limit| Instant::now() + limit),
+        };
+        match wire::receive::<FromWorker>(&mut reader) {
             Ok(Received::Message(answer)) => Ok(answer),
             Ok(Received::Closed) => Err(PluginError::Died(self.ended())),
             Err(err)
@@ -410,6 +413,28 @@ impl Worker {
         }
         let _ = self.process.kill();
         let _ = self.process.wait();
+    }
+}
+
+/// The channel, read until a deadline for the whole answer (however many
+/// reads it takes): past it, reads fail with `TimedOut`.
+struct Deadline<'a> {
+    channel: &'a UnixStream,
+    deadline: Option<Instant>,
+}
+
+impl std::io::Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = match self.deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(std::io::ErrorKind::TimedOut.into()),
+            },
+        };
+        self.channel.set_read_timeout(left)?;
+        let mut channel = self.channel;
+        channel.read(buf)
     }
 }
 

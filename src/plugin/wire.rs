@@ -365,4 +365,43 @@ mod tests {
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{bytes:?}: {err}");
         }
     }
+
+    /// Any bytes at all, from either side: a message, a clean close or an
+    /// `InvalidData` error (a short read is one too), never a panic, and
+    /// never a read past what a frame announced.
+    #[test]
+    fn any_bytes_decode_or_fail_cleanly() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let mut runner = TestRunner::new_with_rng(
+            Config {
+                cases: 2000,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+        );
+        let frame = prop::collection::vec(any::<u8>(), 0..64).prop_map(|body| {
+            let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+            bytes.extend(body);
+            bytes
+        });
+        let anything = prop::collection::vec(any::<u8>(), 0..80);
+        runner
+            .run(&prop_oneof![frame, anything], |bytes| {
+                let mut reader = bytes.as_slice();
+                for _ in 0..4 {
+                    match receive::<FromWorker>(&mut reader) {
+                        Ok(Received::Closed) => break,
+                        Ok(Received::Message(_)) => {}
+                        Err(e) => {
+                            prop_assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 }
