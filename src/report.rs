@@ -60,7 +60,7 @@ impl ModuleInfo {
             .unwrap_or_else(|_| Sha256::digest(&module.bytes));
         ModuleInfo {
             path: module.path.clone(),
-            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            sha256: crate::cache::hex(&digest),
             kind: match module.kind {
                 ModuleKind::Core => "core",
                 ModuleKind::Component => "component",

@@ -44,13 +44,7 @@ impl CompileCommand {
     pub fn execute(self) -> Result<u8, Error> {
         // 1. The module read and the output reserved, before any namespace.
         let module = Module::load(&self.module)?;
-        if module.precompiled {
-            return Err(wsandbox::engine::ModuleError::Invalid {
-                path: module.path,
-                reason: "already a precompiled artifact".into(),
-            }
-            .into());
-        }
+        engine::compilable(&module)?;
         let output = reserve(&self.output)?;
         let mut sink = Some(output.sink().map_err(|e| cannot_write(&self.output, &e))?);
         let keep: Vec<_> = sink.iter().map(|s| s.as_raw_fd()).collect();

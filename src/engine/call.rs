@@ -62,16 +62,10 @@ impl Call {
 
     /// An export that is not there: says which are.
     fn unknown(&self, exports: &[(String, String)]) -> Error {
-        let names: Vec<&str> = exports.iter().map(|(name, _)| name.as_str()).collect();
         Error::Call(format!(
-            "{}: no exported function {:?}; the exports are: {} (see `wsandbox call --list`)",
+            "{}: {} (see `wsandbox call --list`)",
             self.text,
-            self.name,
-            if names.is_empty() {
-                "none".into()
-            } else {
-                names.join(", ")
-            }
+            unknown_export(&self.name, exports)
         ))
     }
 }
@@ -91,8 +85,7 @@ pub(super) fn invoke_component<T: 'static>(
     let signature = wit::component_func(&ty);
     let types: Vec<_> = ty.params().map(|(_, ty)| ty).collect();
     let args: Vec<Val> = call.arguments(&types, &signature)?;
-    let mut results = vec![Val::Bool(false); ty.results().len()];
-    Ok(func.call(&mut *store, &args, &mut results).map(|()| results))
+    Ok(call_func(store, &func, &ty, &args))
 }
 
 /// Calls the export `name` with `args` (values built by a host program),
@@ -105,14 +98,8 @@ pub(super) fn invoke_component_with<T: 'static>(
     name: &str,
     args: &[wasmtime::component::Val],
 ) -> Result<wasmtime::Result<Vec<wasmtime::component::Val>>, String> {
-    use wasmtime::component::Val;
-    let func = find_component_func(store, instance, exports, name).ok_or_else(|| {
-        let names: Vec<&str> = exports.iter().map(|(name, _)| name.as_str()).collect();
-        format!(
-            "no exported function {name:?}; the exports are: {}",
-            names.join(", ")
-        )
-    })?;
+    let func =
+        find_component_func(store, instance, exports, name).ok_or_else(|| unknown_export(name, exports))?;
     let ty = func.ty(&*store);
     let signature = format!("{name}: {}", wit::component_func(&ty));
     if ty.params().len() != args.len() {
@@ -125,8 +112,29 @@ pub(super) fn invoke_component_with<T: 'static>(
     for ((param, ty), arg) in ty.params().zip(args) {
         fits(arg, &ty).map_err(|why| format!("argument `{param}`: {why}; {signature}"))?;
     }
-    let mut results = vec![Val::Bool(false); ty.results().len()];
-    Ok(func.call(&mut *store, args, &mut results).map(|()| results))
+    Ok(call_func(store, &func, &ty, args))
+}
+
+/// Calls `func` (of type `ty`) with `args`; its results, or what stopped it.
+fn call_func<T: 'static>(
+    store: &mut wasmtime::Store<T>,
+    func: &wasmtime::component::Func,
+    ty: &wasmtime::component::types::ComponentFunc,
+    args: &[wasmtime::component::Val],
+) -> wasmtime::Result<Vec<wasmtime::component::Val>> {
+    let mut results = vec![wasmtime::component::Val::Bool(false); ty.results().len()];
+    func.call(&mut *store, args, &mut results).map(|()| results)
+}
+
+/// No function `name` among `exports`: which there are.
+fn unknown_export(name: &str, exports: &[(String, String)]) -> String {
+    let names: Vec<&str> = exports.iter().map(|(name, _)| name.as_str()).collect();
+    let names = if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    };
+    format!("no exported function {name:?}; the exports are: {names}")
 }
 
 /// Calls the plugin world's `handle` with `input`, typed (no value per

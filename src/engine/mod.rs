@@ -20,6 +20,7 @@ mod wit;
 pub use call::Call;
 pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
+pub use plugin_host::GUEST_INTERFACE;
 
 use crate::{Error, Policy};
 
@@ -332,27 +333,26 @@ pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Ended, E
 /// `metered`, as a run with `--fuel` needs), and returns the artifact
 /// `wsandbox compile` writes.
 pub fn compile(module: &Module, metered: bool) -> Result<Vec<u8>, Error> {
+    compilable(module)?;
+    let engine = new_engine(metered)?;
+    compile_code(&engine, module)?
+        .serialize()
+        .map_err(|e| Error::Engine(crate::error::one_line(&e)))
+}
+
+/// Refuses what cannot be compiled again: an artifact of `wsandbox compile`.
+pub fn compilable(module: &Module) -> Result<(), Error> {
     if module.precompiled {
         return Err(invalid_reason(module, "already a precompiled artifact"));
     }
-    let engine = new_engine(metered)?;
-    match compile_code(&engine, module)? {
-        Code::Core(compiled) => compiled.serialize(),
-        Code::Component(compiled) => compiled.serialize(),
-    }
-    .map_err(|e| Error::Engine(crate::error::one_line(&e)))
+    Ok(())
 }
 
 /// Compiles `module` with the engine `run` uses, without running it: an
 /// error means `run` would refuse it as invalid.
 pub fn check(module: &Module) -> Result<(), Error> {
+    compilable(module)?;
     let engine = new_engine(false)?;
-    if module.precompiled {
-        return Err(invalid_reason(
-            module,
-            "a precompiled artifact; check the module it came from",
-        ));
-    }
     compile_code(&engine, module).map(drop)
 }
 
@@ -434,6 +434,16 @@ enum Code {
     Component(wasmtime::component::Component),
 }
 
+impl Code {
+    /// The artifact wasmtime writes for this code.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Code::Core(compiled) => compiled.serialize(),
+            Code::Component(compiled) => compiled.serialize(),
+        }
+    }
+}
+
 fn compile_code(engine: &wasmtime::Engine, module: &Module) -> Result<Code, Error> {
     match module.kind {
         ModuleKind::Core => wasmtime::Module::new(engine, &module.bytes).map(Code::Core),
@@ -462,11 +472,8 @@ fn deserialize(engine: &wasmtime::Engine, module: &Module, bytes: &[u8]) -> Resu
 /// Writes `code` to the cache's sink as an entry; a failure only means the
 /// next run compiles again.
 fn write_artifact(code: &Code, mut sink: std::fs::File) -> bool {
-    let artifact = match code {
-        Code::Core(compiled) => compiled.serialize(),
-        Code::Component(compiled) => compiled.serialize(),
-    };
-    artifact.is_ok_and(|artifact| crate::cache::write_entry(&mut sink, &artifact).is_ok())
+    code.serialize()
+        .is_ok_and(|artifact| crate::cache::write_entry(&mut sink, &artifact).is_ok())
 }
 
 /// An error about `module`'s contents.

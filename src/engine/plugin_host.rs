@@ -8,7 +8,7 @@ use wasmtime::component::{Linker, Val};
 pub(crate) const INTERFACE: &str = "wsandbox:plugin/host@0.1.0";
 
 /// The interface a plugin exports (`handle`, `metadata`).
-pub(crate) const GUEST_INTERFACE: &str = "wsandbox:plugin/guest@0.1.0";
+pub const GUEST_INTERFACE: &str = "wsandbox:plugin/guest@0.1.0";
 
 /// The longest log message written; longer ones are cut.
 const MAX_MESSAGE: usize = 4096;

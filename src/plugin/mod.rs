@@ -30,6 +30,7 @@ pub mod wire;
 pub mod worker;
 
 use crate::Policy;
+use crate::engine::GUEST_INTERFACE;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -39,9 +40,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub use wasmtime::component::Val;
 use wire::{FromWorker, PROTOCOL, Received, ToWorker, WireVal};
-
-/// The plugin world's interface, as calls name it.
-const PLUGIN_INTERFACE: &str = "wsandbox:plugin/guest@0.1.0";
 
 /// What went wrong with a plugin call. After `Trapped`, `OutOfFuel`,
 /// `Timeout` and `Died` the worker is gone, and the next call starts a
@@ -248,7 +246,7 @@ impl Plugin {
 
     /// The plugin world's `metadata`.
     pub fn metadata(&mut self) -> Result<Metadata, PluginError> {
-        let results = self.call(&format!("{PLUGIN_INTERFACE}.metadata"), &[])?;
+        let results = self.call(&format!("{GUEST_INTERFACE}.metadata"), &[])?;
         let Some(Val::Record(fields)) = results.into_iter().next() else {
             return Err(not_the_world("metadata"));
         };
