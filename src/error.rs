@@ -43,15 +43,21 @@ pub enum Error {
     /// An output file (`compile -o`) cannot be written.
     #[error("{0}")]
     Output(String),
+    /// `serve` cannot listen on its address.
+    #[error("{0}")]
+    Listen(String),
 }
 
 impl Error {
     /// The exit code DESIGN.md assigns to this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Policy(_) | Error::Shell(_) | Error::Engine(_) | Error::Report(_) | Error::Output(_) => {
-                EXIT_SANDBOX_FAILED
-            }
+            Error::Policy(_)
+            | Error::Shell(_)
+            | Error::Engine(_)
+            | Error::Report(_)
+            | Error::Output(_)
+            | Error::Listen(_) => EXIT_SANDBOX_FAILED,
             Error::Call(_) => EXIT_USAGE,
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,

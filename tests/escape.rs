@@ -282,7 +282,9 @@ fn in_sandbox(target: &Target, uid: Option<u32>, attack: Attack) -> bool {
             policy.resolve().unwrap();
             // Returns in the sandboxed process only; its exit status comes
             // back through the supervising parent.
-            if let Err(err) = wsandbox::shell::enter(&policy, &[], &mut |_| {}) {
+            if let Err(err) =
+                wsandbox::shell::enter(&policy, &[], wsandbox::shell::Syscalls::Guest, &mut |_| {})
+            {
                 eprintln!("cannot enter the sandbox: {err}");
                 sys::exit_now(125);
             }

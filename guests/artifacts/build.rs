@@ -46,10 +46,15 @@ fn main() {
         writeln!(consts, "pub const ALL_{suffix}: &[(&str, &str)] = &[\n{table}];").unwrap();
     }
     build(&components, &target_dir, "wasm32-wasip2");
-    for (name, what) in [("shapes", "the test component for typed calls"), ("words", "the example plugin")] {
+    for (name, what) in [
+        ("shapes", "the test component for typed calls"),
+        ("words", "the example plugin"),
+        ("probe_http", "the test component of `serve` (`guests/components/probe-http`)"),
+        ("api", "the example function, a JSON API for `serve`"),
+    ] {
         let path = target_dir.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
         assert!(path.is_file(), "component {name} was not built");
-        writeln!(consts, "/// `guests/components/{name}`, {what}.").unwrap();
+        writeln!(consts, "/// `{name}.wasm` from `guests/components`, {what}.").unwrap();
         writeln!(consts, "pub const {}: &str = {:?};", name.to_uppercase(), path.display().to_string()).unwrap();
     }
     writeln!(consts, "/// The folder of the `.wat` guests.").unwrap();

@@ -62,7 +62,7 @@ impl CompileCommand {
                 publisher.finish(written && ending.exit_code == 0);
             }
         };
-        let mut sandbox = shell::enter(&policy, &keep, &mut on_end)?;
+        let mut sandbox = shell::enter(&policy, &keep, shell::Syscalls::Guest, &mut on_end)?;
         if let Some(publisher) = publisher.take() {
             publisher.abandon_in_sandbox();
         }

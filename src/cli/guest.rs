@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wsandbox::cache::{Cache, Publisher};
-use wsandbox::engine::{self, CodeCache, Ended, Module, Outcome, Program};
+use wsandbox::engine::{self, CodeCache, Ended, Module, Outcome, Program, Purpose};
 use wsandbox::report::{ModuleInfo, Report, ReportFile};
 use wsandbox::shell::{self, Loaded};
 use wsandbox::{Error, Policy};
@@ -20,8 +20,12 @@ pub struct Setup {
     pub cache: bool,
     /// Where `--report` goes.
     pub report: Option<PathBuf>,
-    /// Descriptors of the caller's the sandbox keeps (a worker's channel).
+    /// Descriptors of the caller's the sandbox keeps (a worker's channel,
+    /// a server's listening socket).
     pub keep: Vec<RawFd>,
+    /// What the engine is for: commands, or serving requests (which also
+    /// gives the sandbox the server's syscalls).
+    pub purpose: Purpose,
 }
 
 /// Runs `work` on `module` behind both walls as `setup` says, and returns
@@ -66,7 +70,7 @@ fn walled(
     // The compilation cache lives outside the walls: its entry is read, or
     // an unnamed file reserved for a new one, before they exist.
     let (code_cache, mut publisher) = if setup.cache {
-        open_cache(&policy, &module)
+        open_cache(&policy, &module, setup.purpose)
     } else {
         (CodeCache::default(), None)
     };
@@ -88,7 +92,16 @@ fn walled(
             report.write(&Report::ended(ending, started.elapsed(), module_info.clone()));
         }
     };
-    let mut sandbox = shell::enter(&policy, &keep, &mut on_end)?;
+    let syscalls = match setup.purpose {
+        Purpose::Command => shell::Syscalls::Guest,
+        Purpose::Serve(_) => shell::Syscalls::Server,
+    };
+    let mut sandbox = shell::enter(&policy, &keep, syscalls, &mut on_end)?;
+    if let Purpose::Serve(_) = setup.purpose {
+        // Before the engine starts threads: termination signals are the
+        // server's to take (gracefully), in every thread.
+        let _ = engine::serve::termination_signals().thread_block();
+    }
     if let Some(report) = report.take() {
         report.abandon_in_sandbox();
     }
@@ -97,7 +110,7 @@ fn walled(
     }
     // 10. The inner wall: load the code (closing the cache's file), say
     // how, and only then let the guest's code run.
-    let ended = engine::load(&policy, &module, code_cache).and_then(|program| {
+    let ended = engine::load_for(&policy, &module, code_cache, setup.purpose).and_then(|program| {
         check(&program)?;
         sandbox.loaded(Loaded {
             code: program.source.name().into(),
@@ -149,11 +162,11 @@ fn walled(
 /// process forked while still root, which a hit should not pay for. A
 /// stale entry of root's (which the key makes unlikely) is compiled again
 /// on each run, never trusted, and replaced once it is damaged or removed.
-fn open_cache(policy: &Policy, module: &Module) -> (CodeCache, Option<Publisher>) {
+fn open_cache(policy: &Policy, module: &Module, purpose: Purpose) -> (CodeCache, Option<Publisher>) {
     let Some(cache) = (!module.precompiled).then(Cache::open_default).flatten() else {
         return (CodeCache::default(), None);
     };
-    let key = Cache::key(module, &engine::settings(policy.fuel.is_some()));
+    let key = Cache::key(module, &engine::settings(policy.fuel.is_some(), purpose));
     let entry = cache.lookup(&key);
     let helper = shell::gives_up_root();
     if entry.is_some() && helper {

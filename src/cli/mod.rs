@@ -7,6 +7,7 @@ mod compile;
 mod guest;
 mod options;
 mod run;
+mod serve;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,7 @@ pub struct Cli {
 enum Command {
     Run(run::RunCommand),
     Call(call::CallCommand),
+    Serve(serve::ServeCommand),
     Compile(compile::CompileCommand),
     Check(check::CheckCommand),
     #[command(hide = true)]
@@ -36,6 +38,7 @@ impl Cli {
         match self.command {
             Command::Run(cmd) => cmd.execute(),
             Command::Call(cmd) => cmd.execute(),
+            Command::Serve(cmd) => cmd.execute(),
             Command::Compile(cmd) => cmd.execute(),
             Command::Check(cmd) => cmd.execute(),
             Command::Worker(cmd) => cmd.execute(),

@@ -98,6 +98,7 @@ impl PolicyOptions {
             cache: !self.no_cache,
             report: self.report.clone(),
             keep: Vec::new(),
+            purpose: wsandbox::engine::Purpose::Command,
         }
     }
 }

@@ -40,6 +40,7 @@ impl WorkerCommand {
             cache: !self.no_cache,
             report: None,
             keep: vec![channel.as_raw_fd()],
+            purpose: wsandbox::engine::Purpose::Command,
         };
         super::guest::execute(
             setup,

@@ -14,6 +14,7 @@ mod limits;
 mod module;
 mod outcome;
 mod plugin_host;
+pub mod serve;
 mod wasi;
 mod wit;
 
@@ -21,6 +22,7 @@ pub use call::Call;
 pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
 pub use plugin_host::GUEST_INTERFACE;
+pub use serve::Serving;
 
 use crate::{Error, Policy};
 
@@ -31,6 +33,18 @@ pub struct Ended {
     pub outcome: Outcome,
     /// The fuel it burnt, when it ran with `--fuel`.
     pub fuel_consumed: Option<u64>,
+}
+
+/// What an engine is built for: running commands and calls (one instance
+/// at a time, synchronous), or serving requests (many instances, async,
+/// epochs, the pooling allocator sized for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// `run`, `call`, plugins.
+    #[default]
+    Command,
+    /// `serve`, with its limits.
+    Serve(Serving),
 }
 
 /// Where a program's machine code came from.
@@ -77,20 +91,33 @@ pub struct Program {
     pub source: CodeSource,
     /// A fresh artifact was written to the cache's sink.
     pub cached: bool,
+    purpose: Purpose,
 }
 
-/// A linked program of either kind.
+/// A linked program of either kind, or a component linked for serving.
 enum Linked {
     Core(core::Linked),
     Component(component::Linked),
+    Proxy(serve::Linked),
 }
 
 /// Gets `module`'s machine code — from `cache` when its entry is valid for
 /// this engine, else by compiling (and then writing it to the cache's
 /// sink) — and links it against WASI.
-pub fn load(policy: &Policy, module: &Module, mut cache: CodeCache) -> Result<Program, Error> {
+pub fn load(policy: &Policy, module: &Module, cache: CodeCache) -> Result<Program, Error> {
+    load_for(policy, module, cache, Purpose::Command)
+}
+
+/// [`load`], for `purpose`: a program to serve is linked against
+/// `wasi:http` and must be a `wasi:http/proxy` component.
+pub fn load_for(
+    policy: &Policy,
+    module: &Module,
+    mut cache: CodeCache,
+    purpose: Purpose,
+) -> Result<Program, Error> {
     admit(policy, module)?;
-    let engine = new_engine(policy.fuel.is_some())?;
+    let engine = new_engine(policy.fuel.is_some(), purpose)?;
     let (code, source) = if module.precompiled {
         let code = deserialize(&engine, module, &module.bytes).map_err(|err| {
             let metered = if policy.fuel.is_some() { " --metered" } else { "" };
@@ -119,9 +146,20 @@ pub fn load(policy: &Policy, module: &Module, mut cache: CodeCache) -> Result<Pr
         (CodeSource::Compiled, Some(sink)) => write_artifact(&code, sink),
         _ => false,
     };
-    let linked = match code {
-        Code::Core(compiled) => Linked::Core(core::link(&engine, module, &compiled)?),
-        Code::Component(compiled) => Linked::Component(component::link(&engine, module, &compiled)?),
+    let linked = match (code, purpose) {
+        (Code::Core(_), Purpose::Serve(_)) => {
+            return Err(unrunnable(
+                module,
+                "serve needs a wasi:http component, and this is a core module",
+            ));
+        }
+        (Code::Component(compiled), Purpose::Serve(_)) => {
+            Linked::Proxy(serve::link(&engine, module, &compiled)?)
+        }
+        (Code::Core(compiled), Purpose::Command) => Linked::Core(core::link(&engine, module, &compiled)?),
+        (Code::Component(compiled), Purpose::Command) => {
+            Linked::Component(component::link(&engine, module, &compiled)?)
+        }
     };
     Ok(Program {
         engine,
@@ -129,6 +167,7 @@ pub fn load(policy: &Policy, module: &Module, mut cache: CodeCache) -> Result<Pr
         identity: module.clone_without_bytes(),
         source,
         cached,
+        purpose,
     })
 }
 
@@ -145,6 +184,7 @@ impl Program {
         match self.linked {
             Linked::Core(linked) => core::run(&self.engine, &self.identity, linked, wasi, limits),
             Linked::Component(linked) => component::run(&self.engine, &self.identity, linked, wasi, limits),
+            Linked::Proxy(_) => Err(served_only(&self.identity)),
         }
     }
 
@@ -153,6 +193,7 @@ impl Program {
         match &self.linked {
             Linked::Core(linked) => core::check_command(&self.identity, linked),
             Linked::Component(linked) => component::check_command(&self.identity, linked),
+            Linked::Proxy(_) => Err(served_only(&self.identity)),
         }
     }
 
@@ -172,27 +213,8 @@ impl Program {
                     _ => None,
                 })
                 .collect(),
-            Linked::Component(linked) => {
-                use wasmtime::component::types::ComponentItem;
-                let mut exports = Vec::new();
-                let ty = linked.component().component_type();
-                for (name, item) in ty.exports(&self.engine) {
-                    match item.ty {
-                        ComponentItem::ComponentFunc(func) => {
-                            exports.push((name.to_owned(), wit::component_func(&func)))
-                        }
-                        ComponentItem::ComponentInstance(instance) => {
-                            for (func_name, item) in instance.exports(&self.engine) {
-                                if let ComponentItem::ComponentFunc(func) = item.ty {
-                                    exports.push((format!("{name}.{func_name}"), wit::component_func(&func)));
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                exports
-            }
+            Linked::Component(linked) => component_exports(&self.engine, linked.component()),
+            Linked::Proxy(linked) => component_exports(&self.engine, linked.instance_pre().component()),
         }
     }
 
@@ -220,8 +242,73 @@ impl Program {
                 };
                 Ok(limits::Limits::sort(&store, component::limits_of, returned))
             }
+            Linked::Proxy(_) => Err(served_only(&self.identity)),
         }
     }
+
+    /// Serves the program — a `wasi:http/proxy` component loaded for
+    /// [`Purpose::Serve`] — on `listener`, a fresh instance per request,
+    /// until SIGINT, SIGTERM or SIGHUP; then lets the requests in flight
+    /// finish and returns. `ready` is called with the address once
+    /// connections are accepted. Block those signals in every thread
+    /// first ([`serve::termination_signals`]) before any other thread
+    /// exists, so that they reach the server.
+    pub fn serve(
+        self,
+        policy: &Policy,
+        listener: std::net::TcpListener,
+        ready: impl FnOnce(std::net::SocketAddr),
+    ) -> Result<Ended, Error> {
+        let Linked::Proxy(linked) = self.linked else {
+            return Err(unrunnable(
+                &self.identity,
+                "the program was not loaded for serving",
+            ));
+        };
+        let Purpose::Serve(serving) = self.purpose else {
+            return Err(unrunnable(
+                &self.identity,
+                "the program was not loaded for serving",
+            ));
+        };
+        serve::serve(
+            self.engine,
+            linked,
+            policy,
+            self.identity.program_name(),
+            &serving,
+            listener,
+            ready,
+        )
+    }
+}
+
+/// The exported functions of a component, with their signatures.
+fn component_exports(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Vec<(String, String)> {
+    use wasmtime::component::types::ComponentItem;
+    let mut exports = Vec::new();
+    for (name, item) in component.component_type().exports(engine) {
+        match item.ty {
+            ComponentItem::ComponentFunc(func) => exports.push((name.to_owned(), wit::component_func(&func))),
+            ComponentItem::ComponentInstance(instance) => {
+                for (func_name, item) in instance.exports(engine) {
+                    if let ComponentItem::ComponentFunc(func) = item.ty {
+                        exports.push((format!("{name}.{func_name}"), wit::component_func(&func)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    exports
+}
+
+/// A program loaded for serving was asked to run or be called.
+fn served_only(module: &Module) -> Error {
+    unrunnable(module, "a program loaded for serving can only be served")
 }
 
 /// A component instance that lives between calls: a plugin in its worker.
@@ -334,7 +421,7 @@ pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Ended, E
 /// `wsandbox compile` writes.
 pub fn compile(module: &Module, metered: bool) -> Result<Vec<u8>, Error> {
     compilable(module)?;
-    let engine = new_engine(metered)?;
+    let engine = new_engine(metered, Purpose::Command)?;
     compile_code(&engine, module)?
         .serialize()
         .map_err(|e| Error::Engine(crate::error::one_line(&e)))
@@ -352,7 +439,7 @@ pub fn compilable(module: &Module) -> Result<(), Error> {
 /// error means `run` would refuse it as invalid.
 pub fn check(module: &Module) -> Result<(), Error> {
     compilable(module)?;
-    let engine = new_engine(false)?;
+    let engine = new_engine(false, Purpose::Command)?;
     compile_code(&engine, module).map(drop)
 }
 
@@ -372,14 +459,16 @@ pub fn admit(policy: &Policy, module: &Module) -> Result<(), Error> {
 /// target and the CPU features Cranelift may use, and fuel metering.
 /// With all of them in the key, an entry is never stale for the run that
 /// finds it (wasmtime checks again when it loads one).
-pub fn settings(metered: bool) -> String {
+pub fn settings(metered: bool, purpose: Purpose) -> String {
+    let serving = matches!(purpose, Purpose::Serve(_));
     format!(
-        "wsandbox {}; wasmtime {}; {}-{}; cpu {}; fuel metering {metered}",
+        "wsandbox {}; wasmtime {}; {}-{}; cpu {}; fuel metering {metered}{}",
         env!("CARGO_PKG_VERSION"),
         env!("WSANDBOX_WASMTIME_VERSION"),
         std::env::consts::ARCH,
         std::env::consts::OS,
-        cpu_features()
+        cpu_features(),
+        if serving { "; epochs" } else { "" }
     )
 }
 
@@ -420,11 +509,15 @@ fn cpu_features() -> String {
 }
 
 /// The engine every command shares: Cranelift, wasm backtraces without
-/// DWARF details, fuel metering only when asked for (it slows every loop).
-fn new_engine(metered: bool) -> Result<wasmtime::Engine, Error> {
+/// DWARF details, fuel metering only when asked for (it slows every loop);
+/// for serving, also async, epochs and the pooling allocator.
+fn new_engine(metered: bool, purpose: Purpose) -> Result<wasmtime::Engine, Error> {
     let mut config = wasmtime::Config::new();
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
     config.consume_fuel(metered);
+    if let Purpose::Serve(serving) = &purpose {
+        serve::configure(&mut config, serving);
+    }
     wasmtime::Engine::new(&config).map_err(|e| Error::Engine(crate::error::one_line(&e)))
 }
 

@@ -19,9 +19,9 @@ mod privs;
 mod rlimits;
 mod rootfs;
 mod seccomp;
-// The list is compiled by build.rs; the crate compiles it again only to
-// check the build's output against it.
-#[cfg(test)]
+// The list is compiled to BPF by build.rs; the crate keeps its profiles,
+// and compiles the rest again only to check the build's output against it.
+#[cfg_attr(not(test), allow(dead_code))]
 mod seccomp_list;
 pub mod sys;
 
@@ -29,6 +29,7 @@ pub use channel::{Applied, Loaded, Message};
 pub use idmap::IdMap;
 pub use idmap::ROOT_SANDBOX_ID;
 pub use rootfs::{MountOp, plan as mount_plan};
+pub use seccomp::Syscalls;
 
 use crate::Policy;
 use channel::{Receiver, Sender};
@@ -263,11 +264,13 @@ pub fn gives_up_root() -> bool {
 /// resolved. Must be called while the process has a single thread.
 ///
 /// Returns only in the sandboxed child, where of the caller's descriptors
-/// only stdio and `keep` stay open. The parent supervises, calls `on_end`
-/// with how the run ended (to write a report), and exits.
+/// only stdio and `keep` stay open, and `syscalls` is the seccomp
+/// allow-list. The parent supervises, calls `on_end` with how the run
+/// ended (to write a report), and exits.
 pub fn enter(
     policy: &Policy,
     keep: &[std::os::fd::RawFd],
+    syscalls: Syscalls,
     on_end: &mut dyn FnMut(&Ending),
 ) -> Result<Sandbox, ShellError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
@@ -360,7 +363,7 @@ pub fn enter(
         privs::drop_all()?;
         let landlock = landlock::restrict(policy, &rootfs::DEVICES)?;
         // ...and the syscall allow-list, last.
-        seccomp::install()?;
+        seccomp::install(syscalls)?;
         Ok(Applied {
             namespaces: isolation.applied.iter().map(|l| l.name().into()).collect(),
             missing: isolation.missing.iter().map(|l| l.name().into()).collect(),

@@ -27,9 +27,16 @@ mod bpf {
     include!(concat!(env!("OUT_DIR"), "/seccomp_bpf.rs"));
 }
 
-/// Installs the filter on this thread (and so on every thread it creates).
-pub fn install() -> Result<(), SysError> {
-    seccompiler::apply_filter(&bpf::FILTER).map_err(|_| SysError {
+pub use super::seccomp_list::Syscalls;
+
+/// Installs the filter of `syscalls` on this thread (and so on every thread
+/// it creates).
+pub fn install(syscalls: Syscalls) -> Result<(), SysError> {
+    let filter: &[seccompiler::sock_filter] = match syscalls {
+        Syscalls::Guest => &bpf::FILTER,
+        Syscalls::Server => &bpf::SERVER_FILTER,
+    };
+    seccompiler::apply_filter(filter).map_err(|_| SysError {
         call: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
         errno: nix::errno::Errno::last(),
     })
@@ -38,6 +45,7 @@ pub fn install() -> Result<(), SysError> {
 #[cfg(test)]
 mod tests {
     use super::super::seccomp_list;
+    use super::Syscalls;
     use seccompiler::sock_filter;
 
     const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
@@ -134,25 +142,67 @@ mod tests {
     }
 
     #[test]
-    fn the_built_filter_is_the_list_compiled() {
-        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
+    fn the_built_filters_are_the_list_compiled() {
+        let program = seccomp_list::program(std::env::consts::ARCH, Syscalls::Guest).unwrap();
         assert_eq!(program, super::bpf::FILTER);
+        let program = seccomp_list::program(std::env::consts::ARCH, Syscalls::Server).unwrap();
+        assert_eq!(program, super::bpf::SERVER_FILTER);
     }
 
     #[test]
     fn the_search_answers_every_call_as_seccompiler_alone_does() {
-        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
-        let reference = seccomp_list::reference(std::env::consts::ARCH).unwrap();
-        for (arch, nr, args) in cases() {
-            let (got, _) = run(&program, arch, nr, args);
-            let want = strictest(reference.iter().map(|p| run(p, arch, nr, args).0));
-            assert_eq!(got, want, "arch {arch:#x} nr {nr} args {args:x?}");
+        for syscalls in Syscalls::ALL {
+            let program = seccomp_list::program(std::env::consts::ARCH, syscalls).unwrap();
+            let reference = seccomp_list::reference(std::env::consts::ARCH, syscalls).unwrap();
+            for (arch, nr, args) in cases() {
+                let (got, _) = run(&program, arch, nr, args);
+                let want = strictest(reference.iter().map(|p| run(p, arch, nr, args).0));
+                assert_eq!(got, want, "{syscalls:?}: arch {arch:#x} nr {nr} args {args:x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_may_answer_connections_but_not_open_any() {
+        let guest = seccomp_list::program(std::env::consts::ARCH, Syscalls::Guest).unwrap();
+        let server = seccomp_list::program(std::env::consts::ARCH, Syscalls::Server).unwrap();
+        let answer =
+            |program: &[sock_filter], nr: libc::c_long| run(program, AUDIT_ARCH_X86_64, nr as u32, [0; 6]).0;
+        for on_a_connection in [
+            libc::SYS_accept4,
+            libc::SYS_recvfrom,
+            libc::SYS_sendto,
+            libc::SYS_setsockopt,
+        ] {
+            assert_eq!(
+                answer(&server, on_a_connection),
+                ALLOW,
+                "syscall {on_a_connection}"
+            );
+            assert_eq!(
+                answer(&guest, on_a_connection),
+                ERRNO | libc::EPERM as u32,
+                "syscall {on_a_connection}"
+            );
+        }
+        for opening in [
+            libc::SYS_socket,
+            libc::SYS_socketpair,
+            libc::SYS_connect,
+            libc::SYS_bind,
+            libc::SYS_listen,
+        ] {
+            assert_eq!(
+                answer(&server, opening),
+                ERRNO | libc::EPERM as u32,
+                "syscall {opening}"
+            );
         }
     }
 
     #[test]
     fn the_documented_answers() {
-        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
+        let program = seccomp_list::program(std::env::consts::ARCH, Syscalls::Guest).unwrap();
         let answer = |nr: libc::c_long, args: [u64; 6]| run(&program, AUDIT_ARCH_X86_64, nr as u32, args).0;
         let none = [0; 6];
         assert_eq!(answer(libc::SYS_read, none), ALLOW);
@@ -206,8 +256,8 @@ mod tests {
     /// no number may take more than a short walk.
     #[test]
     fn every_call_is_settled_in_a_few_steps() {
-        let program = seccomp_list::program(std::env::consts::ARCH).unwrap();
-        let [_, linear] = seccomp_list::reference(std::env::consts::ARCH).unwrap();
+        let program = seccomp_list::program(std::env::consts::ARCH, Syscalls::Guest).unwrap();
+        let [_, linear] = seccomp_list::reference(std::env::consts::ARCH, Syscalls::Guest).unwrap();
         let longest = |p: &[sock_filter]| {
             (0..600)
                 .map(|nr| run(p, AUDIT_ARCH_X86_64, nr, [0; 6]).1)

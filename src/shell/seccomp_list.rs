@@ -102,6 +102,55 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_ppoll,
 ];
 
+/// Socket calls on descriptors the process already has: what a server
+/// inside the walls needs to accept connections on the listening socket it
+/// was handed and talk on them (`serve`). Creating, binding, listening on
+/// and connecting sockets stays refused, so nothing new can be reached.
+const SERVER: &[libc::c_long] = &[
+    libc::SYS_accept,
+    libc::SYS_accept4,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_recvmsg,
+    libc::SYS_sendmsg,
+    libc::SYS_shutdown,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_getsockopt,
+    libc::SYS_setsockopt,
+];
+
+/// Which allow-list a sandbox gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syscalls {
+    /// A guest's runner: `run`, `call`, a plugin's worker.
+    Guest,
+    /// A server of requests (`serve`): the guest's list, and the socket
+    /// calls of [`SERVER`] on descriptors it was handed.
+    Server,
+}
+
+impl Syscalls {
+    /// Both lists, for the build script.
+    pub const ALL: [Syscalls; 2] = [Syscalls::Guest, Syscalls::Server];
+
+    /// The syscalls this list allows with any arguments.
+    fn allowed(self) -> Vec<libc::c_long> {
+        match self {
+            Syscalls::Guest => ALLOWED.to_vec(),
+            Syscalls::Server => ALLOWED.iter().chain(SERVER).copied().collect(),
+        }
+    }
+
+    /// The name of its compiled program in the build's output.
+    pub fn static_name(self) -> &'static str {
+        match self {
+            Syscalls::Guest => "FILTER",
+            Syscalls::Server => "SERVER_FILTER",
+        }
+    }
+}
+
 /// Namespace flags of `clone`: a thread of the sandbox never needs one.
 const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUSER
@@ -165,7 +214,7 @@ fn compile(filter: Result<SeccompFilter, seccompiler::BackendError>) -> Result<B
 /// 0.3 ms of every start here). The search makes that a few steps each.
 /// [`reference`] is the same policy as two plain seccompiler filters; a
 /// test runs both on every syscall number and requires the same answers.
-pub fn program(arch: &str) -> Result<BpfProgram, String> {
+pub fn program(arch: &str, syscalls: Syscalls) -> Result<BpfProgram, String> {
     let target = TargetArch::try_from(arch).map_err(|e| e.to_string())?;
     let residual = compile(SeccompFilter::new(
         conditional_rules()?,
@@ -182,7 +231,8 @@ pub fn program(arch: &str) -> Result<BpfProgram, String> {
         (BPF_LD | BPF_W | BPF_ABS, 0),
         "seccompiler's program loads the syscall number after the architecture check"
     );
-    let mut decided: Vec<(u32, u32)> = ALLOWED
+    let mut decided: Vec<(u32, u32)> = syscalls
+        .allowed()
         .iter()
         .map(|&nr| (nr as u32, u32::from(SeccompAction::Allow)))
         .collect();
@@ -212,10 +262,10 @@ pub fn program(arch: &str) -> Result<BpfProgram, String> {
 /// The same policy as [`program`], as seccompiler alone writes it: a
 /// filter that turns `clone3` into `ENOSYS`, then the whole allow-list as
 /// one linear chain (the kernel takes the strictest answer of the two).
-pub fn reference(arch: &str) -> Result<[BpfProgram; 2], String> {
+pub fn reference(arch: &str, syscalls: Syscalls) -> Result<[BpfProgram; 2], String> {
     let target = TargetArch::try_from(arch).map_err(|e| e.to_string())?;
     let mut rules = conditional_rules()?;
-    rules.extend(ALLOWED.iter().map(|&nr| (nr, vec![])));
+    rules.extend(syscalls.allowed().iter().map(|&nr| (nr, vec![])));
     let allow_list = compile(SeccompFilter::new(rules, REFUSED, SeccompAction::Allow, target))?;
     let clone3 = compile(SeccompFilter::new(
         BTreeMap::from([(libc::SYS_clone3, vec![])]),

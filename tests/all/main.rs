@@ -11,6 +11,7 @@ mod limits;
 mod plugin;
 mod report;
 mod run;
+mod serve;
 mod shell;
 
 use std::path::Path;

@@ -1,0 +1,582 @@
+//! `serve`: a `wasi:http/proxy` component answering HTTP requests, one
+//! fresh instance per request.
+//!
+//! One engine, built with the pooling allocator sized for
+//! [`Serving::max_concurrent`] instances, epoch interruption and async
+//! support; one `InstancePre`; per request a new store with the request's
+//! own limits. A tokio runtime runs hyper's HTTP/1 connections on the
+//! listening socket it is handed (bound outside the walls: inside, nothing
+//! can be bound or connected).
+//!
+//! - `--timeout`: each request's instance has that long, from the moment it
+//!   gets a slot, to answer and finish its body: past it the instance is
+//!   dropped (a guest spinning in wasm yields at every epoch tick, so it
+//!   can be), and the client gets 504 if nothing was answered yet.
+//! - `--memory`, `--fuel`: per instance, as in `run`; a guest that traps
+//!   (at a limit or not) gets its client a 500, and no other request is
+//!   touched: they have their own stores.
+//! - [`Serving::max_concurrent`] instances at once; [`Serving::max_queued`]
+//!   more requests wait for a slot; past that, 503 at once.
+//! - Outgoing HTTP is refused (`HTTP-request-denied`) before any socket is
+//!   tried; `wasi:sockets` has no address allowed.
+//! - The guest's stdout and stderr become lines on the server's stderr,
+//!   each prefixed with the request's id.
+//! - SIGINT, SIGTERM or SIGHUP: the listener closes, idle connections too,
+//!   requests in flight finish (bounded by the timeout), and `serve`
+//!   returns; a second signal ends it at once.
+
+use super::limits::Limits;
+use super::{Ended, Module, Outcome, unrunnable};
+use crate::{Error, Policy};
+use http_body_util::BodyExt;
+use hyper::body::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// How requests are served: how many at once, and each one's time and
+/// memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Serving {
+    /// Instances alive at once (and the pool's size).
+    pub max_concurrent: u32,
+    /// Requests that may wait for an instance; past them, 503.
+    pub max_queued: u32,
+    /// Each request's wall-clock limit, from the moment it has a slot.
+    pub timeout: Option<Duration>,
+    /// Each instance's linear memory limit, in bytes.
+    pub memory: Option<u64>,
+}
+
+impl Default for Serving {
+    fn default() -> Serving {
+        Serving {
+            max_concurrent: 64,
+            max_queued: 256,
+            timeout: None,
+            memory: None,
+        }
+    }
+}
+
+/// How often the epoch advances: the granularity of the timeout, and how
+/// often a guest busy in wasm yields its thread to other requests.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What one instance of a typical component takes from the pool, per
+/// instance slot (a component is a few core instances, each with at most
+/// one memory and a few tables).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 16;
+
+/// Sets up `config` for serving: epochs and the pooling allocator.
+pub(super) fn configure(config: &mut wasmtime::Config, serving: &Serving) {
+    config.epoch_interruption(true);
+    let slots = serving.max_concurrent.max(1);
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .total_memories(slots.saturating_mul(MEMORIES_PER_COMPONENT))
+        .total_tables(slots.saturating_mul(TABLES_PER_COMPONENT))
+        .total_stacks(slots);
+    if let Some(memory) = serving.memory {
+        // Rounded up to whole wasm pages; the limiter holds the exact bound.
+        let pages = memory.div_ceil(1 << 16).max(1);
+        pool.max_memory_size(usize::try_from(pages << 16).unwrap_or(usize::MAX));
+    }
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+}
+
+/// The store's data for one request.
+pub(super) struct Host {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: Limits,
+    hooks: NoOutgoing,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outgoing HTTP: refused, at once, whatever the address.
+struct NoOutgoing;
+
+type Outgoing = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                hyper::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for NoOutgoing {
+    fn send_request(
+        &mut self,
+        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Outgoing {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+fn limits_of(host: &Host) -> &Limits {
+    &host.limits
+}
+
+/// A component linked against WASI preview 2 and `wasi:http`, checked to
+/// be a `wasi:http/proxy`.
+pub(super) type Linked = ProxyPre<Host>;
+
+/// Links `component` for serving.
+pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
+    let mut linker: Linker<Host> = Linker::new(engine);
+    let engine_error = |e: wasmtime::Error| Error::Engine(crate::error::one_line(&e));
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))?;
+    ProxyPre::new(pre).map_err(|e| {
+        unrunnable(
+            module,
+            format!(
+                "not a wasi:http proxy: the component does not export `wasi:http/incoming-handler` ({})",
+                crate::error::one_line(&e)
+            ),
+        )
+    })
+}
+
+/// Everything a request needs, shared by all of them.
+struct Shared {
+    engine: Engine,
+    pre: Linked,
+    policy: Policy,
+    program_name: String,
+    serving: Serving,
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+/// Serves `linked` on `listener` until a termination signal, then lets
+/// the requests in flight finish. `ready` is called once connections are
+/// being accepted. The caller must have blocked SIGINT, SIGTERM and SIGHUP
+/// in every thread (see [`termination_signals`]): they are taken here.
+pub(super) fn serve(
+    engine: Engine,
+    pre: Linked,
+    policy: &Policy,
+    program_name: String,
+    serving: &Serving,
+    listener: std::net::TcpListener,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<Ended, Error> {
+    let setup = |what: &str, err: &dyn std::fmt::Display| Error::Engine(format!("serve: {what}: {err}"));
+    let address = listener
+        .local_addr()
+        .map_err(|e| setup("the listening socket", &e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| setup("the listening socket", &e))?;
+    let signals = termination_signals();
+    signals
+        .thread_block()
+        .map_err(|e| setup("blocking the termination signals", &e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| setup("starting the runtime", &e))?;
+    let ticker = engine.clone();
+    std::thread::Builder::new()
+        .name("epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                ticker.increment_epoch();
+            }
+        })
+        .map_err(|e| setup("starting the epoch thread", &e))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let first = signals.wait();
+            let _ = stop_tx.send(true);
+            let second = signals.wait();
+            let code = [first, second]
+                .into_iter()
+                .flatten()
+                .last()
+                .map_or(1, |signal| 128 + signal as i32);
+            crate::shell::sys::exit_now(code);
+        })
+        .map_err(|e| setup("starting the signal thread", &e))?;
+    let shared = Arc::new(Shared {
+        engine,
+        pre,
+        policy: policy.clone(),
+        program_name,
+        serving: *serving,
+        slots: Arc::new(Semaphore::new(serving.max_concurrent.max(1) as usize)),
+        waiting: AtomicUsize::new(0),
+        next_id: AtomicU64::new(1),
+    });
+    runtime.block_on(accept_loop(shared, listener, stop_rx, ready, address))?;
+    // Tasks still running (only past the grace period) are dropped with
+    // the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(Ended {
+        outcome: Outcome::Exited(0),
+        fuel_consumed: None,
+    })
+}
+
+/// The signals that end `serve` gracefully.
+pub fn termination_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    set
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    ready: impl FnOnce(SocketAddr),
+    address: SocketAddr,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|e| Error::Engine(format!("serve: the listening socket: {e}")))?;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    ready(address);
+    loop {
+        let stream = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors, a connection reset before accept:
+                // the server goes on.
+                Err(err) => {
+                    eprintln!("wsandbox: serve: accept: {err}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let connection = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper::service::service_fn(move |request| handle(shared.clone(), request)),
+            );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    // Idle connections close now; the ones with a request in flight once
+    // it is answered, within the timeout (and a little for the answer to
+    // leave).
+    let grace = shared.serving.timeout.map(|t| t + Duration::from_secs(1));
+    match grace {
+        Some(grace) => {
+            let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+        }
+        None => graceful.shutdown().await,
+    }
+    Ok(())
+}
+
+type Response = hyper::Response<HyperOutgoingBody>;
+
+/// Answers one request with a fresh instance, or with the error that
+/// stopped it.
+async fn handle(
+    shared: Arc<Shared>,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response, std::convert::Infallible> {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let what = format!("{} {}", request.method(), request.uri().path());
+    // The server's log has the whole story; the client gets the status
+    // and a line that gives nothing of the guest's away.
+    let failed = |status: u16, why: String| {
+        eprintln!("wsandbox: [req {id}] {what}: {status}: {why}");
+        let told = match status {
+            503 => "too many requests, try again later".to_string(),
+            504 => "the function did not answer in time".to_string(),
+            _ => "the function failed".to_string(),
+        };
+        Ok(plain(status, &format!("{told} (request {id})")))
+    };
+    let Some(permit) = admit(&shared).await else {
+        return failed(
+            503,
+            format!(
+                "too many requests: {} in flight and {} waiting",
+                shared.serving.max_concurrent, shared.serving.max_queued
+            ),
+        );
+    };
+    let (answer_tx, answer_rx) = oneshot::channel();
+    let task = tokio::spawn(instance(shared.clone(), id, request, answer_tx, permit));
+    match answer_rx.await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(code)) => failed(500, format!("the function answered with an error: {code:?}")),
+        // The guest ended without answering: why?
+        Err(_) => match task.await {
+            Ok(Ok(())) => failed(500, "the function returned without answering".into()),
+            Ok(Err(Stopped::Timeout(limit))) => failed(
+                504,
+                format!("the function did not answer within --timeout {limit:?} and was stopped"),
+            ),
+            Ok(Err(Stopped::Failed(why))) => failed(500, why),
+            Err(err) => failed(500, format!("the request's task failed: {err}")),
+        },
+    }
+}
+
+/// Why an instance stopped before it finished.
+enum Stopped {
+    Timeout(Duration),
+    Failed(String),
+}
+
+/// A slot for one more instance: at once, after waiting in the queue, or
+/// none when the queue is full.
+async fn admit(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = shared.slots.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    let waiting = shared.waiting.fetch_add(1, Ordering::SeqCst);
+    let permit = if waiting < shared.serving.max_queued as usize {
+        shared.slots.clone().acquire_owned().await.ok()
+    } else {
+        None
+    };
+    shared.waiting.fetch_sub(1, Ordering::SeqCst);
+    permit
+}
+
+/// One request's instance, from instantiation to the end of its body,
+/// within the timeout. The slot is given back when it ends.
+async fn instance(
+    shared: Arc<Shared>,
+    id: u64,
+    request: hyper::Request<hyper::body::Incoming>,
+    answer: oneshot::Sender<Result<Response, ErrorCode>>,
+    permit: OwnedSemaphorePermit,
+) -> Result<(), Stopped> {
+    let _permit = permit;
+    let mut store = new_store(&shared, id).map_err(|e| Stopped::Failed(e.to_string()))?;
+    let work = async {
+        let proxy = shared.pre.instantiate_async(&mut store).await?;
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(answer)?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, request, out)
+            .await
+    };
+    let ended = match shared.serving.timeout {
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(ended) => ended,
+            Err(_) => return Err(Stopped::Timeout(limit)),
+        },
+        None => work.await,
+    };
+    match ended {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            let why = match Limits::sort(&store, limits_of, Err(err)).outcome {
+                Outcome::Trapped { message, .. } => format!("guest trapped: {message}"),
+                Outcome::OutOfFuel => format!(
+                    "the guest ran out of fuel (--fuel {})",
+                    shared.policy.fuel.unwrap_or_default()
+                ),
+                other => format!("{other:?}"),
+            };
+            Err(Stopped::Failed(why))
+        }
+    }
+}
+
+/// A store for request `id`: the policy's WASI context, but stdio that
+/// goes to the server's stderr line by line, prefixed; the limits of one
+/// instance; an epoch deadline that yields at every tick.
+fn new_store(shared: &Shared, id: u64) -> Result<Store<Host>, Error> {
+    let mut wasi = super::wasi::builder(&shared.policy, std::slice::from_ref(&shared.program_name))?;
+    wasi.allow_blocking_current_thread(false)
+        .stdin(tokio::io::empty())
+        .stdout(LogStream::new(id, "stdout"))
+        .stderr(LogStream::new(id, "stderr"));
+    let host = Host {
+        wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        table: ResourceTable::new(),
+        limits: Limits::new(shared.serving.memory, shared.policy.fuel),
+        hooks: NoOutgoing,
+    };
+    let mut store = Store::new(&shared.engine, host);
+    store.limiter(|host| &mut host.limits);
+    Limits::fuel_up(&mut store, limits_of);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    Ok(store)
+}
+
+/// A short plain-text answer of the server's own.
+fn plain(status: u16, text: &str) -> Response {
+    let body = http_body_util::Full::new(Bytes::from(format!("{text}\n")))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A guest's stdout or stderr: whole lines on the server's stderr, each
+/// prefixed with the request's id and the stream's name, control
+/// characters escaped, at most [`LogStream::LINE`] bytes a line.
+#[derive(Clone)]
+struct LogStream {
+    prefix: Arc<str>,
+}
+
+impl LogStream {
+    const LINE: usize = 4096;
+
+    fn new(id: u64, stream: &str) -> LogStream {
+        LogStream {
+            prefix: format!("[req {id} {stream}] ").into(),
+        }
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LineWriter {
+            prefix: self.prefix.clone(),
+            line: Vec::new(),
+        })
+    }
+}
+
+/// Collects bytes into lines, and writes each whole line with its prefix.
+struct LineWriter {
+    prefix: Arc<str>,
+    line: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&mut self) {
+        use std::io::Write as _;
+        let mut text = String::with_capacity(self.prefix.len() + self.line.len() + 1);
+        text.push_str(&self.prefix);
+        for c in String::from_utf8_lossy(&self.line).chars() {
+            if c.is_control() && c != '\t' {
+                text.extend(c.escape_default());
+            } else {
+                text.push(c);
+            }
+        }
+        text.push('\n');
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        self.line.clear();
+    }
+}
+
+impl tokio::io::AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        for &byte in buf {
+            if byte == b'\n' {
+                self.emit();
+            } else {
+                self.line.push(byte);
+                if self.line.len() >= LogStream::LINE {
+                    self.emit();
+                }
+            }
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! `wsandbox serve`, driven over HTTP: answers, bodies streamed both ways,
+//! traps, timeouts, memory, concurrency, the queue, shutdown, the walls
+//! around the server, what the guest cannot reach, and a load held for a
+//! while without failures or growth.
+
+use crate::{Caller, am_root, callers, for_nobody, run, s, wsandbox_as};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+use wsandbox_guests::{API, PROBE_HTTP};
+
+/// A running `wsandbox serve`; killed when dropped.
+struct Server {
+    process: Child,
+    /// `127.0.0.1:PORT`.
+    addr: String,
+    /// Everything it wrote on stderr so far.
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(options: &[&str], component: &str) -> Server {
+        Server::start_as(Caller::Me, options, component)
+    }
+
+    /// Starts `wsandbox serve --addr 127.0.0.1:0 OPTIONS COMPONENT` as
+    /// `caller` and waits for its first line, the address.
+    fn start_as(caller: Caller, options: &[&str], component: &str) -> Server {
+        let mut cmd = wsandbox_as(caller);
+        cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(options);
+        cmd.arg(match caller {
+            Caller::Me => component.to_owned(),
+            Caller::Nobody => for_nobody(component),
+        });
+        Server::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut process = cmd.spawn().expect("spawn wsandbox serve");
+        let stderr = BufReader::new(process.stderr.take().unwrap());
+        let log = Arc::new(Mutex::new(String::new()));
+        let (first_tx, first_rx) = mpsc::channel();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            let mut first = Some(first_tx);
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                collected.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let first = first_rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("serve printed nothing; status {:?}", process.try_wait()));
+        let addr = first
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("the first line is not the address: {first:?}"))
+            .to_owned();
+        Server { process, addr, log }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        request(&self.addr, "GET", path, &[])
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Reply {
+        request(&self.addr, "POST", path, body)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The host pid of the sandboxed server (PID 1 of its pid namespace).
+    fn sandboxed_pid(&self) -> i32 {
+        let me = self.process.id();
+        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
+        let pid_ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let pids: Vec<i32> = children
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .filter(|&p: &i32| pid_ns(p as u32) != pid_ns(me))
+            .collect();
+        assert_eq!(pids.len(), 1, "one sandboxed child: {pids:?}");
+        pids[0]
+    }
+
+    /// A line `Name:\tvalue` of the sandboxed server's `/proc/PID/status`.
+    fn status(&self, name: &str) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.sandboxed_pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap();
+        line.split_once(':').unwrap().1.trim().to_owned()
+    }
+
+    /// Sends SIGTERM to wsandbox and waits for its exit code.
+    fn terminate(mut self, limit: Duration) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.process.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    #[track_caller]
+    fn assert(&self, status: u16) -> &Reply {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        self
+    }
+}
+
+/// One HTTP/1.1 request on a connection of its own; the body is written
+/// by another thread while the answer is read, so both stream at once.
+fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Reply {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let body = body.to_vec();
+    let sending = std::thread::spawn(move || {
+        writer.write_all(head.as_bytes())?;
+        writer.write_all(&body)
+    });
+    let mut raw = Vec::new();
+    (&stream).read_to_end(&mut raw).unwrap();
+    let _ = sending.join();
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = unchunk(&body);
+    }
+    Reply { status, body }
+}
+
+fn unchunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+#[test]
+fn get_and_post_answer_and_megabytes_stream_both_ways() {
+    let server = Server::start(&[], PROBE_HTTP);
+    assert_eq!(server.get("/").assert(200).text(), "hello\n");
+    assert_eq!(server.get("/nowhere").assert(404).text(), "no such route\n");
+    // 6 MiB of every byte value, sent and echoed at once.
+    let big: Vec<u8> = (0..6 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let echoed = server.post("/echo", &big);
+    echoed.assert(200);
+    assert_eq!(echoed.body.len(), big.len());
+    assert!(echoed.body == big, "the echo differs");
+    assert!(server.post("/echo", b"").assert(200).body.is_empty());
+}
+
+#[test]
+fn the_example_function_answers_json() {
+    let server = Server::start(&[], API);
+    let index = server.get("/").assert(200).text();
+    assert!(index.contains("\"routes\""), "{index}");
+    assert_eq!(
+        server.get("/hello/world").assert(200).text(),
+        "{\"greeting\": \"Hello, world!\"}\n"
+    );
+    assert_eq!(
+        server.post("/sum", b"[1, 2.5, 3]").assert(200).text(),
+        "{\"count\": 3, \"sum\": 6.5}\n"
+    );
+    assert!(
+        server
+            .post("/sum", b"[1, x]")
+            .assert(400)
+            .text()
+            .contains("not a number: x")
+    );
+    server.get("/sum").assert(405);
+    server.get("/nope").assert(404);
+    // Each request's log line, prefixed with its id.
+    assert!(server.log().contains("stdout] POST /sum"), "{}", server.log());
+}
+
+#[test]
+fn a_trap_is_a_500_and_the_next_request_is_served() {
+    let server = Server::start(&[], PROBE_HTTP);
+    let trapped = server.get("/trap");
+    trapped.assert(500);
+    // The client learns nothing of the guest's insides; the log does.
+    assert!(!trapped.text().contains("panicked"), "{}", trapped.text());
+    server.get("/").assert(200);
+    let log = server.log();
+    assert!(log.contains("GET /trap: 500: guest trapped"), "{log}");
+    assert!(log.contains("stderr] the probe traps on purpose"), "{log}");
+}
+
+#[test]
+fn a_request_past_the_timeout_gets_504_in_about_the_timeout() {
+    let server = Server::start(&["--timeout", "1s"], PROBE_HTTP);
+    for path in ["/spin", "/sleep?ms=30000"] {
+        let start = Instant::now();
+        server.get(path).assert(504);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            "{path}: 504 after {took:?}"
+        );
+    }
+    // Within the timeout, a slow answer is an answer.
+    assert_eq!(server.get("/sleep?ms=100").assert(200).text(), "slept\n");
+    assert!(server.log().contains("GET /spin: 504"), "{}", server.log());
+}
+
+#[test]
+fn a_request_over_the_memory_limit_gets_500() {
+    let server = Server::start(&["--memory", "16M"], PROBE_HTTP);
+    server.get("/grow?mb=64").assert(500);
+    assert!(server.log().contains("--memory 16 MiB"), "{}", server.log());
+    server.get("/grow?mb=1").assert(200);
+}
+
+#[test]
+fn fuel_is_per_request() {
+    let server = Server::start(&["--fuel", "2000000"], PROBE_HTTP);
+    server.get("/spin").assert(500);
+    assert!(server.log().contains("ran out of fuel"), "{}", server.log());
+    server.get("/").assert(200);
+    server.get("/").assert(200);
+}
+
+#[test]
+fn sixty_four_concurrent_requests_all_succeed() {
+    let server = Arc::new(Server::start(&[], PROBE_HTTP));
+    let start = Instant::now();
+    let requests: Vec<_> = (0..64)
+        .map(|_| {
+            let server = server.clone();
+            std::thread::spawn(move || server.get("/sleep?ms=500").status)
+        })
+        .collect();
+    let statuses: Vec<u16> = requests.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    // They ran at once, not one after another (64 × 0.5 s).
+    assert!(
+        start.elapsed() < Duration::from_secs(16),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn past_max_concurrent_and_the_queue_the_answer_is_503() {
+    let server = Arc::new(Server::start(
+        &["--max-concurrent", "1", "--max-queued", "1"],
+        PROBE_HTTP,
+    ));
+    let busy = {
+        let server = server.clone();
+        std::thread::spawn(move || server.get("/sleep?ms=2000").status)
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let queued = {
+        let server = server.clone();
+        std::thread::spawn(move || server.get("/").status)
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let start = Instant::now();
+    server.get("/").assert(503);
+    assert!(start.elapsed() < Duration::from_secs(1), "503 should be at once");
+    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(
+        queued.join().unwrap(),
+        200,
+        "a queued request is served when a slot frees"
+    );
+    server.get("/").assert(200);
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_0() {
+    let server = Server::start(&[], PROBE_HTTP);
+    let addr = server.addr.clone();
+    let in_flight = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=1500", &[]));
+    std::thread::sleep(Duration::from_millis(500));
+    let code = server.terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "serve should exit 0 after SIGTERM");
+    let reply = in_flight.join().unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "slept\n"));
+}
+
+#[test]
+fn the_server_is_inside_the_walls() {
+    for caller in callers() {
+        let server = Server::start_as(caller, &[], PROBE_HTTP);
+        server.get("/").assert(200);
+        let pid = server.sandboxed_pid();
+        for ns in ["net", "mnt", "pid", "user", "uts", "ipc"] {
+            let inside = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+            let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+            assert_ne!(
+                inside, host,
+                "{caller:?}: the server shares the host's {ns} namespace"
+            );
+        }
+        for caps in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(server.status(caps), "0000000000000000", "{caller:?}: {caps}");
+        }
+        assert_eq!(server.status("Seccomp"), "2", "{caller:?}");
+        assert_eq!(server.status("NoNewPrivs"), "1", "{caller:?}");
+        let uid = server.status("Uid");
+        assert!(
+            !uid.split_whitespace().any(|id| id == "0"),
+            "{caller:?}: host uid 0 kept: {uid}"
+        );
+        // Its descriptors: stdio, the listening socket, the supervisor's
+        // pipe, and what the runtime made itself (epoll, eventfd, the
+        // connection just served, wasmtime's memory images): no file of
+        // the host's.
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+        for fd in fds {
+            let target = std::fs::read_link(fd.unwrap().path()).unwrap();
+            let target = target.to_string_lossy();
+            assert!(
+                target.starts_with("socket:")
+                    || target.starts_with("pipe:")
+                    || target.starts_with("anon_inode:")
+                    || target.starts_with("/memfd:")
+                    || target == "/dev/null",
+                "{caller:?}: the server holds {target}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_guest_cannot_connect_anywhere() {
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let server = Server::start(&[], PROBE_HTTP);
+    let start = Instant::now();
+    let fetched = server.get(&format!("/fetch?url=http://127.0.0.1:{port}/"));
+    fetched.assert(502);
+    assert!(fetched.text().contains("HttpRequestDenied"), "{}", fetched.text());
+    let connected = server.get(&format!("/connect?addr=127.0.0.1:{port}"));
+    connected.assert(502);
+    assert!(connected.text().contains("access-denied"), "{}", connected.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "refusals should be quick, not hangs"
+    );
+    assert!(
+        matches!(host.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the host's server was reached"
+    );
+}
+
+#[test]
+fn dirs_and_env_apply_to_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note"), "granted\n").unwrap();
+    let grant = format!("{}::/data", s(dir.path()));
+    let server = Server::start(&["--ro-dir", &grant, "--env", "GREETING=hi"], PROBE_HTTP);
+    for _ in 0..2 {
+        assert_eq!(server.get("/env?name=GREETING").assert(200).text(), "hi");
+        assert_eq!(
+            server.get("/file?path=/data/note").assert(200).text(),
+            "granted\n"
+        );
+    }
+    server.get("/env?name=HOME").assert(404);
+    server.get("/file?path=/etc/passwd").assert(404);
+}
+
+#[test]
+fn guest_output_reaches_the_log_line_by_line_with_the_request_id() {
+    let server = Server::start(&[], PROBE_HTTP);
+    server.get("/").assert(200);
+    server.get("/print").assert(200);
+    let log = server.log();
+    assert!(log.contains("[req 2 stdout] a line on stdout\n"), "{log}");
+    assert!(log.contains("[req 2 stderr] a line on stderr\n"), "{log}");
+}
+
+#[test]
+fn what_cannot_be_served_is_refused_with_one_line() {
+    let core = format!("{}/hello.wat", wsandbox_guests::WAT_DIR);
+    run(&["serve", "--addr", "127.0.0.1:0", &core]).assert_one_line_error(126, &["wasi:http component"]);
+    run(&["serve", "--addr", "127.0.0.1:0", wsandbox_guests::SHAPES])
+        .assert_one_line_error(126, &["not a wasi:http proxy"]);
+    run(&["serve", "--addr", "127.0.0.1:0", "/no/such/component.wasm"]).assert_one_line_error(127, &[]);
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    run(&["serve", "--addr", &addr, PROBE_HTTP]).assert_one_line_error(125, &["cannot listen", &addr]);
+    run(&["serve", "--addr", "nowhere", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--max-concurrent", "0", PROBE_HTTP]).assert_code(2);
+}
+
+#[test]
+fn an_unprivileged_user_can_serve() {
+    if !am_root() {
+        eprintln!("not root: the other tests already serve as an unprivileged user");
+        return;
+    }
+    let server = Server::start_as(Caller::Nobody, &["--timeout", "5s"], PROBE_HTTP);
+    assert_eq!(server.get("/").assert(200).text(), "hello\n");
+    server.get("/trap").assert(500);
+    server.get("/").assert(200);
+}
+
+/// The resident memory of the sandboxed server, in KiB.
+fn rss_kib(server: &Server) -> u64 {
+    server
+        .status("VmRSS")
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Runs `wrk` at `connections` for `seconds` and returns its report.
+fn wrk(addr: &str, connections: u32, seconds: u32) -> String {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--timeout",
+            "10s",
+        ])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .expect("wrk is needed for the load test: apt-get install wrk (.ci/run installs it)");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk failed: {report}");
+    report
+}
+
+#[test]
+fn a_held_load_has_no_failures_and_the_server_does_not_grow() {
+    let server = Server::start(&[], PROBE_HTTP);
+    let mut rss = Vec::new();
+    for _ in 0..2 {
+        let report = wrk(&server.addr, 32, 10);
+        assert!(!report.contains("Non-2xx"), "failed requests: {report}");
+        assert!(!report.contains("Socket errors"), "socket errors: {report}");
+        let served: u64 = report
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no request count in {report}"));
+        assert!(served > 100, "too few requests served: {report}");
+        rss.push(rss_kib(&server));
+    }
+    eprintln!("RSS after each load run: {rss:?} KiB");
+    // The second run reuses what the first one made resident.
+    assert!(
+        rss[1] <= rss[0] + rss[0] / 10,
+        "the server grew from {} KiB to {} KiB across two equal loads",
+        rss[0],
+        rss[1]
+    );
+}
