@@ -1,7 +1,9 @@
 //! The outer wall against native code: each attack runs in a fresh sandbox
 //! built by `wsandbox::shell::enter` — exactly what `wsandbox run` builds
 //! before the engine — as code an escape from wasmtime would run, and must
-//! fail. Attacks run as the caller and, when that is root, as nobody.
+//! fail. Attacks run as the caller and, when that is root, as nobody; and
+//! once more in the sandbox `wsandbox serve` builds (the server's syscall
+//! list, a listening socket handed in).
 //!
 //! A plain `main` (harness = false): the process must stay single-threaded
 //! to fork. It prints one line per attack and `N passed, M failed`.
@@ -11,13 +13,16 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use wsandbox::policy::{Access, DirGrant, Policy};
+use wsandbox::shell::Syscalls;
 use wsandbox::shell::sys::{self, Fork};
 
-/// What an attack may use: the granted directories and a host listener.
+/// What an attack may use: the granted directories, a host listener, and
+/// (in a server's sandbox) that listener's descriptor, handed in.
 struct Target {
     ro: PathBuf,
     rw: PathBuf,
     port: u16,
+    listener: std::os::fd::RawFd,
 }
 
 /// An attack returns `Ok` when it was stopped, `Err(what happened)` when it
@@ -192,6 +197,27 @@ const ATTACKS: &[(&str, Attack)] = &[
     }),
 ];
 
+/// Refused to a guest's runner, allowed to a server (see SERVER_ALLOWED).
+const GUEST_ONLY: &[(&str, Attack)] = &[
+    ("accept a connection (the guest's list)", |_| {
+        denied(libc::SYS_accept4, [0; 6], libc::EPERM)
+    }),
+    ("receive from a socket (the guest's list)", |_| {
+        denied(libc::SYS_recvfrom, [0; 6], libc::EPERM)
+    }),
+];
+
+/// Controls of a server's sandbox: it may wait for connections on the
+/// socket it was handed (non-blocking: none is pending, so `EAGAIN`).
+const SERVER_ALLOWED: &[(&str, Attack)] =
+    &[(
+        "accept on the handed listening socket",
+        |t| match nix::sys::socket::accept(t.listener) {
+            Err(nix::errno::Errno::EAGAIN) => Ok(()),
+            other => Err(format!("accept: {other:?}, not EAGAIN")),
+        },
+    )];
+
 /// Controls: what the sandbox must still allow, so the refusals above are
 /// not an artefact of a broken sandbox.
 const ALLOWED: &[(&str, Attack)] = &[
@@ -219,10 +245,12 @@ fn main() {
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let target = Target {
         ro: ro.canonicalize().unwrap(),
         rw: rw.canonicalize().unwrap(),
         port: listener.local_addr().unwrap().port(),
+        listener: std::os::fd::AsRawFd::as_raw_fd(&listener),
     };
     let callers: &[Option<u32>] = if nix::unistd::geteuid().is_root() {
         &[None, Some(65534)]
@@ -231,14 +259,24 @@ fn main() {
         &[None]
     };
     let (mut passed, mut failed) = (0, 0);
-    for &caller in callers {
-        let who = caller.map_or("caller".to_string(), |uid| format!("uid {uid}"));
+    // The guest's runner as each caller; a server as the caller.
+    let runs = callers
+        .iter()
+        .map(|&caller| (caller, Syscalls::Guest))
+        .chain([(None, Syscalls::Server)]);
+    for (caller, syscalls) in runs {
+        let uid = caller.map_or("caller".to_string(), |uid| format!("uid {uid}"));
+        let (who, only, allowed) = match syscalls {
+            Syscalls::Guest => (uid, GUEST_ONLY, ALLOWED),
+            Syscalls::Server => (format!("{uid}, server"), &[][..], SERVER_ALLOWED),
+        };
         let cases = ATTACKS
             .iter()
+            .chain(only)
             .map(|a| (a, true))
-            .chain(ALLOWED.iter().map(|a| (a, false)));
+            .chain(ALLOWED.iter().chain(allowed).map(|a| (a, false)));
         for ((name, attack), is_attack) in cases {
-            let ok = in_sandbox(&target, caller, *attack);
+            let ok = in_sandbox(&target, caller, syscalls, *attack);
             let verdict = if ok { "ok" } else { "FAILED" };
             let kind = if is_attack { "stopped" } else { "allowed" };
             println!("escape [{who}] {name}: {kind} ... {verdict}");
@@ -255,9 +293,10 @@ fn main() {
 }
 
 /// Runs `attack` inside a new sandbox granting `ro` read-only and `rw`
-/// read-write, as `uid` (or the caller). `true` when the attack's result is
+/// read-write, as `uid` (or the caller), with the `syscalls` list (and for
+/// a server, the listener handed in). `true` when the attack's result is
 /// the expected one.
-fn in_sandbox(target: &Target, uid: Option<u32>, attack: Attack) -> bool {
+fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Attack) -> bool {
     let _ = std::io::stdout().flush();
     match sys::clone(CloneFlags::empty()).expect("fork") {
         Fork::Parent(pid) => matches!(
@@ -282,9 +321,11 @@ fn in_sandbox(target: &Target, uid: Option<u32>, attack: Attack) -> bool {
             policy.resolve().unwrap();
             // Returns in the sandboxed process only; its exit status comes
             // back through the supervising parent.
-            if let Err(err) =
-                wsandbox::shell::enter(&policy, &[], wsandbox::shell::Syscalls::Guest, &mut |_| {})
-            {
+            let keep: &[std::os::fd::RawFd] = match syscalls {
+                Syscalls::Guest => &[],
+                Syscalls::Server => &[target.listener],
+            };
+            if let Err(err) = wsandbox::shell::enter(&policy, keep, syscalls, &mut |_| {}) {
                 eprintln!("cannot enter the sandbox: {err}");
                 sys::exit_now(125);
             }

@@ -72,6 +72,10 @@ impl Default for Serving {
 /// often a guest busy in wasm yields its thread to other requests.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How long a client has to send a request's head: a connection that
+/// sends nothing is closed after this (the sandbox has 1024 descriptors).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What one instance of a typical component takes from the pool, per
 /// instance slot (a component is a few core instances, each with at most
 /// one memory and a few tables).
@@ -292,7 +296,7 @@ async fn accept_loop(
                 // the server goes on.
                 Err(err) => {
                     eprintln!("wsandbox: serve: accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -301,6 +305,8 @@ async fn accept_loop(
         let shared = shared.clone();
         let connection = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
             .serve_connection(
                 hyper_util::rt::TokioIo::new(stream),
                 hyper::service::service_fn(move |request| handle(shared.clone(), request)),
@@ -345,6 +351,12 @@ async fn handle(
         };
         Ok(plain(status, &format!("{told} (request {id})")))
     };
+    let has_authority =
+        request.uri().authority().is_some() || request.headers().contains_key(hyper::header::HOST);
+    if !has_authority {
+        eprintln!("wsandbox: [req {id}] {what}: 400: no Host header");
+        return Ok(plain(400, "a request needs a Host header"));
+    }
     let Some(permit) = admit(&shared).await else {
         return failed(
             503,
@@ -357,7 +369,24 @@ async fn handle(
     let (answer_tx, answer_rx) = oneshot::channel();
     let task = tokio::spawn(instance(shared.clone(), id, request, answer_tx, permit));
     match answer_rx.await {
-        Ok(Ok(response)) => Ok(response),
+        Ok(Ok(response)) => {
+            // The body streams on from the instance: how that ends is
+            // logged, since the client can only see it cut short.
+            tokio::spawn(async move {
+                match task.await {
+                    Ok(Err(Stopped::Timeout(limit))) => {
+                        eprintln!(
+                            "wsandbox: [req {id}] {what}: stopped while answering: past --timeout {limit:?}"
+                        )
+                    }
+                    Ok(Err(Stopped::Failed(why))) => {
+                        eprintln!("wsandbox: [req {id}] {what}: failed while answering: {why}")
+                    }
+                    _ => {}
+                }
+            });
+            Ok(response)
+        }
         Ok(Err(code)) => failed(500, format!("the function answered with an error: {code:?}")),
         // The guest ended without answering: why?
         Err(_) => match task.await {
@@ -384,14 +413,20 @@ async fn admit(shared: &Shared) -> Option<OwnedSemaphorePermit> {
     if let Ok(permit) = shared.slots.clone().try_acquire_owned() {
         return Some(permit);
     }
+    // Counted out again however the wait ends: with a slot, or with the
+    // client gone (hyper then drops this future).
+    struct InQueue<'a>(&'a AtomicUsize);
+    impl Drop for InQueue<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     let waiting = shared.waiting.fetch_add(1, Ordering::SeqCst);
-    let permit = if waiting < shared.serving.max_queued as usize {
-        shared.slots.clone().acquire_owned().await.ok()
-    } else {
-        None
-    };
-    shared.waiting.fetch_sub(1, Ordering::SeqCst);
-    permit
+    let _in_queue = InQueue(&shared.waiting);
+    if waiting >= shared.serving.max_queued as usize {
+        return None;
+    }
+    shared.slots.clone().acquire_owned().await.ok()
 }
 
 /// One request's instance, from instantiation to the end of its body,
@@ -406,37 +441,46 @@ async fn instance(
     let _permit = permit;
     let mut store = new_store(&shared, id).map_err(|e| Stopped::Failed(e.to_string()))?;
     let work = async {
-        let proxy = shared.pre.instantiate_async(&mut store).await?;
-        let request = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)?;
-        let out = store.data_mut().http().new_response_outparam(answer)?;
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, out)
-            .await
-    };
-    let ended = match shared.serving.timeout {
-        Some(limit) => match tokio::time::timeout(limit, work).await {
-            Ok(ended) => ended,
-            Err(_) => return Err(Stopped::Timeout(limit)),
-        },
-        None => work.await,
-    };
-    match ended {
-        Ok(()) => Ok(()),
-        Err(err) => {
-            let why = match Limits::sort(&store, limits_of, Err(err)).outcome {
-                Outcome::Trapped { message, .. } => format!("guest trapped: {message}"),
-                Outcome::OutOfFuel => format!(
-                    "the guest ran out of fuel (--fuel {})",
-                    shared.policy.fuel.unwrap_or_default()
-                ),
-                other => format!("{other:?}"),
-            };
-            Err(Stopped::Failed(why))
+        let proxy = match shared.pre.instantiate_async(&mut store).await {
+            Ok(proxy) => proxy,
+            Err(err) => {
+                let why = format!("cannot instantiate: {}", crate::error::one_line(&err));
+                return Err(Stopped::Failed(why));
+            }
+        };
+        let called = async {
+            let request = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
+            let out = store.data_mut().http().new_response_outparam(answer)?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, out)
+                .await
+        };
+        match called.await {
+            Ok(()) => Ok(()),
+            Err(err) => Err(Stopped::Failed(why_failed(&shared, &store, err))),
         }
+    };
+    match shared.serving.timeout {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or(Err(Stopped::Timeout(limit))),
+        None => work.await,
+    }
+}
+
+/// What stopped a guest, explained by the limits it ran into.
+fn why_failed(shared: &Shared, store: &Store<Host>, err: wasmtime::Error) -> String {
+    match Limits::sort(store, limits_of, Err(err)).outcome {
+        Outcome::Trapped { message, .. } => format!("guest trapped: {message}"),
+        Outcome::OutOfFuel => format!(
+            "the guest ran out of fuel (--fuel {})",
+            shared.policy.fuel.unwrap_or_default()
+        ),
+        other => format!("{other:?}"),
     }
 }
 

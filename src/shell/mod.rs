@@ -265,8 +265,9 @@ pub fn gives_up_root() -> bool {
 ///
 /// Returns only in the sandboxed child, where of the caller's descriptors
 /// only stdio and `keep` stay open, and `syscalls` is the seccomp
-/// allow-list. The parent supervises, calls `on_end` with how the run
-/// ended (to write a report), and exits.
+/// allow-list. The parent closes its copies of `keep` (they are the
+/// sandbox's), supervises, calls `on_end` with how the run ended (to write
+/// a report), and exits.
 pub fn enter(
     policy: &Policy,
     keep: &[std::os::fd::RawFd],
@@ -309,6 +310,7 @@ pub fn enter(
     let go = match fork {
         Fork::Parent(child) => {
             drop((report_write, go_read));
+            sys::close_passed(keep);
             supervise(
                 child,
                 go_write,

@@ -297,6 +297,19 @@ pub fn close_fds_except(keep: &[i32]) -> Result<(), SysError> {
     Ok(())
 }
 
+/// Closes the supervisor's copies of the descriptors passed into the
+/// sandbox: they are the sandbox's now (a server's listening socket must
+/// stop listening when the server inside closes it, not when the
+/// supervisor exits).
+pub fn close_passed(passed: &[i32]) {
+    for &fd in passed.iter().filter(|&&fd| fd >= 3) {
+        // SAFETY: called only in the supervisor, which never returns to
+        // the owners of these descriptors (it exits the process when the
+        // sandbox ends), so none of them is used or closed again.
+        unsafe { libc::close(fd) };
+    }
+}
+
 /// Ignores SIGXFSZ, so that a write past `RLIMIT_FSIZE` fails with `EFBIG`.
 pub fn ignore_sigxfsz() -> Result<(), SysError> {
     use nix::sys::signal::{SigHandler, Signal, signal};

@@ -76,6 +76,21 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (a little) until the log holds `needle`, since it is read by
+    /// another thread; then the log.
+    #[track_caller]
+    fn logged(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "the log lacks {needle:?}: {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The host pid of the sandboxed server (PID 1 of its pid namespace).
     fn sandboxed_pid(&self) -> i32 {
         let me = self.process.id();
@@ -100,10 +115,14 @@ impl Server {
         line.split_once(':').unwrap().1.trim().to_owned()
     }
 
-    /// Sends SIGTERM to wsandbox and waits for its exit code.
-    fn terminate(mut self, limit: Duration) -> Option<i32> {
+    /// Sends SIGTERM to wsandbox.
+    fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(self.process.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+
+    /// Waits up to `limit` for wsandbox's exit code.
+    fn wait(mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Some(status) = self.process.try_wait().unwrap() {
@@ -208,6 +227,12 @@ fn get_and_post_answer_and_megabytes_stream_both_ways() {
     assert_eq!(echoed.body.len(), big.len());
     assert!(echoed.body == big, "the echo differs");
     assert!(server.post("/echo", b"").assert(200).body.is_empty());
+    // A request without a Host header is the server's to refuse.
+    let mut bare = TcpStream::connect(&server.addr).unwrap();
+    bare.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    bare.read_to_end(&mut raw).unwrap();
+    parse(&raw).assert(400);
 }
 
 #[test]
@@ -233,7 +258,7 @@ fn the_example_function_answers_json() {
     server.get("/sum").assert(405);
     server.get("/nope").assert(404);
     // Each request's log line, prefixed with its id.
-    assert!(server.log().contains("stdout] POST /sum"), "{}", server.log());
+    server.logged("stdout] POST /sum");
 }
 
 #[test]
@@ -244,9 +269,8 @@ fn a_trap_is_a_500_and_the_next_request_is_served() {
     // The client learns nothing of the guest's insides; the log does.
     assert!(!trapped.text().contains("panicked"), "{}", trapped.text());
     server.get("/").assert(200);
-    let log = server.log();
-    assert!(log.contains("GET /trap: 500: guest trapped"), "{log}");
-    assert!(log.contains("stderr] the probe traps on purpose"), "{log}");
+    server.logged("GET /trap: 500: guest trapped");
+    server.logged("stderr] the probe traps on purpose");
 }
 
 #[test]
@@ -263,14 +287,14 @@ fn a_request_past_the_timeout_gets_504_in_about_the_timeout() {
     }
     // Within the timeout, a slow answer is an answer.
     assert_eq!(server.get("/sleep?ms=100").assert(200).text(), "slept\n");
-    assert!(server.log().contains("GET /spin: 504"), "{}", server.log());
+    server.logged("GET /spin: 504");
 }
 
 #[test]
 fn a_request_over_the_memory_limit_gets_500() {
     let server = Server::start(&["--memory", "16M"], PROBE_HTTP);
     server.get("/grow?mb=64").assert(500);
-    assert!(server.log().contains("--memory 16 MiB"), "{}", server.log());
+    server.logged("--memory 16 MiB");
     server.get("/grow?mb=1").assert(200);
 }
 
@@ -278,7 +302,7 @@ fn a_request_over_the_memory_limit_gets_500() {
 fn fuel_is_per_request() {
     let server = Server::start(&["--fuel", "2000000"], PROBE_HTTP);
     server.get("/spin").assert(500);
-    assert!(server.log().contains("ran out of fuel"), "{}", server.log());
+    server.logged("ran out of fuel");
     server.get("/").assert(200);
     server.get("/").assert(200);
 }
@@ -337,7 +361,15 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     let addr = server.addr.clone();
     let in_flight = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=1500", &[]));
     std::thread::sleep(Duration::from_millis(500));
-    let code = server.terminate(Duration::from_secs(10));
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    // No new connection while the one in flight finishes.
+    let refused = TcpStream::connect(&server.addr).map(drop);
+    assert!(
+        matches!(&refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "still listening after SIGTERM: {refused:?}"
+    );
+    let code = server.wait(Duration::from_secs(10));
     assert_eq!(code, Some(0), "serve should exit 0 after SIGTERM");
     let reply = in_flight.join().unwrap();
     assert_eq!((reply.status, reply.text().as_str()), (200, "slept\n"));
@@ -432,9 +464,8 @@ fn guest_output_reaches_the_log_line_by_line_with_the_request_id() {
     let server = Server::start(&[], PROBE_HTTP);
     server.get("/").assert(200);
     server.get("/print").assert(200);
-    let log = server.log();
-    assert!(log.contains("[req 2 stdout] a line on stdout\n"), "{log}");
-    assert!(log.contains("[req 2 stderr] a line on stderr\n"), "{log}");
+    server.logged("[req 2 stdout] a line on stdout\n");
+    server.logged("[req 2 stderr] a line on stderr\n");
 }
 
 #[test]
@@ -473,22 +504,98 @@ fn rss_kib(server: &Server) -> u64 {
         .unwrap()
 }
 
-/// Runs `wrk` at `connections` for `seconds` and returns its report.
-fn wrk(addr: &str, connections: u32, seconds: u32) -> String {
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--timeout",
-            "10s",
-        ])
-        .arg(format!("http://{addr}/"))
-        .output()
-        .expect("wrk is needed for the load test: apt-get install wrk (.ci/run installs it)");
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "wrk failed: {report}");
-    report
+/// A keep-alive HTTP/1.1 connection for the load test.
+struct KeepAlive {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    request: Vec<u8>,
+}
+
+impl KeepAlive {
+    fn open(addr: &str) -> std::io::Result<KeepAlive> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(KeepAlive {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+            request: format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes(),
+        })
+    }
+
+    /// One `GET /` and its whole answer; the status.
+    fn get(&mut self) -> std::io::Result<u16> {
+        self.writer.write_all(&self.request)?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+        let (mut length, mut chunked) = (0usize, false);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let header = line.trim_end().to_ascii_lowercase();
+            if header.is_empty() {
+                break;
+            }
+            if let Some(value) = header.strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            chunked |= header == "transfer-encoding: chunked";
+        }
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut body = vec![0; length];
+            self.reader.read_exact(&mut body)?;
+        }
+        status.ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))
+    }
+}
+
+/// Holds `connections` keep-alive connections busy with `GET /` for
+/// `duration`; returns (requests answered 200, failures with a sample).
+fn load(addr: &str, connections: usize, duration: Duration) -> (u64, Vec<String>) {
+    let end = Instant::now() + duration;
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let addr = addr.to_owned();
+            std::thread::spawn(move || {
+                let (mut served, mut failures) = (0u64, Vec::new());
+                let mut connection = KeepAlive::open(&addr);
+                while Instant::now() < end {
+                    match connection
+                        .as_mut()
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| c.get().map_err(|e| e.to_string()))
+                    {
+                        Ok(200) => served += 1,
+                        Ok(status) => failures.push(format!("status {status}")),
+                        Err(err) => {
+                            failures.push(err);
+                            connection = KeepAlive::open(&addr);
+                        }
+                    }
+                }
+                (served, failures)
+            })
+        })
+        .collect();
+    workers
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .fold((0, Vec::new()), |(n, mut f), (m, g)| {
+            f.extend(g);
+            (n + m, f)
+        })
 }
 
 #[test]
@@ -496,19 +603,19 @@ fn a_held_load_has_no_failures_and_the_server_does_not_grow() {
     let server = Server::start(&[], PROBE_HTTP);
     let mut rss = Vec::new();
     for _ in 0..2 {
-        let report = wrk(&server.addr, 32, 10);
-        assert!(!report.contains("Non-2xx"), "failed requests: {report}");
-        assert!(!report.contains("Socket errors"), "socket errors: {report}");
-        let served: u64 = report
-            .lines()
-            .find(|l| l.contains("requests in"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no request count in {report}"));
-        assert!(served > 100, "too few requests served: {report}");
+        // 10 s at 32 connections, each sending its next request as soon as
+        // the last one is answered.
+        let (served, failures) = load(&server.addr, 32, Duration::from_secs(10));
+        assert!(
+            failures.is_empty(),
+            "{} failed requests, such as {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        assert!(served > 1000, "too few requests served: {served}");
         rss.push(rss_kib(&server));
+        eprintln!("served {served} requests; server RSS {} KiB", rss.last().unwrap());
     }
-    eprintln!("RSS after each load run: {rss:?} KiB");
     // The second run reuses what the first one made resident.
     assert!(
         rss[1] <= rss[0] + rss[0] / 10,
