@@ -18,12 +18,18 @@ use wsandbox::{Error, Policy};
 #[command(after_help = "Examples:\n  \
     wsandbox compile app.wasm -o app.cwasm\n  \
     wsandbox run --allow-precompiled app.cwasm\n  \
-    wsandbox compile --metered app.wasm -o app.cwasm && wsandbox run --allow-precompiled --fuel 1000000 app.cwasm")]
+    wsandbox compile --metered app.wasm -o app.cwasm && wsandbox run --allow-precompiled --fuel 1000000 app.cwasm\n  \
+    wsandbox compile --serve api.wasm -o api.cwasm && wsandbox serve --allow-precompiled api.cwasm")]
 pub struct CompileCommand {
     /// Compile with fuel metering, for runs with --fuel (an artifact runs
     /// only with the metering it was compiled with)
     #[arg(long)]
     metered: bool,
+
+    /// Compile for `wsandbox serve` (its engine interrupts guests at epochs,
+    /// which changes the code)
+    #[arg(long)]
+    serve: bool,
 
     /// If the kernel refuses an isolation layer, compile without it (and
     /// say which) instead of failing
@@ -67,7 +73,12 @@ impl CompileCommand {
             publisher.abandon_in_sandbox();
         }
         // 10. Compile, write, close.
-        let artifact = engine::compile(&module, self.metered)?;
+        let purpose = if self.serve {
+            engine::Purpose::Serve(engine::Serving::default())
+        } else {
+            engine::Purpose::Command
+        };
+        let artifact = engine::compile(&module, self.metered, purpose)?;
         let mut sink = sink.take().expect("the sink is kept for the sandbox");
         sink.write_all(&artifact)
             .map_err(|e| cannot_write(&self.output, &e))?;

@@ -121,10 +121,15 @@ pub fn load_for(
     let (code, source) = if module.precompiled {
         let code = deserialize(&engine, module, &module.bytes).map_err(|err| {
             let metered = if policy.fuel.is_some() { " --metered" } else { "" };
+            let serve = if matches!(purpose, Purpose::Serve(_)) {
+                " --serve"
+            } else {
+                ""
+            };
             match err {
                 Error::Module(ModuleError::Invalid { path, reason }) => ModuleError::Invalid {
                     path,
-                    reason: format!("{reason} (compile it again with `wsandbox compile{metered}`)"),
+                    reason: format!("{reason} (compile it again with `wsandbox compile{metered}{serve}`)"),
                 }
                 .into(),
                 other => other,
@@ -416,12 +421,12 @@ pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Ended, E
     program.run(policy, args)
 }
 
-/// Compiles `module` with the engine `run` uses (with fuel metering when
-/// `metered`, as a run with `--fuel` needs), and returns the artifact
-/// `wsandbox compile` writes.
-pub fn compile(module: &Module, metered: bool) -> Result<Vec<u8>, Error> {
+/// Compiles `module` with the engine `run` (or `serve`, for `purpose`)
+/// uses, with fuel metering when `metered`, as a run with `--fuel` needs,
+/// and returns the artifact `wsandbox compile` writes.
+pub fn compile(module: &Module, metered: bool, purpose: Purpose) -> Result<Vec<u8>, Error> {
     compilable(module)?;
-    let engine = new_engine(metered, Purpose::Command)?;
+    let engine = new_engine(metered, purpose)?;
     compile_code(&engine, module)?
         .serialize()
         .map_err(|e| Error::Engine(crate::error::one_line(&e)))

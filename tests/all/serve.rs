@@ -86,7 +86,10 @@ impl Server {
             if log.contains(needle) {
                 return log;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "the log lacks {needle:?}: {log}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the log lacks {needle:?}: {log}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -480,6 +483,26 @@ fn what_cannot_be_served_is_refused_with_one_line() {
     run(&["serve", "--addr", &addr, PROBE_HTTP]).assert_one_line_error(125, &["cannot listen", &addr]);
     run(&["serve", "--addr", "nowhere", PROBE_HTTP]).assert_code(2);
     run(&["serve", "--max-concurrent", "0", PROBE_HTTP]).assert_code(2);
+}
+
+#[test]
+fn a_component_compiled_for_serve_is_served_when_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (for_serve, for_run) = (dir.path().join("serve.cwasm"), dir.path().join("run.cwasm"));
+    run(&["compile", "--serve", PROBE_HTTP, "-o", s(&for_serve)]).assert_code(0);
+    run(&["compile", PROBE_HTTP, "-o", s(&for_run)]).assert_code(0);
+    let server = Server::start(&["--allow-precompiled"], s(&for_serve));
+    assert_eq!(server.get("/").assert(200).text(), "hello\n");
+    run(&["serve", "--addr", "127.0.0.1:0", s(&for_serve)])
+        .assert_one_line_error(126, &["--allow-precompiled"]);
+    run(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--allow-precompiled",
+        s(&for_run),
+    ])
+    .assert_one_line_error(126, &["wsandbox compile --serve"]);
 }
 
 #[test]
