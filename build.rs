@@ -10,7 +10,12 @@ use std::fmt::Write as _;
 fn main() {
     println!("cargo:rerun-if-changed=src/shell/seccomp_list.rs");
     println!("cargo:rerun-if-changed=Cargo.lock");
+    println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rustc-env=WSANDBOX_WASMTIME_VERSION={}", wasmtime_version());
+    println!(
+        "cargo:rustc-env=WSANDBOX_WASMTIME_FEATURES={}",
+        wasmtime_features()
+    );
     let target_arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap();
     // The syscall numbers come from the libc of the machine that builds.
     assert_eq!(
@@ -40,6 +45,25 @@ fn main() {
     }
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("seccomp_bpf.rs");
     std::fs::write(dest, out).unwrap();
+}
+
+/// The features of wasmtime that Cargo.toml enables, comma-separated, for
+/// `wsandbox --version`.
+fn wasmtime_features() -> String {
+    let manifest = std::fs::read_to_string("Cargo.toml").unwrap_or_default();
+    let Some(start) = manifest.find("\nwasmtime = {") else {
+        return "unknown".into();
+    };
+    let entry = &manifest[start..];
+    let entry = &entry[..entry.find('}').unwrap_or(entry.len())];
+    let features = entry.split_once("features = [").map_or("", |(_, rest)| rest);
+    let features = &features[..features.find(']').unwrap_or(features.len())];
+    features
+        .split(',')
+        .map(|f| f.trim().trim_matches('"'))
+        .filter(|f| !f.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The version of wasmtime in Cargo.lock, for the compilation cache's key

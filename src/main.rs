@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    cli.init_logging();
     match cli.execute() {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

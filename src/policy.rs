@@ -1,8 +1,34 @@
 //! The sandbox policy: plain data describing what a guest is granted.
 //!
-//! One [`Policy`] is built by the command line (and by library users); the
-//! engine and, later, the outer shell read nothing else. Nothing is granted
-//! by default: no directories, no environment variables.
+//! One [`Policy`] is built by the command line, from a policy file
+//! (`--config FILE`, TOML, the same settings by the same names) with the
+//! command line's values over it, or by library users; the engine and the
+//! outer shell read nothing else. Nothing is granted by default: no
+//! directories, no environment variables.
+//!
+//! A policy file:
+//!
+//! ```toml
+//! hostname = "ci"
+//! timeout = "10m"       # ms, s, m, h
+//! memory = "512M"       # K, M, G (binary units), or a number of bytes
+//!
+//! [[dirs]]
+//! host = "src"          # relative to the file's own directory
+//! guest = "/src"
+//! access = "read-only"  # or "read-write"
+//!
+//! [[env]]
+//! name = "LANG"
+//! value = "C"
+//!
+//! [[env]]
+//! name = "TERM"         # no value: the host's, passed through
+//!
+//! [serve]
+//! addr = "127.0.0.1:8080"
+//! max_concurrent = 16
+//! ```
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -12,16 +38,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
-    /// Host directories preopened for the guest.
-    pub dirs: Vec<DirGrant>,
-    /// Environment variables the guest sees, in order; a later entry with
-    /// the same name wins.
-    pub env: Vec<EnvVar>,
     /// The hostname inside the sandbox.
     pub hostname: String,
     /// The uid inside the sandbox (default: the caller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
     /// The gid inside the sandbox (default: the caller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
     /// Run with the isolation layers the kernel grants, listing the missing
     /// ones, instead of failing.
@@ -31,19 +54,53 @@ pub struct Policy {
     /// `TIOCLINUX`) stays refused by the seccomp filter.
     pub keep_terminal: bool,
     /// Wall-clock limit of the run: past it, the sandbox is killed and the
-    /// run ends with exit 124.
+    /// run ends with exit 124 (for `serve`, each request's limit).
+    #[serde(with = "text::duration", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<std::time::Duration>,
     /// The most linear memory an instance may have, in bytes: a grow past
     /// it fails (and a guest that then traps gets exit 134 naming it).
+    #[serde(with = "text::size", skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
     /// A deterministic budget of fuel (about one unit per wasm
     /// instruction): when it runs out the guest stops, exit 124. `None`
     /// runs without metering, which costs nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
     /// Accept a precompiled artifact (from `wsandbox compile`) as the
     /// module. It is machine code that wasmtime runs as given, so it is
     /// trusted code: refused unless asked for.
     pub allow_precompiled: bool,
+    /// Host directories preopened for the guest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables the guest sees, in order; a later entry with
+    /// the same name wins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// How `serve` serves (unused by the other commands).
+    #[serde(skip_serializing_if = "ServeSettings::is_unset")]
+    pub serve: ServeSettings,
+}
+
+/// `serve`'s own settings; unset ones take `serve`'s defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Where to listen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Requests served at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+    /// Requests that may wait for an instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued: Option<u32>,
+}
+
+impl ServeSettings {
+    fn is_unset(&self) -> bool {
+        *self == ServeSettings::default()
+    }
 }
 
 /// The hostname a sandbox gets unless the policy names one.
@@ -63,6 +120,7 @@ impl Default for Policy {
             memory: None,
             fuel: None,
             allow_precompiled: false,
+            serve: ServeSettings::default(),
         }
     }
 }
@@ -98,6 +156,7 @@ pub struct EnvVar {
     pub name: String,
     /// Its value; `None` passes the host's value through (and sets nothing
     /// when the host has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
@@ -140,6 +199,17 @@ pub enum PolicyError {
     /// A policy that cannot be read (not the format, an unknown key).
     #[error("cannot read the policy: {0}")]
     Unreadable(String),
+    /// A policy file that cannot be read, or is not a policy: a missing
+    /// file, bad TOML, an unknown key, a value of the wrong type.
+    #[error("--config {}: {}{message}", path.display(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    File {
+        /// The file as named.
+        path: PathBuf,
+        /// The line of the fault, when there is one.
+        line: Option<usize>,
+        /// What is wrong, on one line.
+        message: String,
+    },
     /// A passed-through environment variable is not valid UTF-8 on the host.
     #[error("--env {0}: the host's value is not valid UTF-8")]
     EnvNotUtf8(String),
@@ -320,6 +390,119 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Reads a policy file. Relative `host` paths of its directories are
+    /// taken from the file's own directory, so a policy and its data travel
+    /// together.
+    pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
+        let fault = |line: Option<usize>, message: String| PolicyError::File {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fault(None, io_reason(&e)))?;
+        let mut policy = Policy::from_toml(&text).map_err(|(line, message)| fault(line, message))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        for dir in &mut policy.dirs {
+            if dir.host.is_relative() {
+                dir.host = base.join(&dir.host);
+            }
+        }
+        Ok(policy)
+    }
+
+    /// Parses a policy from TOML text; an error has the line of the fault
+    /// (1-based) when there is one, and a one-line message.
+    pub fn from_toml(text: &str) -> Result<Policy, (Option<usize>, String)> {
+        toml::from_str(text).map_err(|err: toml::de::Error| {
+            let line = err
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            (line, err.message().trim().replace('\n', "; "))
+        })
+    }
+
+    /// The policy as a policy file would say it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a policy is always representable in TOML")
+    }
+}
+
+/// Durations and sizes as people write them in a policy file (`"2s"`,
+/// `"64M"`), as the command line takes them.
+mod text {
+    /// `Option<Duration>` as `"500ms"`, `"2s"`, `"1.5m"`, `"1h"`.
+    pub mod duration {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::time::Duration;
+
+        pub fn serialize<S: Serializer>(value: &Option<Duration>, out: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(d) => out.serialize_str(&format(*d)),
+                None => out.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Option<Duration>, D::Error> {
+            let text = String::deserialize(input)?;
+            super::super::parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom)
+        }
+
+        /// The shortest exact spelling: whole hours, minutes, seconds or
+        /// milliseconds, else seconds with a fraction.
+        pub fn format(d: Duration) -> String {
+            let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+            match (secs, nanos) {
+                (s, 0) if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+                (s, 0) if s.is_multiple_of(60) => format!("{}m", s / 60),
+                (s, 0) => format!("{s}s"),
+                (_, n) if n.is_multiple_of(1_000_000) => format!("{}ms", d.as_millis()),
+                (s, n) => format!("{s}.{n:09}s"),
+            }
+        }
+    }
+
+    /// `Option<u64>` bytes as `"64M"`, `"1G"`, `"1536K"`, or a number.
+    pub mod size {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(value: &Option<u64>, out: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(bytes) => out.serialize_str(&format(*bytes)),
+                None => out.serialize_none(),
+            }
+        }
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bytes(u64),
+            Text(String),
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Option<u64>, D::Error> {
+            match Written::deserialize(input)? {
+                Written::Bytes(0) => Err(serde::de::Error::custom("a size must be more than zero")),
+                Written::Bytes(bytes) => Ok(Some(bytes)),
+                Written::Text(text) => super::super::parse_size(&text)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
+            }
+        }
+
+        fn format(bytes: u64) -> String {
+            for (size, unit) in [(1u64 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")] {
+                if bytes.is_multiple_of(size) {
+                    return format!("{}{unit}", bytes / size);
+                }
+            }
+            bytes.to_string()
+        }
+    }
+}
+
 /// An I/O error as a short reason, without the "(os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
@@ -332,6 +515,33 @@ pub fn io_reason(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_sizes_are_written_as_they_are_read() {
+        use std::time::Duration;
+        for d in [
+            Duration::from_millis(1),
+            Duration::from_millis(1500),
+            Duration::from_secs(2),
+            Duration::from_secs(90),
+            Duration::from_secs(120),
+            Duration::from_secs(7200),
+            Duration::from_micros(1500),
+        ] {
+            let written = text::duration::format(d);
+            assert_eq!(parse_duration(&written), Ok(d), "{written}");
+        }
+        let policy = Policy {
+            memory: Some(1536 << 10),
+            ..Policy::default()
+        };
+        let text = policy.to_toml();
+        assert!(text.contains("memory = \"1536K\""), "{text}");
+        assert_eq!(Policy::from_toml(&text).unwrap(), policy);
+        let bytes = Policy::from_toml("memory = 65536\n").unwrap();
+        assert_eq!(bytes.memory, Some(65536));
+        assert!(Policy::from_toml("memory = 0\n").is_err());
+    }
 
     #[test]
     fn dir_spec_defaults_guest_to_host() {

@@ -45,7 +45,7 @@ impl CallCommand {
         // The call's syntax is checked before any namespace exists.
         let call = self.expr.as_deref().map(Call::parse).transpose()?;
         super::guest::execute(
-            self.policy.setup(),
+            self.policy.setup()?,
             &self.module,
             |_| Ok(()),
             |policy, program| match &call {

@@ -5,6 +5,9 @@ use wsandbox::shell::{self, Layer};
 
 /// Report which isolation layers this host supports, and why not
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    wsandbox check\n  \
+    wsandbox check && wsandbox run app.wasm")]
 pub struct CheckCommand {}
 
 impl CheckCommand {

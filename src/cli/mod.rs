@@ -4,8 +4,10 @@
 mod call;
 mod check;
 mod compile;
+mod docs;
 mod guest;
 mod options;
+mod policy;
 mod run;
 mod serve;
 mod worker;
@@ -15,11 +17,37 @@ use clap::{Parser, Subcommand};
 /// Run untrusted WebAssembly behind two walls: Linux namespaces outside,
 /// WASI capabilities inside.
 #[derive(Debug, Parser)]
-#[command(name = "wsandbox", version, propagate_version = true)]
+#[command(
+    name = "wsandbox",
+    version = VERSION,
+    propagate_version = true,
+    after_help = "Examples:\n  \
+        wsandbox run --ro-dir ./data::/data app.wasm /data/input.csv\n  \
+        wsandbox call plugin.wasm 'greet(\"world\")'\n  \
+        wsandbox serve --addr 127.0.0.1:8080 --timeout 2s api.wasm\n  \
+        wsandbox check\n\n\
+        Logs: -v shows each step of the outer wall with its timing and what the engine did; \
+        -vv more; WSANDBOX_LOG takes a filter (WSANDBOX_LOG=wsandbox=debug)."
+)]
 pub struct Cli {
+    /// Log what wsandbox does on stderr: -v each setup step with its
+    /// timing, -vv more (WSANDBOX_LOG=FILTER for a finer choice)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
+
+/// `wsandbox --version`: wsandbox's, wasmtime's, and what is built in.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (wasmtime ",
+    env!("WSANDBOX_WASMTIME_VERSION"),
+    "; wasmtime features: ",
+    env!("WSANDBOX_WASMTIME_FEATURES"),
+    "; WASI: preview 1, preview 2, http)"
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -28,11 +56,34 @@ enum Command {
     Serve(serve::ServeCommand),
     Compile(compile::CompileCommand),
     Check(check::CheckCommand),
+    Policy(policy::PolicyCommand),
+    Completions(docs::CompletionsCommand),
+    Man(docs::ManCommand),
     #[command(hide = true)]
     Worker(worker::WorkerCommand),
 }
 
 impl Cli {
+    /// Sets up logging as `-v`/`-vv` or `WSANDBOX_LOG` ask: nothing is
+    /// logged otherwise, and nothing is set up.
+    pub fn init_logging(&self) {
+        let filter = match (std::env::var("WSANDBOX_LOG"), self.verbose) {
+            (Ok(filter), _) if !filter.is_empty() => filter,
+            (_, 0) => return,
+            (_, 1) => "wsandbox=debug".into(),
+            (_, _) => "wsandbox=trace,wasmtime=debug,cranelift=info".into(),
+        };
+        let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wsandbox=debug"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(false)
+            .without_time()
+            .init();
+    }
+
     /// Runs the chosen subcommand; `Ok` carries the process exit code.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         match self.command {
@@ -41,6 +92,9 @@ impl Cli {
             Command::Serve(cmd) => cmd.execute(),
             Command::Compile(cmd) => cmd.execute(),
             Command::Check(cmd) => cmd.execute(),
+            Command::Policy(cmd) => cmd.execute(),
+            Command::Completions(cmd) => cmd.execute(),
+            Command::Man(cmd) => cmd.execute(),
             Command::Worker(cmd) => cmd.execute(),
         }
     }

@@ -3,10 +3,17 @@
 use clap::Args;
 use std::path::PathBuf;
 use wsandbox::policy::{Access, DirGrant, EnvVar, Policy};
+use wsandbox::report::{Report, ReportFile};
 
-/// What the guest is granted. Nothing is granted unless named here.
+/// What the guest is granted. Nothing is granted unless named here or in
+/// the policy file.
 #[derive(Debug, Args)]
 pub struct PolicyOptions {
+    /// Read the policy from a TOML file; the options given here win over
+    /// it (directories and variables add to its own)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Preopen HOST read-write at GUEST (default: the same path)
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     dirs: Vec<String>,
@@ -20,9 +27,9 @@ pub struct PolicyOptions {
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
     env: Vec<String>,
 
-    /// The hostname inside the sandbox
-    #[arg(long, value_name = "NAME", default_value = wsandbox::policy::DEFAULT_HOSTNAME)]
-    hostname: String,
+    /// The hostname inside the sandbox [default: wsandbox]
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
 
     /// The uid inside the sandbox (default: the caller's)
     #[arg(long, value_name = "UID")]
@@ -72,33 +79,49 @@ pub struct PolicyOptions {
 }
 
 impl PolicyOptions {
-    /// The policy these options describe (not yet validated).
-    pub fn to_policy(&self) -> Policy {
+    /// The policy these options describe: the policy file's, if one is
+    /// named, with the options over it (not yet validated).
+    pub fn to_policy(&self) -> Result<Policy, wsandbox::Error> {
+        let mut policy = match &self.config {
+            Some(path) => Policy::from_file(path)?,
+            None => Policy::default(),
+        };
         let dirs = self.dirs.iter().map(|d| DirGrant::parse(d, Access::ReadWrite));
         let ro_dirs = self.ro_dirs.iter().map(|d| DirGrant::parse(d, Access::ReadOnly));
-        Policy {
-            dirs: dirs.chain(ro_dirs).collect(),
-            env: self.env.iter().map(|e| EnvVar::parse(e)).collect(),
-            hostname: self.hostname.clone(),
-            uid: self.uid,
-            gid: self.gid,
-            allow_degraded: self.allow_degraded,
-            keep_terminal: self.keep_terminal,
-            timeout: self.timeout,
-            memory: self.memory,
-            fuel: self.fuel,
-            allow_precompiled: self.allow_precompiled,
+        policy.dirs.extend(dirs.chain(ro_dirs));
+        policy.env.extend(self.env.iter().map(|e| EnvVar::parse(e)));
+        if let Some(hostname) = &self.hostname {
+            policy.hostname = hostname.clone();
         }
+        policy.uid = self.uid.or(policy.uid);
+        policy.gid = self.gid.or(policy.gid);
+        policy.allow_degraded |= self.allow_degraded;
+        policy.keep_terminal |= self.keep_terminal;
+        policy.timeout = self.timeout.or(policy.timeout);
+        policy.memory = self.memory.or(policy.memory);
+        policy.fuel = self.fuel.or(policy.fuel);
+        policy.allow_precompiled |= self.allow_precompiled;
+        Ok(policy)
     }
 
     /// How a command runs its guest: the policy, the cache, the report.
-    pub fn setup(&self) -> super::guest::Setup {
-        super::guest::Setup {
-            policy: self.to_policy(),
+    /// A policy file that cannot be read is reported too.
+    pub fn setup(&self) -> Result<super::guest::Setup, wsandbox::Error> {
+        let policy = self.to_policy().inspect_err(|err| {
+            if let Some(mut report) = self
+                .report
+                .as_deref()
+                .and_then(|path| ReportFile::create(path).ok())
+            {
+                report.write(&Report::error(err, std::time::Duration::ZERO, None));
+            }
+        })?;
+        Ok(super::guest::Setup {
+            policy,
             cache: !self.no_cache,
             report: self.report.clone(),
             keep: Vec::new(),
             purpose: wsandbox::engine::Purpose::Command,
-        }
+        })
     }
 }

@@ -28,7 +28,7 @@ impl RunCommand {
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         let (module, args) = self.module_and_args.split_first().expect("clap requires MODULE");
         super::guest::execute(
-            self.policy.setup(),
+            self.policy.setup()?,
             Path::new(module),
             Program::check_command,
             |policy, program| program.run(policy, args),

@@ -6,6 +6,7 @@ use clap::Args;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use wsandbox::engine::{Purpose, Serving};
+use wsandbox::policy::ServeSettings;
 
 /// Serve a wasi:http proxy component, a fresh instance per request
 ///
@@ -20,48 +21,73 @@ use wsandbox::engine::{Purpose, Serving};
 #[command(after_help = "Examples:\n  \
     wsandbox serve --addr 127.0.0.1:8080 api.wasm\n  \
     wsandbox serve --addr 127.0.0.1:0 --timeout 2s --memory 64M --max-concurrent 16 api.wasm\n  \
-    wsandbox serve --ro-dir ./static::/static --env GREETING=hi api.wasm")]
+    wsandbox serve --ro-dir ./static::/static --env GREETING=hi api.wasm\n  \
+    wsandbox serve --config function.toml api.wasm")]
 pub struct ServeCommand {
     #[command(flatten)]
     policy: PolicyOptions,
 
-    /// Listen on HOST:PORT (port 0 picks a free one)
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
-    addr: std::net::SocketAddr,
-
-    /// Requests served at once, each by its own instance (the instance
-    /// pool's size)
-    #[arg(long, value_name = "N", default_value_t = Serving::default().max_concurrent,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    max_concurrent: u32,
-
-    /// Requests that may wait for an instance when all are busy; past them
-    /// the answer is 503
-    #[arg(long, value_name = "N", default_value_t = Serving::default().max_queued)]
-    max_queued: u32,
+    #[command(flatten)]
+    serve: ServeOptions,
 
     /// The wasi:http proxy component (.wasm or .wat)
     #[arg(value_name = "COMPONENT")]
     component: PathBuf,
 }
 
+/// `serve`'s own options (its keys in a policy file's `[serve]` table).
+#[derive(Debug, Args)]
+pub struct ServeOptions {
+    /// Listen on HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<std::net::SocketAddr>,
+
+    /// Requests served at once, each by its own instance (the instance
+    /// pool's size) [default: 64]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_concurrent: Option<u32>,
+
+    /// Requests that may wait for an instance when all are busy; past them
+    /// the answer is 503 [default: 256]
+    #[arg(long, value_name = "N")]
+    max_queued: Option<u32>,
+}
+
+impl ServeOptions {
+    /// Puts the options given over the policy's `[serve]` settings.
+    pub fn apply(&self, settings: &mut ServeSettings) {
+        settings.addr = self.addr.or(settings.addr);
+        settings.max_concurrent = self.max_concurrent.or(settings.max_concurrent);
+        settings.max_queued = self.max_queued.or(settings.max_queued);
+    }
+}
+
+/// The address `serve` listens on unless told.
+const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
 impl ServeCommand {
     /// Binds the address, then serves behind both walls until SIGINT or
     /// SIGTERM: exit 0 after the requests in flight finished.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
-        let mut setup = self.policy.setup();
+        let mut setup = self.policy.setup()?;
+        self.serve.apply(&mut setup.policy.serve);
+        let settings = setup.policy.serve;
+        let defaults = Serving::default();
         // The timeout and the memory limit are each request's, not the
         // sandbox's: the supervisor must not kill the server at the
         // timeout, nor bound its data by one instance's memory.
         let serving = Serving {
-            max_concurrent: self.max_concurrent,
-            max_queued: self.max_queued,
+            max_concurrent: settings.max_concurrent.unwrap_or(defaults.max_concurrent),
+            max_queued: settings.max_queued.unwrap_or(defaults.max_queued),
             timeout: setup.policy.timeout.take(),
             memory: setup.policy.memory.take(),
         };
         setup.purpose = Purpose::Serve(serving);
-        let listener = std::net::TcpListener::bind(self.addr)
-            .map_err(|err| wsandbox::Error::Listen(format!("--addr {}: cannot listen: {err}", self.addr)))?;
+        let addr = settings
+            .addr
+            .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("the default address parses"));
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|err| wsandbox::Error::Listen(format!("--addr {addr}: cannot listen: {err}")))?;
         setup.keep.push(listener.as_raw_fd());
         super::guest::execute(
             setup,

@@ -117,7 +117,10 @@ pub fn load_for(
     purpose: Purpose,
 ) -> Result<Program, Error> {
     admit(policy, module)?;
+    let started = std::time::Instant::now();
     let engine = new_engine(policy.fuel.is_some(), purpose)?;
+    tracing::debug!("engine: built ({purpose:?}): {:.3} ms", ms_since(started));
+    let started = std::time::Instant::now();
     let (code, source) = if module.precompiled {
         let code = deserialize(&engine, module, &module.bytes).map_err(|err| {
             let metered = if policy.fuel.is_some() { " --metered" } else { "" };
@@ -147,6 +150,17 @@ pub fn load_for(
     } else {
         (compile_code(&engine, module)?, CodeSource::Compiled)
     };
+    tracing::debug!(
+        "engine: code of {} ({} bytes) {}: {:.3} ms",
+        module.path.display(),
+        module.bytes.len(),
+        match source {
+            CodeSource::Compiled => "compiled",
+            CodeSource::Cache => "loaded from the cache",
+            CodeSource::Precompiled => "loaded, precompiled",
+        },
+        ms_since(started)
+    );
     let cached = match (source, cache.sink.take()) {
         (CodeSource::Compiled, Some(sink)) => write_artifact(&code, sink),
         _ => false,
@@ -166,6 +180,7 @@ pub fn load_for(
             Linked::Component(component::link(&engine, module, &compiled)?)
         }
     };
+    tracing::debug!("engine: linked against WASI");
     Ok(Program {
         engine,
         linked,
@@ -511,6 +526,10 @@ fn cpu_features() -> String {
     {
         String::from("native")
     }
+}
+
+fn ms_since(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
 }
 
 /// The engine every command shares: Cranelift, wasm backtraces without

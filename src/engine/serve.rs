@@ -441,6 +441,7 @@ async fn instance(
     let _permit = permit;
     let mut store = new_store(&shared, id).map_err(|e| Stopped::Failed(e.to_string()))?;
     let work = async {
+        let started = std::time::Instant::now();
         let proxy = match shared.pre.instantiate_async(&mut store).await {
             Ok(proxy) => proxy,
             Err(err) => {
@@ -448,6 +449,10 @@ async fn instance(
                 return Err(Stopped::Failed(why));
             }
         };
+        tracing::trace!(
+            "[req {id}] instantiated: {:.3} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         let called = async {
             let request = store
                 .data_mut()

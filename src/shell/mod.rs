@@ -280,6 +280,7 @@ pub fn enter(
     let ids = IdMap::for_caller(euid, egid, host_root, policy.uid, policy.gid);
     // Host root runs the sandbox as an unprivileged id; id-mapped copies of
     // the grants show root's files as that id's, so they stay usable.
+    let mut steps = Steps::start();
     let trees = if host_root {
         idmapped_trees(policy, euid, egid)?
     } else {
@@ -293,6 +294,7 @@ pub fn enter(
     let signals = termination_signals();
     sys::check(signals.thread_block(), || "sigprocmask(SIG_BLOCK)".into())?;
     // 2-3. One clone into the new namespaces; the parent supervises.
+    steps.done("prepared: ids, pipes, signals");
     let (isolation, fork) = match sys::clone(flags_of(&Layer::ALL)) {
         Ok(fork) => (
             Isolation {
@@ -331,9 +333,11 @@ pub fn enter(
             "prctl(PR_SET_PDEATHSIG)".into()
         })?;
         wait_for_parent(go)?;
+        steps.done("the supervisor let go");
         // (2.) The id maps, written by the process itself: one id, its own.
         if isolation.applied.contains(&Layer::User) {
             idmap::write_own(&ids)?;
+            steps.done("id maps");
         }
         sys::check(nix::sys::prctl::set_dumpable(false), || {
             "prctl(PR_SET_DUMPABLE, 0)".into()
@@ -343,6 +347,7 @@ pub fn enter(
         // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
         if isolation.applied.contains(&Layer::Mount) {
             rootfs::apply(&rootfs::plan(policy, host_root), &trees)?;
+            steps.done("mounts: empty root, grants, /dev, /proc, pivot_root");
         }
         drop(trees);
         // 7. Hostname, and `lo` up in the empty network namespace.
@@ -353,19 +358,25 @@ pub fn enter(
         }
         if isolation.applied.contains(&Layer::Net) {
             sys::interface_up("lo")?;
+            steps.done("hostname and lo");
         }
         // 8. Limits; no descriptor of the caller's but stdio and `keep`; a session of its own.
         rlimits::apply(policy.memory)?;
+        steps.done("rlimits");
         let keep: Vec<_> = keep.iter().copied().chain([report_write.as_raw_fd()]).collect();
         sys::close_fds_except(&keep)?;
+        steps.done("descriptors closed");
         if !policy.keep_terminal {
             sys::check(nix::unistd::setsid(), || "setsid()".into())?;
         }
         // 9. No capability in any set, no way to gain one back, Landlock...
         privs::drop_all()?;
+        steps.done("capabilities dropped");
         let landlock = landlock::restrict(policy, &rootfs::DEVICES)?;
+        steps.done("landlock");
         // ...and the syscall allow-list, last.
         seccomp::install(syscalls)?;
+        steps.done("seccomp");
         Ok(Applied {
             namespaces: isolation.applied.iter().map(|l| l.name().into()).collect(),
             missing: isolation.missing.iter().map(|l| l.name().into()).collect(),
@@ -389,6 +400,29 @@ pub fn enter(
         }
     }
     Ok(Sandbox { isolation, sender })
+}
+
+/// Logs each step of the wall with the time it took (at debug level:
+/// `-v`), in the supervisor and in the sandbox.
+struct Steps {
+    last: std::time::Instant,
+}
+
+impl Steps {
+    fn start() -> Steps {
+        Steps {
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn done(&mut self, step: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(
+            "outer wall: {step}: {:.3} ms",
+            (now - self.last).as_secs_f64() * 1e3
+        );
+        self.last = now;
+    }
 }
 
 /// Detached, id-mapped copies of every granted directory, in which the

@@ -9,6 +9,7 @@ mod fuzz;
 mod hostile;
 mod limits;
 mod plugin;
+mod policy;
 mod report;
 mod run;
 mod serve;

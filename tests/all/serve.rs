@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use wsandbox_guests::{API, PROBE_HTTP};
 
 /// A running `wsandbox serve`; killed when dropped.
-struct Server {
+pub struct Server {
     process: Child,
     /// `127.0.0.1:PORT`.
     addr: String,
@@ -21,7 +21,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(options: &[&str], component: &str) -> Server {
+    /// Starts `wsandbox serve --addr 127.0.0.1:0 OPTIONS COMPONENT`.
+    pub fn start(options: &[&str], component: &str) -> Server {
         Server::start_as(Caller::Me, options, component)
     }
 
@@ -64,7 +65,8 @@ impl Server {
         Server { process, addr, log }
     }
 
-    fn get(&self, path: &str) -> Reply {
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Reply {
         request(&self.addr, "GET", path, &[])
     }
 
@@ -146,18 +148,20 @@ impl Drop for Server {
 
 /// An HTTP answer.
 #[derive(Debug)]
-struct Reply {
+pub struct Reply {
     status: u16,
     body: Vec<u8>,
 }
 
 impl Reply {
-    fn text(&self) -> String {
+    /// The body as text.
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Asserts the status.
     #[track_caller]
-    fn assert(&self, status: u16) -> &Reply {
+    pub fn assert(&self, status: u16) -> &Reply {
         assert_eq!(self.status, status, "body: {}", self.text());
         self
     }
