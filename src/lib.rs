@@ -27,3 +27,9 @@ pub mod shell;
 
 pub use error::Error;
 pub use policy::Policy;
+
+/// The README's Rust examples, compiled as doctests (its other examples are
+/// run by `tests/all/readme.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -10,6 +10,7 @@ mod hostile;
 mod limits;
 mod plugin;
 mod policy;
+mod readme;
 mod report;
 mod run;
 mod serve;
