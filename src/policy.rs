@@ -199,6 +199,9 @@ pub enum PolicyError {
     /// A policy that cannot be read (not the format, an unknown key).
     #[error("cannot read the policy: {0}")]
     Unreadable(String),
+    /// A policy that cannot be written as a policy file.
+    #[error("cannot write the policy as TOML: {0}")]
+    Unwritable(String),
     /// A policy file that cannot be read, or is not a policy: a missing
     /// file, bad TOML, an unknown key, a value of the wrong type.
     #[error("--config {}: {}{message}", path.display(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
@@ -422,9 +425,10 @@ impl Policy {
         })
     }
 
-    /// The policy as a policy file would say it.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("a policy is always representable in TOML")
+    /// The policy as a policy file would say it. Fails only for what TOML
+    /// cannot hold: a host path that is not UTF-8.
+    pub fn to_toml(&self) -> Result<String, PolicyError> {
+        toml::to_string(self).map_err(|e| PolicyError::Unwritable(e.to_string()))
     }
 }
 
@@ -535,7 +539,7 @@ mod tests {
             memory: Some(1536 << 10),
             ..Policy::default()
         };
-        let text = policy.to_toml();
+        let text = policy.to_toml().unwrap();
         assert!(text.contains("memory = \"1536K\""), "{text}");
         assert_eq!(Policy::from_toml(&text).unwrap(), policy);
         let bytes = Policy::from_toml("memory = 65536\n").unwrap();

@@ -29,7 +29,7 @@ impl PolicyCommand {
         let mut policy = self.policy.to_policy()?;
         self.serve.apply(&mut policy.serve);
         policy.resolve()?;
-        print!("{}", policy.to_toml());
+        print!("{}", policy.to_toml()?);
         Ok(0)
     }
 }
