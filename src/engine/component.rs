@@ -86,9 +86,13 @@ pub(super) fn run(
 ) -> Result<Ended, Error> {
     let command = self::command(module, linked)?;
     let mut store = store(engine, wasi, limits);
+    let started = std::time::Instant::now();
     let ended = command
         .instantiate(&mut store)
-        .and_then(|command| command.wasi_cli_run().call_run(&mut store))
+        .and_then(|command| {
+            tracing::debug!("engine: instantiated: {:.3} ms", super::ms_since(started));
+            command.wasi_cli_run().call_run(&mut store)
+        })
         // `run` returning `err` is the component's way to fail without a code.
         .map(|result| Outcome::Exited(if result.is_ok() { 0 } else { 1 }));
     Ok(Limits::sort(&store, limits_of, ended))

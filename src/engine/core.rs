@@ -67,7 +67,9 @@ pub(super) fn run(
 ) -> Result<Ended, Error> {
     check_command(module, &linked)?;
     let mut store = store(engine, wasi, limits);
+    let started = std::time::Instant::now();
     let ended = linked.instantiate(&mut store).and_then(|instance| {
+        tracing::debug!("engine: instantiated: {:.3} ms", super::ms_since(started));
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call(&mut store, ())
     });

@@ -391,6 +391,7 @@ fn logs_are_quiet_unless_asked_and_then_show_each_step() {
         "outer wall: mounts",
         "outer wall: seccomp",
         "engine: code of",
+        "engine: instantiated",
     ] {
         assert!(verbose.stderr.contains(step), "{step}: {}", verbose.stderr);
     }
