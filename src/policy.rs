@@ -199,6 +199,9 @@ pub enum PolicyError {
     /// A policy that cannot be read (not the format, an unknown key).
     #[error("cannot read the policy: {0}")]
     Unreadable(String),
+    /// `serve` may run no instance at all.
+    #[error("serve: max_concurrent must be at least 1")]
+    NoConcurrency,
     /// A policy that cannot be written as a policy file.
     #[error("cannot write the policy as TOML: {0}")]
     Unwritable(String),
@@ -338,6 +341,9 @@ impl Policy {
             if var.name.is_empty() || var.name.contains(['=', '\0']) {
                 return Err(PolicyError::BadEnvName(var.name.clone()));
             }
+        }
+        if self.serve.max_concurrent == Some(0) {
+            return Err(PolicyError::NoConcurrency);
         }
         Ok(())
     }

@@ -91,14 +91,13 @@ pub struct Program {
     pub source: CodeSource,
     /// A fresh artifact was written to the cache's sink.
     pub cached: bool,
-    purpose: Purpose,
 }
 
 /// A linked program of either kind, or a component linked for serving.
 enum Linked {
     Core(core::Linked),
     Component(component::Linked),
-    Proxy(serve::Linked),
+    Proxy(serve::Linked, Serving),
 }
 
 /// Gets `module`'s machine code — from `cache` when its entry is valid for
@@ -172,8 +171,8 @@ pub fn load_for(
                 "serve needs a wasi:http component, and this is a core module",
             ));
         }
-        (Code::Component(compiled), Purpose::Serve(_)) => {
-            Linked::Proxy(serve::link(&engine, module, &compiled)?)
+        (Code::Component(compiled), Purpose::Serve(serving)) => {
+            Linked::Proxy(serve::link(&engine, module, &compiled)?, serving)
         }
         (Code::Core(compiled), Purpose::Command) => Linked::Core(core::link(&engine, module, &compiled)?),
         (Code::Component(compiled), Purpose::Command) => {
@@ -187,7 +186,6 @@ pub fn load_for(
         identity: module.clone_without_bytes(),
         source,
         cached,
-        purpose,
     })
 }
 
@@ -204,7 +202,7 @@ impl Program {
         match self.linked {
             Linked::Core(linked) => core::run(&self.engine, &self.identity, linked, wasi, limits),
             Linked::Component(linked) => component::run(&self.engine, &self.identity, linked, wasi, limits),
-            Linked::Proxy(_) => Err(served_only(&self.identity)),
+            Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
 
@@ -213,7 +211,7 @@ impl Program {
         match &self.linked {
             Linked::Core(linked) => core::check_command(&self.identity, linked),
             Linked::Component(linked) => component::check_command(&self.identity, linked),
-            Linked::Proxy(_) => Err(served_only(&self.identity)),
+            Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
 
@@ -234,7 +232,7 @@ impl Program {
                 })
                 .collect(),
             Linked::Component(linked) => component_exports(&self.engine, linked.component()),
-            Linked::Proxy(linked) => component_exports(&self.engine, linked.instance_pre().component()),
+            Linked::Proxy(linked, _) => component_exports(&self.engine, linked.instance_pre().component()),
         }
     }
 
@@ -262,7 +260,7 @@ impl Program {
                 };
                 Ok(limits::Limits::sort(&store, component::limits_of, returned))
             }
-            Linked::Proxy(_) => Err(served_only(&self.identity)),
+            Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
 
@@ -279,13 +277,7 @@ impl Program {
         listener: std::net::TcpListener,
         ready: impl FnOnce(std::net::SocketAddr),
     ) -> Result<Ended, Error> {
-        let Linked::Proxy(linked) = self.linked else {
-            return Err(unrunnable(
-                &self.identity,
-                "the program was not loaded for serving",
-            ));
-        };
-        let Purpose::Serve(serving) = self.purpose else {
+        let Linked::Proxy(linked, serving) = self.linked else {
             return Err(unrunnable(
                 &self.identity,
                 "the program was not loaded for serving",

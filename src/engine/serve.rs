@@ -194,8 +194,10 @@ struct Shared {
 
 /// Serves `linked` on `listener` until a termination signal, then lets
 /// the requests in flight finish. `ready` is called once connections are
-/// being accepted. The caller must have blocked SIGINT, SIGTERM and SIGHUP
-/// in every thread (see [`termination_signals`]): they are taken here.
+/// being accepted. SIGINT, SIGTERM and SIGHUP are blocked in this thread
+/// (and so in the runtime's) and taken by a thread of the server's; a
+/// caller that started other threads before must have blocked them there
+/// too (see [`termination_signals`]).
 pub(super) fn serve(
     engine: Engine,
     pre: Linked,
@@ -345,6 +347,7 @@ async fn handle(
     let failed = |status: u16, why: String| {
         eprintln!("wsandbox: [req {id}] {what}: {status}: {why}");
         let told = match status {
+            400 => "a request needs a Host header".to_string(),
             503 => "too many requests, try again later".to_string(),
             504 => "the function did not answer in time".to_string(),
             _ => "the function failed".to_string(),
@@ -354,8 +357,7 @@ async fn handle(
     let has_authority =
         request.uri().authority().is_some() || request.headers().contains_key(hyper::header::HOST);
     if !has_authority {
-        eprintln!("wsandbox: [req {id}] {what}: 400: no Host header");
-        return Ok(plain(400, "a request needs a Host header"));
+        return failed(400, "no Host header".into());
     }
     let Some(permit) = admit(&shared).await else {
         return failed(

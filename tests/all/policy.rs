@@ -185,6 +185,9 @@ fn a_bad_policy_file_gets_one_clear_line() {
             run(&args).assert_one_line_error(125, &words);
         }
     }
+    // A value the file may hold but a sandbox cannot apply.
+    let zero = file(dir.path(), "zero.toml", "[serve]\nmax_concurrent = 0\n");
+    run(&["policy", "--config", &zero]).assert_one_line_error(125, &["max_concurrent must be at least 1"]);
     let missing = dir.path().join("missing.toml");
     run(&["run", "--config", s(&missing), p1("hello")])
         .assert_one_line_error(125, &["--config", "no such file or directory"]);

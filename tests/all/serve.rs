@@ -383,6 +383,31 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
 }
 
 #[test]
+fn a_second_signal_ends_the_server_at_once() {
+    let server = Server::start(&[], PROBE_HTTP);
+    let addr = server.addr.clone();
+    let in_flight = std::thread::spawn(move || {
+        let stream = TcpStream::connect(&addr).unwrap();
+        (&stream)
+            .write_all(format!("GET /sleep?ms=30000 HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = (&stream).read_to_end(&mut rest);
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    server.terminate();
+    let start = Instant::now();
+    assert_eq!(server.wait(Duration::from_secs(5)), Some(143));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "the second SIGTERM should not wait for the request"
+    );
+    in_flight.join().unwrap();
+}
+
+#[test]
 fn the_server_is_inside_the_walls() {
     for caller in callers() {
         let server = Server::start_as(caller, &[], PROBE_HTTP);
