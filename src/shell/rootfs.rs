@@ -21,17 +21,8 @@ pub const OLD_ROOT: &str = "/oldroot";
 
 /// Device nodes the sandbox gets, bound from the host's.
 pub const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];
-/// Files of procfs that reveal the host: hidden under `/dev/null`, as
-/// crun and runc do (reads find nothing; writes go nowhere).
-const PROC_MASKED_FILES: [&str; 5] = [
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/timer_list",
-    "/proc/sched_debug",
-    "/proc/latency_stats",
-];
-/// Directories of procfs that reveal the host: hidden under an empty tmpfs.
-const PROC_MASKED_DIRS: [&str; 2] = ["/proc/acpi", "/proc/scsi"];
+/// The sysctl that keeps the sandbox from creating user namespaces.
+pub const MAX_USER_NAMESPACES: &str = "/proc/sys/user/max_user_namespaces";
 
 /// One step of building the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +35,6 @@ pub enum MountOp {
         target: PathBuf,
         /// Mount options, e.g. `mode=0755,size=1m`.
         options: String,
-        /// Mount it read-only.
-        read_only: bool,
     },
     /// `pivot_root(new_root, new_root + put_old)`, then `chdir("/")`.
     PivotRoot {
@@ -58,7 +47,7 @@ pub enum MountOp {
     Create {
         /// The path to create.
         path: PathBuf,
-        /// A file (a mount point for a device or a mask) or a directory.
+        /// A file (a mount point for a device) or a directory.
         file: bool,
     },
     /// Bind `source` at `target`, then remount it with the flags given
@@ -79,13 +68,15 @@ pub enum MountOp {
         /// Where.
         target: PathBuf,
     },
-    /// Mount a fresh procfs at `target`.
+    /// Mount a fresh procfs at `target`, read-only, holding only the
+    /// processes (`subset=pid`): no `/proc/sys`, `/proc/kcore`,
+    /// `/proc/keys`, `/proc/sysrq-trigger` or any other file about the host.
     Proc {
         /// Where.
         target: PathBuf,
     },
     /// Write `contents` to the file at `path` (a sysctl of the sandbox's
-    /// own namespaces, through its fresh procfs).
+    /// own namespaces).
     Write {
         /// The file.
         path: PathBuf,
@@ -121,11 +112,19 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
     let under_old = |p: &Path| old.join(p.strip_prefix("/").unwrap_or(p));
     let safe = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let mut ops = vec![
+        // No user namespace may be created inside the sandbox's, even once
+        // its capabilities are gone (user_namespaces(7): the limit is per
+        // namespace). Written through the host's procfs, which the fresh one
+        // will not show: user sysctls are those of the writer's own user
+        // namespace, whichever procfs they are reached through.
+        MountOp::Write {
+            path: MAX_USER_NAMESPACES.into(),
+            contents: "0\n".into(),
+        },
         MountOp::MakePrivate,
         MountOp::Tmpfs {
             target: STAGING.into(),
             options: "mode=0755,size=1m".into(),
-            read_only: false,
         },
         MountOp::PivotRoot {
             new_root: STAGING.into(),
@@ -176,32 +175,6 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
     ops.push(MountOp::Proc {
         target: "/proc".into(),
     });
-    // No user namespace may be created inside the sandbox's, even once its
-    // capabilities are gone (user_namespaces(7): the limit is per namespace).
-    ops.push(MountOp::Write {
-        path: "/proc/sys/user/max_user_namespaces".into(),
-        contents: "0\n".into(),
-    });
-    // Then all of procfs read-only: no sysctl, no /proc/self/* knob, no
-    // sysrq-trigger can be written from inside.
-    ops.push(MountOp::Remount {
-        target: "/proc".into(),
-        flags: safe | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
-    });
-    for file in PROC_MASKED_FILES {
-        ops.push(MountOp::Bind {
-            source: "/dev/null".into(),
-            target: file.into(),
-            flags: MsFlags::empty(),
-        });
-    }
-    for dir in PROC_MASKED_DIRS {
-        ops.push(MountOp::Tmpfs {
-            target: dir.into(),
-            options: "mode=0555,size=0".into(),
-            read_only: true,
-        });
-    }
     ops.push(MountOp::Detach { target: old });
     ops.push(MountOp::Remount {
         target: "/".into(),
@@ -210,9 +183,8 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
     ops
 }
 
-/// Performs `ops` in order; `trees` are the id-mapped copies of the grants
-/// that `Attach` names. Masks and read-only remounts of procfs entries
-/// that this kernel does not have are skipped; every other failure stops.
+/// Performs `ops` in order, stopping at the first failure; `trees` are the
+/// id-mapped copies of the grants that `Attach` names.
 pub fn apply(ops: &[MountOp], trees: &[std::os::fd::OwnedFd]) -> Result<(), SysError> {
     for op in ops {
         apply_one(op, trees)?;
@@ -228,18 +200,8 @@ fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysErro
             mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE),
             || "mount(\"/\", MS_REC|MS_PRIVATE)".into(),
         ),
-        MountOp::Tmpfs {
-            target,
-            options,
-            read_only,
-        } => {
-            if target.starts_with("/proc") && !target.exists() {
-                return Ok(());
-            }
-            let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-            if *read_only {
-                flags |= MsFlags::MS_RDONLY;
-            }
+        MountOp::Tmpfs { target, options } => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
             check(
                 mount(
                     Some("tmpfs"),
@@ -275,9 +237,6 @@ fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysErro
             target,
             flags,
         } => {
-            if target.starts_with("/proc") && !target.exists() {
-                return Ok(());
-            }
             check(
                 mount(
                     Some(source),
@@ -299,10 +258,10 @@ fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysErro
                 Some("proc"),
                 target,
                 Some("proc"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                NONE,
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("subset=pid"),
             ),
-            || format!("mount(proc, {target:?}, MS_NOSUID|MS_NODEV|MS_NOEXEC)"),
+            || format!("mount(proc, {target:?}, MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, \"subset=pid\")"),
         ),
         MountOp::Write { path, contents } => {
             std::fs::write(path, contents).map_err(|e| io_error("write", path, e))
@@ -383,9 +342,10 @@ mod tests {
     #[test]
     fn root_is_a_tmpfs_pivoted_first_and_read_only_last() {
         let ops = plan(&Policy::default(), false);
-        assert_eq!(ops[0], MountOp::MakePrivate);
-        assert!(matches!(&ops[1], MountOp::Tmpfs { target, .. } if target == Path::new(STAGING)));
-        assert!(matches!(&ops[2], MountOp::PivotRoot { .. }));
+        assert!(matches!(&ops[0], MountOp::Write { .. }));
+        assert_eq!(ops[1], MountOp::MakePrivate);
+        assert!(matches!(&ops[2], MountOp::Tmpfs { target, .. } if target == Path::new(STAGING)));
+        assert!(matches!(&ops[3], MountOp::PivotRoot { .. }));
         assert_eq!(
             ops[ops.len() - 2],
             MountOp::Detach {
@@ -455,21 +415,16 @@ mod tests {
     }
 
     #[test]
-    fn nested_user_namespaces_are_forbidden_before_proc_is_read_only() {
+    fn nested_user_namespaces_are_forbidden_before_anything_is_mounted() {
         let ops = plan(&Policy::default(), false);
-        let limit = ops
-            .iter()
-            .position(|op| matches!(op, MountOp::Write { path, contents } if path == Path::new("/proc/sys/user/max_user_namespaces") && contents == "0\n"))
-            .expect("max_user_namespaces is set");
-        let proc = ops
-            .iter()
-            .position(|op| matches!(op, MountOp::Proc { .. }))
-            .unwrap();
-        let proc_ro = ops
-            .iter()
-            .position(|op| matches!(op, MountOp::Remount { target, flags } if target == Path::new("/proc") && flags.contains(MsFlags::MS_RDONLY)))
-            .unwrap();
-        assert!(proc < limit && limit < proc_ro);
+        assert_eq!(
+            ops[0],
+            MountOp::Write {
+                path: MAX_USER_NAMESPACES.into(),
+                contents: "0\n".into()
+            },
+            "through the host's procfs, before the pivot"
+        );
     }
 
     #[test]
@@ -490,24 +445,22 @@ mod tests {
     }
 
     #[test]
-    fn proc_is_fresh_read_only_with_host_secrets_masked() {
+    fn proc_is_fresh_and_nothing_is_mounted_inside_it() {
         let ops = plan(&Policy::default(), false);
-        let at = |want: &MountOp| ops.iter().position(|op| op == want).unwrap();
-        let proc = at(&MountOp::Proc {
-            target: "/proc".into(),
-        });
-        let read_only = at(&MountOp::Remount {
-            target: "/proc".into(),
-            flags: MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        });
-        assert!(proc < read_only);
-        for masked in ["/proc/kcore", "/proc/keys", "/proc/timer_list"] {
-            assert!(
-                binds(&ops)
-                    .iter()
-                    .any(|(s, t, _)| s == "/dev/null" && t == masked),
-                "{masked}"
-            );
-        }
+        let proc = ops
+            .iter()
+            .position(|op| {
+                *op == MountOp::Proc {
+                    target: "/proc".into(),
+                }
+            })
+            .unwrap();
+        let pivot = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::PivotRoot { .. }))
+            .unwrap();
+        assert!(pivot < proc);
+        // subset=pid leaves nothing about the host in it to mask.
+        assert!(binds(&ops).iter().all(|(_, t, _)| !t.starts_with("/proc")));
     }
 }
