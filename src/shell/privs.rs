@@ -5,26 +5,12 @@
 //! it; the outer wall's setup needs some of them (mounts, hostname). Once
 //! it is built, the sandbox keeps none.
 
-use super::sys::{SysError, check};
-use caps::CapSet;
+use super::sys::{self, SysError, check};
 
 /// Empties the bounding, ambient, inheritable, permitted and effective
 /// sets, then sets `no_new_privs`.
 pub fn drop_all() -> Result<(), SysError> {
-    // The bounding set first: dropping from it needs CAP_SETPCAP, which
-    // goes when the effective set is cleared.
-    for set in [
-        CapSet::Bounding,
-        CapSet::Ambient,
-        CapSet::Inheritable,
-        CapSet::Effective,
-        CapSet::Permitted,
-    ] {
-        caps::clear(None, set).map_err(|e| SysError {
-            call: format!("capset/prctl(clear {set:?}): {e}"),
-            errno: nix::errno::Errno::last(),
-        })?;
-    }
+    sys::drop_capabilities()?;
     check(nix::sys::prctl::set_no_new_privs(), || {
         "prctl(PR_SET_NO_NEW_PRIVS, 1)".into()
     })
