@@ -116,7 +116,8 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
         // its capabilities are gone (user_namespaces(7): the limit is per
         // namespace). Written through the host's procfs, which the fresh one
         // will not show: user sysctls are those of the writer's own user
-        // namespace, whichever procfs they are reached through.
+        // namespace, whichever procfs they are reached through (so `enter`
+        // leaves this step out when it has no user namespace of its own).
         MountOp::Write {
             path: MAX_USER_NAMESPACES.into(),
             contents: "0\n".into(),
