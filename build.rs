@@ -106,6 +106,7 @@ fn packed_relocations_work() -> bool {
     {
         return false;
     }
+    println!("cargo:rerun-if-env-changed=CC");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let linked = std::process::Command::new(cc)
         .args(["-fPIE", "-pie", "-Wl,-z,pack-relative-relocs", "-o"])

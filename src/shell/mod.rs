@@ -346,13 +346,8 @@ pub fn enter(
         sys::exit_on_termination_signals()?;
         // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
         if isolation.applied.contains(&Layer::Mount) {
-            let mut plan = rootfs::plan(policy, host_root);
-            if !isolation.applied.contains(&Layer::User) {
-                // The user sysctl written is the writer's user namespace's:
-                // without one of its own, it would be the host's.
-                plan.retain(|op| !matches!(op, MountOp::Write { .. }));
-            }
-            rootfs::apply(&plan, &trees)?;
+            let own_users = isolation.applied.contains(&Layer::User);
+            rootfs::apply(&rootfs::plan(policy, host_root, own_users), &trees)?;
             steps.done("mounts: empty root, grants, /dev, /proc, pivot_root");
         }
         drop(trees);

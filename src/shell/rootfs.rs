@@ -106,22 +106,26 @@ pub fn inside_path(canonical_host: &Path) -> PathBuf {
 /// The mount operations that build the sandbox's root for `policy`, whose
 /// directories are already canonical (see `Policy::resolve`). With
 /// `idmapped`, grants are attached from id-mapped copies the parent made
-/// instead of bound from the old root.
-pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
+/// instead of bound from the old root. `own_users` says the sandbox has a
+/// user namespace of its own (it has, unless degraded).
+pub fn plan(policy: &Policy, idmapped: bool, own_users: bool) -> Vec<MountOp> {
     let old = PathBuf::from(OLD_ROOT);
     let under_old = |p: &Path| old.join(p.strip_prefix("/").unwrap_or(p));
     let safe = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    let mut ops = vec![
+    let mut ops = Vec::new();
+    if own_users {
         // No user namespace may be created inside the sandbox's, even once
         // its capabilities are gone (user_namespaces(7): the limit is per
-        // namespace). Written through the host's procfs, which the fresh one
-        // will not show: user sysctls are those of the writer's own user
-        // namespace, whichever procfs they are reached through (so `enter`
-        // leaves this step out when it has no user namespace of its own).
-        MountOp::Write {
+        // namespace). Written through the host's procfs, which the fresh
+        // one will not show: user sysctls are those of the writer's own
+        // user namespace, whichever procfs they are reached through — so
+        // without one of its own, the host's limit would be the one written.
+        ops.push(MountOp::Write {
             path: MAX_USER_NAMESPACES.into(),
             contents: "0\n".into(),
-        },
+        });
+    }
+    ops.extend([
         MountOp::MakePrivate,
         MountOp::Tmpfs {
             target: STAGING.into(),
@@ -131,7 +135,7 @@ pub fn plan(policy: &Policy, idmapped: bool) -> Vec<MountOp> {
             new_root: STAGING.into(),
             put_old: OLD_ROOT.trim_start_matches('/').into(),
         },
-    ];
+    ]);
     // Granted directories, shallowest first, so a grant inside another is
     // mounted on top of it.
     let mut dirs: Vec<_> = policy.dirs.iter().enumerate().collect();
@@ -342,7 +346,7 @@ mod tests {
 
     #[test]
     fn root_is_a_tmpfs_pivoted_first_and_read_only_last() {
-        let ops = plan(&Policy::default(), false);
+        let ops = plan(&Policy::default(), false, true);
         assert!(matches!(&ops[0], MountOp::Write { .. }));
         assert_eq!(ops[1], MountOp::MakePrivate);
         assert!(matches!(&ops[2], MountOp::Tmpfs { target, .. } if target == Path::new(STAGING)));
@@ -364,7 +368,7 @@ mod tests {
 
     #[test]
     fn nothing_of_the_host_but_devices_without_grants() {
-        let ops = plan(&Policy::default(), false);
+        let ops = plan(&Policy::default(), false, true);
         let from_host: Vec<_> = binds(&ops)
             .into_iter()
             .filter(|(source, ..)| source.starts_with(OLD_ROOT))
@@ -381,6 +385,7 @@ mod tests {
                 ("/srv/data", Access::ReadOnly),
             ]),
             false,
+            true,
         );
         let grants: Vec<_> = binds(&ops)
             .into_iter()
@@ -417,7 +422,7 @@ mod tests {
 
     #[test]
     fn nested_user_namespaces_are_forbidden_before_anything_is_mounted() {
-        let ops = plan(&Policy::default(), false);
+        let ops = plan(&Policy::default(), false, true);
         assert_eq!(
             ops[0],
             MountOp::Write {
@@ -426,12 +431,19 @@ mod tests {
             },
             "through the host's procfs, before the pivot"
         );
+        // Without a user namespace of its own, the sysctl would be the host's.
+        assert!(
+            !plan(&Policy::default(), false, false)
+                .iter()
+                .any(|op| matches!(op, MountOp::Write { .. }))
+        );
     }
 
     #[test]
     fn idmapped_grants_are_attached_not_bound() {
         let ops = plan(
             &policy(&[("/srv/b/c", Access::ReadWrite), ("/srv/a", Access::ReadOnly)]),
+            true,
             true,
         );
         let attached: Vec<_> = ops
@@ -447,7 +459,7 @@ mod tests {
 
     #[test]
     fn proc_is_fresh_and_nothing_is_mounted_inside_it() {
-        let ops = plan(&Policy::default(), false);
+        let ops = plan(&Policy::default(), false, true);
         let proc = ops
             .iter()
             .position(|op| {
