@@ -188,6 +188,101 @@ const ATTACKS: &[(&str, Attack)] = &[
     ("push input into a terminal (TIOCSTI)", |_| {
         denied(libc::SYS_ioctl, [0, libc::TIOCSTI, 0, 0, 0, 0], libc::EPERM)
     }),
+    ("undo the parent-death signal (prctl PR_SET_PDEATHSIG 0)", |_| {
+        denied(
+            libc::SYS_prctl,
+            [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("become dumpable again (prctl PR_SET_DUMPABLE 1)", |_| {
+        denied(
+            libc::SYS_prctl,
+            [libc::PR_SET_DUMPABLE as u64, 1, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("fork a process (clone without CLONE_THREAD)", |_| {
+        denied(
+            libc::SYS_clone,
+            [libc::SIGCHLD as u64, 0, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("memory no limit counts (memfd_create)", |_| {
+        denied(libc::SYS_memfd_create, [0; 6], libc::ENOSYS)
+    }),
+    ("list the host's interfaces (SIOCGIFCONF)", |t| {
+        denied(
+            libc::SYS_ioctl,
+            [t.listener as u64, libc::SIOCGIFCONF, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("change the terminal's line discipline (TIOCSETD)", |_| {
+        denied(libc::SYS_ioctl, [0, libc::TIOCSETD, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("change the terminal's settings (TCSETS)", |_| {
+        denied(libc::SYS_ioctl, [0, libc::TCSETS, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("make the caller's stderr non-blocking (F_SETFL)", |_| {
+        let flags = libc::O_NONBLOCK as u64;
+        denied(
+            libc::SYS_fcntl,
+            [2, libc::F_SETFL as u64, flags, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("make the caller's stdout non-blocking (FIONBIO)", |_| {
+        denied(libc::SYS_ioctl, [1, libc::FIONBIO, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("grow a pipe's buffer (F_SETPIPE_SZ)", |_| {
+        denied(
+            libc::SYS_fcntl,
+            [0, libc::F_SETPIPE_SZ as u64, 1 << 20, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("send with an address (sendto)", |t| {
+        denied(libc::SYS_sendto, [t.listener as u64, 0, 0, 0, 8, 16], libc::EPERM)
+    }),
+    ("connect by sending (MSG_FASTOPEN)", |t| {
+        denied(
+            libc::SYS_sendto,
+            [t.listener as u64, 0, 0, 0x2000_0000, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("sendmsg", |t| {
+        denied(libc::SYS_sendmsg, [t.listener as u64, 0, 0, 0, 0, 0], libc::EPERM)
+    }),
+    ("attach a socket filter (SO_ATTACH_FILTER)", |t| {
+        let args = [
+            t.listener as u64,
+            libc::SOL_SOCKET as u64,
+            libc::SO_ATTACH_FILTER as u64,
+            0,
+            0,
+            0,
+        ];
+        denied(libc::SYS_setsockopt, args, libc::EPERM)
+    }),
+    ("a kernel TLS module (TCP_ULP)", |t| {
+        let args = [
+            t.listener as u64,
+            libc::IPPROTO_TCP as u64,
+            libc::TCP_ULP as u64,
+            0,
+            0,
+            0,
+        ];
+        denied(libc::SYS_setsockopt, args, libc::EPERM)
+    }),
+    ("connect on the first write (TCP_FASTOPEN_CONNECT)", |t| {
+        let option = libc::TCP_FASTOPEN_CONNECT as u64;
+        let args = [t.listener as u64, libc::IPPROTO_TCP as u64, option, 0, 0, 0];
+        denied(libc::SYS_setsockopt, args, libc::EPERM)
+    }),
     ("raise a resource limit", |_| {
         use nix::sys::resource::{Resource, setrlimit};
         refused(
@@ -229,6 +324,26 @@ const ALLOWED: &[(&str, Attack)] = &[
     ("write the read-write grant", |t| {
         let name = format!("written-by-{}", nix::unistd::getuid());
         std::fs::write(t.rw.join(name), "ok").map_err(|e| e.to_string())
+    }),
+    ("name a thread (prctl PR_SET_NAME)", |_| {
+        nix::sys::prctl::set_name(c"worker").map_err(|e| e.to_string())
+    }),
+    ("start a thread", |_| {
+        std::thread::spawn(|| 7)
+            .join()
+            .map_err(|_| "join".to_string())
+            .and_then(|v| {
+                if v == 7 {
+                    Ok(())
+                } else {
+                    Err(format!("thread returned {v}"))
+                }
+            })
+    }),
+    ("read stderr's status flags (F_GETFL)", |_| {
+        nix::fcntl::fcntl(std::io::stderr(), nix::fcntl::FcntlArg::F_GETFL)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }),
     ("write /dev/null", |_| {
         std::fs::write("/dev/null", "x").map_err(|e| e.to_string())

@@ -6,11 +6,22 @@
 //!   `bpf`, `perf_event_open`, `ptrace`, `process_vm_*`, the key syscalls,
 //!   `mount`, `umount2`, `pivot_root`, `unshare`, `setns`, `kexec_*`, module
 //!   loading, `personality`, and every socket call.
-//! - `clone` is allowed only without namespace flags; `clone3`, whose flags
-//!   a filter cannot read, fails with `ENOSYS`, so the C library falls back
-//!   to `clone` for new threads.
-//! - `ioctl` is allowed but for `TIOCSTI` and `TIOCLINUX` (no input pushed
-//!   into a terminal).
+//! - `clone` is allowed only for threads (`CLONE_THREAD|CLONE_VM|
+//!   CLONE_SIGHAND`, no namespace flag): no process can be forked;
+//!   `clone3`, whose flags a filter cannot read, fails with `ENOSYS`, so
+//!   the C library falls back to `clone` for new threads. `memfd_create`
+//!   fails with `ENOSYS` too: no limit of the process counts a memfd's
+//!   memory, and wasmtime does without.
+//! - Arguments are checked where a call is only as safe as what it is
+//!   asked: `prctl` for thread names only (no `PR_SET_PDEATHSIG`,
+//!   `PR_SET_DUMPABLE`, …); `ioctl` for `TCGETS`, `TIOCGWINSZ`,
+//!   `FIONREAD`, `FIOCLEX`/`FIONCLEX`, and `FIONBIO` off stdio (nothing
+//!   that changes a terminal or asks the network stack); `fcntl` for
+//!   duplicating and the descriptor and status flags, `F_SETFL` off stdio
+//!   (the caller's stdio must not turn non-blocking under wsandbox's own
+//!   messages). A server's `sendto` needs a connected socket (no address,
+//!   no `MSG_FASTOPEN`), its `setsockopt` only `TCP_NODELAY`, its
+//!   `shutdown` only the writing side; `sendmsg` and `recvmsg` are refused.
 //! - The architecture is checked (a foreign one kills the process), and
 //!   x32 syscall numbers match no rule, so they fail too.
 //!
@@ -109,14 +120,12 @@ mod tests {
         ];
         let arg_sets: Vec<[u64; 6]> = ns
             .iter()
-            .map(|&f| {
+            .flat_map(|f| {
+                let thread = (libc::CLONE_VM | libc::CLONE_THREAD) as u64;
                 [
-                    f | libc::CLONE_VM as u64 | libc::CLONE_THREAD as u64,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
+                    [f | thread, 0, 0, 0, 0, 0],
+                    [f | thread | libc::CLONE_SIGHAND as u64, 0, 0, 0, 0, 0],
+                    [f | libc::SIGCHLD as u64, 0, 0, 0, 0, 0],
                 ]
             })
             .chain(
@@ -125,11 +134,45 @@ mod tests {
                     libc::TIOCLINUX,
                     libc::TCGETS,
                     libc::FIONREAD,
+                    libc::FIONBIO,
+                    libc::SIOCGIFCONF,
                     0x1_0000_0000 | libc::TIOCSTI,
+                    0x1_0000_0000 | libc::TCGETS,
                 ]
                 .iter()
-                .map(|&cmd| [1, cmd, 0, 0, 0, 0]),
+                .flat_map(|&cmd| [[1, cmd, 0, 0, 0, 0], [7, cmd, 0, 0, 0, 0]]),
             )
+            .chain(
+                [
+                    libc::F_SETFL,
+                    libc::F_GETFL,
+                    libc::F_SETOWN,
+                    libc::F_SETPIPE_SZ,
+                    libc::F_ADD_SEALS,
+                ]
+                .iter()
+                .flat_map(|&cmd| [[2, cmd as u64, 0, 0, 0, 0], [3, cmd as u64, 0, 0, 0, 0]]),
+            )
+            .chain(
+                [
+                    libc::PR_SET_NAME,
+                    libc::PR_SET_PDEATHSIG,
+                    libc::PR_SET_DUMPABLE,
+                    libc::PR_SET_MM,
+                ]
+                .iter()
+                .map(|&option| [option as u64, 0, 0, 0, 0, 0]),
+            )
+            .chain([
+                // sendto: flags, destination.
+                [3, 0, 0, 0x4000, 0, 0],
+                [3, 0, 0, 0x2000_4000, 0, 0],
+                [3, 0, 0, 0, 0x7ff0_0000, 16],
+                // setsockopt: level, option.
+                [3, libc::IPPROTO_TCP as u64, libc::TCP_NODELAY as u64, 0, 0, 0],
+                [3, libc::IPPROTO_TCP as u64, libc::TCP_ULP as u64, 0, 0, 0],
+                [3, libc::SOL_SOCKET as u64, libc::SO_ATTACH_FILTER as u64, 0, 0, 0],
+            ])
             .collect();
         for nr in (0..600).chain([0x4000_0000, 0x4000_0001, 0x4000_0038, 0x4000_0200, u32::MAX]) {
             for arch in [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386] {
@@ -172,7 +215,7 @@ mod tests {
             libc::SYS_accept4,
             libc::SYS_recvfrom,
             libc::SYS_sendto,
-            libc::SYS_setsockopt,
+            libc::SYS_getsockopt,
         ] {
             assert_eq!(
                 answer(&server, on_a_connection),
@@ -184,6 +227,58 @@ mod tests {
                 ERRNO | libc::EPERM as u32,
                 "syscall {on_a_connection}"
             );
+        }
+        let server_answer =
+            |nr: libc::c_long, args: [u64; 6]| run(&server, AUDIT_ARCH_X86_64, nr as u32, args).0;
+        let eperm = ERRNO | libc::EPERM as u32;
+        let (tcp, nodelay) = (libc::IPPROTO_TCP as u64, libc::TCP_NODELAY as u64);
+        assert_eq!(
+            server_answer(libc::SYS_setsockopt, [3, tcp, nodelay, 0, 0, 0]),
+            ALLOW
+        );
+        assert_eq!(
+            server_answer(libc::SYS_sendto, [3, 0, 0, libc::MSG_NOSIGNAL as u64, 0, 0]),
+            ALLOW
+        );
+        assert_eq!(
+            server_answer(libc::SYS_shutdown, [3, libc::SHUT_WR as u64, 0, 0, 0, 0]),
+            ALLOW
+        );
+        for (what, nr, args) in [
+            (
+                "sendto an address",
+                libc::SYS_sendto,
+                [3, 0, 0, 0, 0x7fff_0000, 16],
+            ),
+            (
+                "sendto MSG_FASTOPEN",
+                libc::SYS_sendto,
+                [3, 0, 0, 0x2000_0000, 0, 0],
+            ),
+            ("sendmsg", libc::SYS_sendmsg, [3, 0, 0, 0, 0, 0]),
+            ("recvmsg", libc::SYS_recvmsg, [3, 0, 0, 0, 0, 0]),
+            (
+                "shutdown SHUT_RD",
+                libc::SYS_shutdown,
+                [3, libc::SHUT_RD as u64, 0, 0, 0, 0],
+            ),
+            (
+                "SO_ATTACH_FILTER",
+                libc::SYS_setsockopt,
+                [3, libc::SOL_SOCKET as u64, libc::SO_ATTACH_FILTER as u64, 0, 0, 0],
+            ),
+            (
+                "TCP_ULP",
+                libc::SYS_setsockopt,
+                [3, tcp, libc::TCP_ULP as u64, 0, 0, 0],
+            ),
+            (
+                "TCP_FASTOPEN_CONNECT",
+                libc::SYS_setsockopt,
+                [3, tcp, libc::TCP_FASTOPEN_CONNECT as u64, 0, 0, 0],
+            ),
+        ] {
+            assert_eq!(server_answer(nr, args), eperm, "{what}");
         }
         for opening in [
             libc::SYS_socket,
@@ -229,20 +324,80 @@ mod tests {
                 "syscall {refused}"
             );
         }
-        let thread = (libc::CLONE_VM | libc::CLONE_THREAD) as u64;
+        let eperm = ERRNO | libc::EPERM as u32;
+        assert_eq!(answer(libc::SYS_memfd_create, none), ERRNO | libc::ENOSYS as u32);
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
         assert_eq!(answer(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), ALLOW);
+        let ns = libc::CLONE_NEWUSER as u64;
+        assert_eq!(answer(libc::SYS_clone, [thread | ns, 0, 0, 0, 0, 0]), eperm);
+        let fork = libc::SIGCHLD as u64;
+        assert_eq!(answer(libc::SYS_clone, [fork, 0, 0, 0, 0, 0]), eperm, "fork");
+        let shared_vm = (libc::CLONE_VM | libc::SIGCHLD) as u64;
         assert_eq!(
-            answer(
-                libc::SYS_clone,
-                [thread | libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]
-            ),
-            ERRNO | libc::EPERM as u32
+            answer(libc::SYS_clone, [shared_vm, 0, 0, 0, 0, 0]),
+            eperm,
+            "vfork-like"
         );
-        assert_eq!(
-            answer(libc::SYS_ioctl, [1, libc::TIOCSTI, 0, 0, 0, 0]),
-            ERRNO | libc::EPERM as u32
-        );
-        assert_eq!(answer(libc::SYS_ioctl, [1, libc::TCGETS, 0, 0, 0, 0]), ALLOW);
+        for option in [libc::PR_SET_NAME, libc::PR_GET_NAME] {
+            assert_eq!(answer(libc::SYS_prctl, [option as u64, 0, 0, 0, 0, 0]), ALLOW);
+        }
+        for option in [
+            libc::PR_SET_PDEATHSIG,
+            libc::PR_SET_DUMPABLE,
+            libc::PR_SET_MM,
+            libc::PR_SET_SECCOMP,
+            libc::PR_SET_NO_NEW_PRIVS,
+            libc::PR_SET_CHILD_SUBREAPER,
+            libc::PR_SET_PTRACER,
+        ] {
+            let args = [option as u64, 0, 0, 0, 0, 0];
+            assert_eq!(answer(libc::SYS_prctl, args), eperm, "prctl {option}");
+        }
+        for (fd, request) in [
+            (0, libc::TCGETS),
+            (1, libc::TIOCGWINSZ),
+            (5, libc::FIONREAD),
+            (5, libc::FIONBIO),
+        ] {
+            assert_eq!(
+                answer(libc::SYS_ioctl, [fd, request, 0, 0, 0, 0]),
+                ALLOW,
+                "ioctl {request:#x}"
+            );
+        }
+        for (fd, request) in [
+            (0, libc::TIOCSTI),
+            (0, libc::TIOCLINUX),
+            (0, libc::TIOCSETD),
+            (0, libc::TCSETS),
+            (1, libc::FIONBIO),
+            (3, libc::SIOCGIFCONF),
+            (3, libc::SIOCGIFADDR),
+        ] {
+            let args = [fd, request, 0, 0, 0, 0];
+            assert_eq!(answer(libc::SYS_ioctl, args), eperm, "ioctl {fd} {request:#x}");
+        }
+        for (fd, command) in [
+            (2, libc::F_GETFL),
+            (2, libc::F_GETFD),
+            (3, libc::F_SETFL),
+            (3, libc::F_DUPFD_CLOEXEC),
+        ] {
+            let args = [fd, command as u64, 0, 0, 0, 0];
+            assert_eq!(answer(libc::SYS_fcntl, args), ALLOW, "fcntl {fd} {command}");
+        }
+        for (fd, command) in [
+            (2, libc::F_SETFL),
+            (0, libc::F_SETFL),
+            (3, libc::F_SETOWN),
+            (3, 10), // F_SETSIG
+            (3, libc::F_SETPIPE_SZ),
+            (3, libc::F_SETLEASE),
+            (3, libc::F_NOTIFY),
+        ] {
+            let args = [fd, command as u64, 0, 0, 0, 0];
+            assert_eq!(answer(libc::SYS_fcntl, args), eperm, "fcntl {fd} {command}");
+        }
         assert_eq!(run(&program, AUDIT_ARCH_I386, 3, none).0, KILL_PROCESS);
         assert_eq!(
             answer(0x4000_0000 | libc::SYS_read, none),

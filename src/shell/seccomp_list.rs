@@ -26,7 +26,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_close,
     libc::SYS_dup,
     libc::SYS_dup3,
-    libc::SYS_fcntl,
     libc::SYS_fstat,
     libc::SYS_fstatfs,
     libc::SYS_ftruncate,
@@ -58,9 +57,7 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_madvise,
     libc::SYS_mremap,
     libc::SYS_brk,
-    libc::SYS_memfd_create,
     // Threads, signals (wasm traps are signals), time, randomness.
-    libc::SYS_clone3,
     libc::SYS_futex,
     libc::SYS_set_robust_list,
     libc::SYS_get_robust_list,
@@ -76,7 +73,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigtimedwait,
     libc::SYS_sigaltstack,
-    libc::SYS_prctl,
     libc::SYS_exit,
     libc::SYS_exit_group,
     libc::SYS_clock_gettime,
@@ -110,14 +106,9 @@ const SERVER: &[libc::c_long] = &[
     libc::SYS_accept,
     libc::SYS_accept4,
     libc::SYS_recvfrom,
-    libc::SYS_sendto,
-    libc::SYS_recvmsg,
-    libc::SYS_sendmsg,
-    libc::SYS_shutdown,
     libc::SYS_getsockname,
     libc::SYS_getpeername,
     libc::SYS_getsockopt,
-    libc::SYS_setsockopt,
 ];
 
 /// Which allow-list a sandbox gets.
@@ -160,38 +151,141 @@ const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWCGROUP) as u64;
 
+/// The flags every new thread has, and no new process: `clone` must carry
+/// all three, so it cannot fork.
+const THREAD_FLAGS: u64 = (libc::CLONE_THREAD | libc::CLONE_VM | libc::CLONE_SIGHAND) as u64;
+
+/// `prctl` options the engine uses (thread names; glibc may name
+/// anonymous mappings): everything else — `PR_SET_PDEATHSIG`,
+/// `PR_SET_DUMPABLE`, `PR_SET_MM`, `PR_SET_SECCOMP`, … — is refused.
+const PRCTL_OPTIONS: &[u64] = &[libc::PR_SET_NAME as u64, libc::PR_GET_NAME as u64, PR_SET_VMA];
+
+/// `prctl(PR_SET_VMA)` (naming anonymous mappings), not in every libc.
+const PR_SET_VMA: u64 = 0x5356_4d41;
+
+/// `ioctl` requests allowed on any descriptor: `isatty` and the terminal's
+/// size (reads only), bytes ready to read, close-on-exec. Nothing that
+/// changes a terminal (`TIOCSTI`, `TIOCSETD`, `TCSETS`, `TIOCLINUX`) or
+/// asks the network stack (`SIOCGIFCONF` …).
+const IOCTL_REQUESTS: &[u64] = &[
+    libc::TCGETS,
+    libc::TIOCGWINSZ,
+    libc::FIONREAD,
+    libc::FIOCLEX,
+    libc::FIONCLEX,
+];
+
+/// `fcntl` commands allowed on any descriptor: duplicating, and reading
+/// and setting close-on-exec and the status flags' reading.
+const FCNTL_COMMANDS: &[u64] = &[
+    libc::F_DUPFD as u64,
+    libc::F_DUPFD_CLOEXEC as u64,
+    libc::F_GETFD as u64,
+    libc::F_SETFD as u64,
+    libc::F_GETFL as u64,
+];
+
+/// The highest descriptor shared with the caller (stdio): its file status
+/// flags are the caller's too, so `O_NONBLOCK` may not be set on it
+/// (`fcntl(F_SETFL)`, `ioctl(FIONBIO)`) — the supervisor writes there.
+const LAST_STDIO: u64 = 2;
+
+/// `MSG_FASTOPEN`: `sendto` that connects first.
+const MSG_FASTOPEN: u64 = 0x2000_0000;
+
 /// What a refused syscall gets: "operation not permitted".
 const REFUSED: SeccompAction = SeccompAction::Errno(libc::EPERM as u32);
 
-/// The allow-list's rules with conditions: `clone` without namespace flags,
-/// `ioctl` but for `TIOCSTI` and `TIOCLINUX`.
-fn conditional_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+/// Syscalls answered `ENOSYS` whatever their arguments: `clone3`, whose
+/// flags a filter cannot read (the C library falls back to `clone`), and
+/// `memfd_create`, whose memory no limit of the process counts (wasmtime
+/// then initialises memories without a memfd image).
+const NOT_IMPLEMENTED: &[libc::c_long] = &[libc::SYS_clone3, libc::SYS_memfd_create];
+
+/// The allow-list's rules with conditions on the arguments: threads but
+/// not processes, a few `prctl` options, `ioctl` requests and `fcntl`
+/// commands; for a server, `sendto` on a connected socket only, one socket
+/// option and `shutdown` of the writing side.
+fn conditional_rules(syscalls: Syscalls) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     let err = |e: seccompiler::BackendError| e.to_string();
     let cond = |arg, len, op, value| SeccompCondition::new(arg, len, op, value).map_err(err);
-    Ok(BTreeMap::from([
+    let rule = |conditions: Vec<SeccompCondition>| SeccompRule::new(conditions).map_err(err);
+    // One rule per allowed value of argument `arg` (its low 32 bits).
+    let one_of = |arg, values: &[u64]| -> Result<Vec<SeccompRule>, String> {
+        values
+            .iter()
+            .map(|&v| rule(vec![cond(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?]))
+            .collect()
+    };
+    let not_stdio = || cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Gt, LAST_STDIO);
+    let mut ioctl = one_of(1, IOCTL_REQUESTS)?;
+    ioctl.push(rule(vec![
+        cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::FIONBIO)?,
+        not_stdio()?,
+    ])?);
+    let mut fcntl = one_of(1, FCNTL_COMMANDS)?;
+    fcntl.push(rule(vec![
+        cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::F_SETFL as u64)?,
+        not_stdio()?,
+    ])?);
+    let mut rules = BTreeMap::from([
         (
             libc::SYS_clone,
-            vec![
-                SeccompRule::new(vec![cond(
+            vec![rule(vec![
+                cond(
+                    0,
+                    SeccompCmpArgLen::Qword,
+                    SeccompCmpOp::MaskedEq(THREAD_FLAGS),
+                    THREAD_FLAGS,
+                )?,
+                cond(
                     0,
                     SeccompCmpArgLen::Qword,
                     SeccompCmpOp::MaskedEq(NAMESPACE_FLAGS),
                     0,
-                )?])
-                .map_err(err)?,
-            ],
+                )?,
+            ])?],
         ),
-        (
-            libc::SYS_ioctl,
-            vec![
-                SeccompRule::new(vec![
-                    cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::TIOCSTI)?,
-                    cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::TIOCLINUX)?,
-                ])
-                .map_err(err)?,
-            ],
-        ),
-    ]))
+        (libc::SYS_prctl, one_of(0, PRCTL_OPTIONS)?),
+        (libc::SYS_ioctl, ioctl),
+        (libc::SYS_fcntl, fcntl),
+    ]);
+    if syscalls == Syscalls::Server {
+        rules.insert(
+            libc::SYS_sendto,
+            vec![rule(vec![
+                cond(4, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, 0)?,
+                cond(
+                    3,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::MaskedEq(MSG_FASTOPEN),
+                    0,
+                )?,
+            ])?],
+        );
+        rules.insert(
+            libc::SYS_setsockopt,
+            vec![rule(vec![
+                cond(
+                    1,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Eq,
+                    libc::IPPROTO_TCP as u64,
+                )?,
+                cond(
+                    2,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Eq,
+                    libc::TCP_NODELAY as u64,
+                )?,
+            ])?],
+        );
+        rules.insert(
+            libc::SYS_shutdown,
+            one_of(1, &[libc::SHUT_WR as u64, libc::SHUT_RDWR as u64])?,
+        );
+    }
+    Ok(rules)
 }
 
 fn compile(filter: Result<SeccompFilter, seccompiler::BackendError>) -> Result<BpfProgram, String> {
@@ -203,10 +297,11 @@ fn compile(filter: Result<SeccompFilter, seccompiler::BackendError>) -> Result<B
 /// 1. the architecture check, as seccompiler writes it (a foreign one
 ///    kills the process);
 /// 2. a binary search over the syscalls decided by their number alone —
-///    the unconditional allow-list, and `clone3` → `ENOSYS` — so any call
+///    the unconditional allow-list, and `clone3`, `memfd_create` → `ENOSYS` — so any call
 ///    is settled in a handful of comparisons;
 /// 3. everything else falls through to seccompiler's compilation of the
-///    conditional rules (`clone`, `ioctl`), whose default is `EPERM`.
+///    conditional rules (`clone`, `prctl`, `ioctl`, `fcntl`, a server's
+///    socket calls), whose default is `EPERM`.
 ///
 /// Seccompiler writes one linear chain per filter; with ~90 syscalls that
 /// is ~450 instructions, and the kernel runs the whole chain once per
@@ -217,7 +312,7 @@ fn compile(filter: Result<SeccompFilter, seccompiler::BackendError>) -> Result<B
 pub fn program(arch: &str, syscalls: Syscalls) -> Result<BpfProgram, String> {
     let target = TargetArch::try_from(arch).map_err(|e| e.to_string())?;
     let residual = compile(SeccompFilter::new(
-        conditional_rules()?,
+        conditional_rules(syscalls)?,
         REFUSED,
         SeccompAction::Allow,
         target,
@@ -236,10 +331,11 @@ pub fn program(arch: &str, syscalls: Syscalls) -> Result<BpfProgram, String> {
         .iter()
         .map(|&nr| (nr as u32, u32::from(SeccompAction::Allow)))
         .collect();
-    decided.push((
-        libc::SYS_clone3 as u32,
-        u32::from(SeccompAction::Errno(libc::ENOSYS as u32)),
-    ));
+    decided.extend(
+        NOT_IMPLEMENTED
+            .iter()
+            .map(|&nr| (nr as u32, u32::from(SeccompAction::Errno(libc::ENOSYS as u32)))),
+    );
     decided.sort_unstable();
     decided.dedup_by_key(|(nr, _)| *nr);
     let mut tree = Vec::new();
@@ -260,20 +356,20 @@ pub fn program(arch: &str, syscalls: Syscalls) -> Result<BpfProgram, String> {
 }
 
 /// The same policy as [`program`], as seccompiler alone writes it: a
-/// filter that turns `clone3` into `ENOSYS`, then the whole allow-list as
+/// filter that turns [`NOT_IMPLEMENTED`] into `ENOSYS`, then the whole allow-list as
 /// one linear chain (the kernel takes the strictest answer of the two).
 pub fn reference(arch: &str, syscalls: Syscalls) -> Result<[BpfProgram; 2], String> {
     let target = TargetArch::try_from(arch).map_err(|e| e.to_string())?;
-    let mut rules = conditional_rules()?;
+    let mut rules = conditional_rules(syscalls)?;
     rules.extend(syscalls.allowed().iter().map(|&nr| (nr, vec![])));
     let allow_list = compile(SeccompFilter::new(rules, REFUSED, SeccompAction::Allow, target))?;
-    let clone3 = compile(SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_clone3, vec![])]),
+    let not_implemented = compile(SeccompFilter::new(
+        NOT_IMPLEMENTED.iter().map(|&nr| (nr, vec![])).collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         target,
     ))?;
-    Ok([clone3, allow_list])
+    Ok([not_implemented, allow_list])
 }
 
 const BPF_LD: u16 = 0x00;
