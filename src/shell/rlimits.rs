@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | `RLIMIT_CORE` | 0 | no core dump can leak the sandbox's memory |
 //! | `RLIMIT_NOFILE` | 1024 (or lower if the caller's is) | a guest cannot exhaust the host's file table |
-//! | `RLIMIT_FSIZE` | 16 GiB (or lower) | no single file fills the disk; an over-long write fails with `EFBIG` (wasmtime-wasi makes that a trap: exit 134) |
+//! | `RLIMIT_FSIZE` | 16 GiB (or lower) | no single file fills the disk; an over-long write fails with `EFBIG` (a trap, or an error the guest sees), never a fatal `SIGXFSZ` |
 //! | `RLIMIT_DATA` | with `--memory M` only: M + 1 GiB | the whole process is bounded, not just linear memory |
 //!
 //! Why `RLIMIT_DATA` and not `RLIMIT_AS`: wasmtime reserves address space

@@ -646,7 +646,9 @@ fn a_write_past_the_file_size_limit_fails_without_killing() {
             ])
             .stdin(Stdio::null()),
     );
-    assert_eq!(out.code, Some(134), "{out:#?}");
+    // The write fails (a trap, or the error handed to the guest, which
+    // then exits 1); SIGXFSZ never kills the sandbox (153).
+    assert!(matches!(out.code, Some(134) | Some(1)), "{out:#?}");
     assert!(out.stderr.contains("File too large"), "{out:#?}");
     let written = std::fs::metadata(tmp.path().join("big"))
         .map(|m| m.len())
