@@ -45,6 +45,13 @@ fn denied(nr: libc::c_long, args: [u64; 6], errno: i32) -> Result<(), String> {
     }
 }
 
+/// `Ok` when setting socket option `option` of `level` on the handed
+/// listener is refused by the filter.
+fn sockopt(t: &Target, level: i32, option: i32) -> Result<(), String> {
+    let args = [t.listener as u64, level as u64, option as u64, 0, 0, 0];
+    denied(libc::SYS_setsockopt, args, libc::EPERM)
+}
+
 /// `Ok` when `result` is an error.
 fn refused<T: std::fmt::Debug, E>(what: &str, result: Result<T, E>) -> Result<(), String> {
     match result {
@@ -257,31 +264,13 @@ const ATTACKS: &[(&str, Attack)] = &[
         denied(libc::SYS_sendmsg, [t.listener as u64, 0, 0, 0, 0, 0], libc::EPERM)
     }),
     ("attach a socket filter (SO_ATTACH_FILTER)", |t| {
-        let args = [
-            t.listener as u64,
-            libc::SOL_SOCKET as u64,
-            libc::SO_ATTACH_FILTER as u64,
-            0,
-            0,
-            0,
-        ];
-        denied(libc::SYS_setsockopt, args, libc::EPERM)
+        sockopt(t, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER)
     }),
     ("a kernel TLS module (TCP_ULP)", |t| {
-        let args = [
-            t.listener as u64,
-            libc::IPPROTO_TCP as u64,
-            libc::TCP_ULP as u64,
-            0,
-            0,
-            0,
-        ];
-        denied(libc::SYS_setsockopt, args, libc::EPERM)
+        sockopt(t, libc::IPPROTO_TCP, libc::TCP_ULP)
     }),
     ("connect on the first write (TCP_FASTOPEN_CONNECT)", |t| {
-        let option = libc::TCP_FASTOPEN_CONNECT as u64;
-        let args = [t.listener as u64, libc::IPPROTO_TCP as u64, option, 0, 0, 0];
-        denied(libc::SYS_setsockopt, args, libc::EPERM)
+        sockopt(t, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT)
     }),
     ("raise a resource limit", |_| {
         use nix::sys::resource::{Resource, setrlimit};

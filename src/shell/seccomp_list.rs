@@ -175,8 +175,8 @@ const IOCTL_REQUESTS: &[u64] = &[
     libc::FIONCLEX,
 ];
 
-/// `fcntl` commands allowed on any descriptor: duplicating, and reading
-/// and setting close-on-exec and the status flags' reading.
+/// `fcntl` commands allowed on any descriptor: duplicating, reading and
+/// setting close-on-exec, reading the status flags.
 const FCNTL_COMMANDS: &[u64] = &[
     libc::F_DUPFD as u64,
     libc::F_DUPFD_CLOEXEC as u64,
@@ -217,17 +217,17 @@ fn conditional_rules(syscalls: Syscalls) -> Result<BTreeMap<i64, Vec<SeccompRule
             .map(|&v| rule(vec![cond(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?]))
             .collect()
     };
-    let not_stdio = || cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Gt, LAST_STDIO);
+    // Request or command `value` (argument 1) on a descriptor past stdio.
+    let off_stdio = |value| {
+        rule(vec![
+            cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)?,
+            cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Gt, LAST_STDIO)?,
+        ])
+    };
     let mut ioctl = one_of(1, IOCTL_REQUESTS)?;
-    ioctl.push(rule(vec![
-        cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::FIONBIO)?,
-        not_stdio()?,
-    ])?);
+    ioctl.push(off_stdio(libc::FIONBIO)?);
     let mut fcntl = one_of(1, FCNTL_COMMANDS)?;
-    fcntl.push(rule(vec![
-        cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::F_SETFL as u64)?,
-        not_stdio()?,
-    ])?);
+    fcntl.push(off_stdio(libc::F_SETFL as u64)?);
     let mut rules = BTreeMap::from([
         (
             libc::SYS_clone,
