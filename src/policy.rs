@@ -376,6 +376,22 @@ impl Policy {
         Ok(())
     }
 
+    /// Replaces each passed-through name of `env` by the host's value now
+    /// (or drops it when the host has none), so that the guest's
+    /// environment no longer depends on this process's: the sandboxed
+    /// process has none ([`crate::shell::enter`] empties it).
+    pub fn take_host_env(&mut self) -> Result<(), PolicyError> {
+        self.env = self
+            .guest_env()?
+            .into_iter()
+            .map(|(name, value)| EnvVar {
+                name,
+                value: Some(value),
+            })
+            .collect();
+        Ok(())
+    }
+
     /// The guest's environment: explicit values, plus the host's values of
     /// passed-through names (skipped when unset on the host). A later entry
     /// replaces an earlier one of the same name.

@@ -279,6 +279,27 @@ const ATTACKS: &[(&str, Attack)] = &[
             setrlimit(Resource::RLIMIT_CORE, 1 << 20, 1 << 20),
         )
     }),
+    ("start more tasks than RLIMIT_NPROC allows (1024)", |_| {
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let stop_rx = std::sync::Arc::new(std::sync::Mutex::new(stop_rx));
+        let mut started = 0;
+        let result = loop {
+            if started > 1100 {
+                break Err(format!("{started} threads started"));
+            }
+            let rx = stop_rx.clone();
+            let spawned = std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || drop(rx.lock().map(|rx| rx.recv())));
+            match spawned {
+                Ok(_) => started += 1,
+                Err(_) if started >= 16 => break Ok(()),
+                Err(e) => break Err(format!("only {started} threads: {e}")),
+            }
+        };
+        drop(stop_tx);
+        result
+    }),
 ];
 
 /// Refused to a guest's runner, allowed to a server (see SERVER_ALLOWED).
@@ -339,7 +360,344 @@ const ALLOWED: &[(&str, Attack)] = &[
     }),
 ];
 
+/// The sandbox's code for [`lifetime`] checks: it gets the write end of
+/// a pipe, writes one byte once it runs, and never returns.
+type Body = fn(std::os::fd::RawFd) -> !;
+
+/// Starts a sandbox (as [`in_sandbox`] does, as `uid`, with `timeout`)
+/// running `body`; returns the supervisor's pid once the body runs.
+fn spawn_sandbox(
+    target: &Target,
+    uid: Option<u32>,
+    timeout: Option<std::time::Duration>,
+    body: Body,
+) -> nix::unistd::Pid {
+    let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
+    let _ = std::io::stdout().flush();
+    match sys::clone(CloneFlags::empty()).expect("fork") {
+        Fork::Parent(pid) => {
+            drop(ready_w);
+            let mut byte = [0u8];
+            let mut ready = std::fs::File::from(ready_r);
+            std::io::Read::read_exact(&mut ready, &mut byte).expect("the sandbox did not start");
+            pid
+        }
+        Fork::Child => {
+            drop(ready_r);
+            switch_to(uid);
+            let mut policy = Policy {
+                dirs: vec![grant(&target.rw, Access::ReadWrite)],
+                timeout,
+                ..Policy::default()
+            };
+            policy.resolve().unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&ready_w);
+            let grace = wsandbox::shell::STOP_GRACE;
+            if let Err(err) = wsandbox::shell::enter(&policy, &[fd], Syscalls::Guest, grace, &mut |_| {}) {
+                eprintln!("cannot enter the sandbox: {err}");
+                sys::exit_now(125);
+            }
+            body(fd)
+        }
+    }
+}
+
+fn say_ready(fd: std::os::fd::RawFd) {
+    // SAFETY: `fd` is the pipe's write end, open in this process.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::unistd::write(fd, b"r").unwrap();
+}
+
+/// The sandboxed process of supervisor `pid`: its child in another pid
+/// namespace.
+fn sandbox_of(pid: nix::unistd::Pid) -> i32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    children
+        .split_whitespace()
+        .find(|c| ns(c) != ns(&pid.to_string()))
+        .expect("a sandboxed child")
+        .parse()
+        .unwrap()
+}
+
+/// Waits up to `limit` for `pid` to end; its status and how long it took.
+fn wait_for(
+    pid: nix::unistd::Pid,
+    limit: std::time::Duration,
+) -> (Option<nix::sys::wait::WaitStatus>, std::time::Duration) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            status => return (status.ok(), started.elapsed()),
+        }
+    }
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+    (None, started.elapsed())
+}
+
+/// `/proc/PID/status`'s `Uid:` line, as numbers.
+fn uids(pid: i32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line[4..].split_whitespace().map(|v| v.parse().unwrap()).collect()
+}
+
+/// Checks of how a sandbox's life ends and who can look at it, made from
+/// outside on a running sandbox. `Ok` when the control held.
+fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), String>)> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::WaitStatus;
+    use std::time::Duration;
+    let mut results = Vec::new();
+    // Native code that ignores every signal it is forwarded.
+    let deaf: Body = |fd| {
+        use nix::sys::signal::{SigHandler, signal};
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: SIG_IGN installs no handler code.
+            unsafe { signal(sig, SigHandler::SigIgn) }.unwrap();
+        }
+        say_ready(fd);
+        loop {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    };
+    let supervisor = spawn_sandbox(target, uid, None, deaf);
+    kill(supervisor, Signal::SIGTERM).unwrap();
+    let grace = wsandbox::shell::STOP_GRACE;
+    let (status, took) = wait_for(supervisor, grace + Duration::from_secs(5));
+    results.push((
+        "ignore a forwarded SIGTERM: killed after the grace period, exit 143",
+        match status {
+            Some(WaitStatus::Exited(_, 143)) if took >= grace - Duration::from_millis(100) => Ok(()),
+            other => Err(format!("{other:?} after {took:?}")),
+        },
+    ));
+    // Native code that spins while its supervisor is stopped.
+    let spin: Body = |fd| {
+        say_ready(fd);
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    };
+    let supervisor = spawn_sandbox(target, uid, Some(Duration::from_secs(1)), spin);
+    kill(supervisor, Signal::SIGSTOP).unwrap();
+    let sandbox = sandbox_of(supervisor);
+    let state = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next().map(String::from))
+    };
+    let limit = Duration::from_secs(wsandbox::shell::sys::online_cpus() + 4);
+    let started = std::time::Instant::now();
+    while state(sandbox).as_deref() != Some("Z") && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dead = state(sandbox);
+    kill(supervisor, Signal::SIGCONT).unwrap();
+    let (status, _) = wait_for(supervisor, Duration::from_secs(5));
+    results.push((
+        "stop the supervisor past --timeout: the kernel still kills a spinning sandbox, exit 124",
+        match (dead.as_deref(), status) {
+            (Some("Z"), Some(WaitStatus::Exited(_, 124))) => Ok(()),
+            other => Err(format!(
+                "state, status: {other:?} (after {:?})",
+                started.elapsed()
+            )),
+        },
+    ));
+    // Root's run: no process of the sandbox's host id can read or trace
+    // the supervisor or the sandbox, and no uid of either is 0.
+    if uid.is_none() && nix::unistd::geteuid().is_root() {
+        let sleep: Body = |fd| {
+            say_ready(fd);
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        };
+        let supervisor = spawn_sandbox(target, None, None, sleep);
+        let sandbox = sandbox_of(supervisor);
+        let nobody = wsandbox::shell::ROOT_SANDBOX_ID;
+        let check = || -> Result<(), String> {
+            for pid in [supervisor.as_raw(), sandbox] {
+                if uids(pid) != [nobody; 4] {
+                    return Err(format!("pid {pid} has uids {:?}", uids(pid)));
+                }
+            }
+            let _ = std::io::stdout().flush();
+            match sys::clone(CloneFlags::empty()).expect("fork") {
+                Fork::Child => {
+                    switch_to(Some(nobody));
+                    for pid in [supervisor.as_raw(), sandbox] {
+                        for file in ["environ", "mem", "maps"] {
+                            if std::fs::read(format!("/proc/{pid}/{file}")).is_ok_and(|b| !b.is_empty()) {
+                                eprintln!("    nobody read /proc/{pid}/{file}");
+                                sys::exit_now(1);
+                            }
+                        }
+                        // SAFETY: PTRACE_ATTACH takes no pointer.
+                        if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) } == 0 {
+                            eprintln!("    nobody attached to {pid}");
+                            sys::exit_now(1);
+                        }
+                    }
+                    sys::exit_now(0)
+                }
+                Fork::Parent(helper) => match wait_for(helper, Duration::from_secs(10)).0 {
+                    Some(WaitStatus::Exited(_, 0)) => Ok(()),
+                    other => Err(format!("nobody's probe: {other:?}")),
+                },
+            }
+        };
+        let result = check();
+        kill(supervisor, Signal::SIGKILL).unwrap();
+        wait_for(supervisor, Duration::from_secs(5));
+        results.push(("as nobody, read or trace root's supervisor and sandbox", result));
+    }
+    results
+}
+
+/// Gives up root for `uid` (and the same gid), if one is given.
+fn switch_to(uid: Option<u32>) {
+    if let Some(uid) = uid {
+        let id = nix::unistd::Uid::from_raw(uid);
+        let gid = nix::unistd::Gid::from_raw(uid);
+        nix::unistd::setgroups(&[]).unwrap();
+        nix::unistd::setresgid(gid, gid, gid).unwrap();
+        nix::unistd::setresuid(id, id, id).unwrap();
+    }
+}
+
+/// The environment variable that holds, in scan mode, the secret's bytes
+/// inverted, in hex: the scanner never holds the secret itself.
+const SCAN: &str = "WSANDBOX_ESCAPE_SCAN";
+
+/// The readable mappings of this process, from `/proc/self/maps`.
+fn readable_mappings() -> Vec<(usize, usize)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter(|l| l.split_whitespace().nth(1).is_some_and(|p| p.starts_with('r')))
+        .filter(|l| !l.contains("[vvar") && !l.contains("[vsyscall]"))
+        .filter_map(|l| {
+            let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                usize::from_str_radix(start, 16).ok()?,
+                usize::from_str_radix(end, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Whether the secret whose inverted bytes are `inverted` is anywhere in
+/// `mappings` of this process's memory. Each page is copied through a pipe
+/// (a page that cannot be read fails with EFAULT instead of a fault).
+fn memory_holds(mappings: &[(usize, usize)], inverted: &[u8]) -> bool {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let page = 4096;
+    let mut buf = vec![0u8; inverted.len() + page];
+    for &(start, end) in mappings {
+        let mut kept = 0; // bytes of the previous page kept before this one
+        for addr in (start..end).step_by(page) {
+            // SAFETY: the kernel reads [addr, addr + page) from this
+            // process's memory on its behalf; an unreadable page is EFAULT.
+            let n = unsafe {
+                libc::write(
+                    std::os::fd::AsRawFd::as_raw_fd(&w),
+                    addr as *const libc::c_void,
+                    page,
+                )
+            };
+            if n != page as isize {
+                kept = 0;
+                continue;
+            }
+            let got = nix::unistd::read(&r, &mut buf[kept..kept + page]).unwrap();
+            let len = kept + got;
+            let found = buf[..len]
+                .windows(inverted.len())
+                .any(|w| w.iter().zip(inverted).all(|(b, i)| !b == *i));
+            if found {
+                return true;
+            }
+            kept = (inverted.len() - 1).min(len);
+            buf.copy_within(len - kept..len, 0);
+        }
+    }
+    false
+}
+
+/// Scan mode: this process was started with a secret in its environment
+/// and argv. The scanner must find it in its own memory before the
+/// sandbox (a control), and not in the sandboxed process.
+fn scan(inverted_hex: &str) -> ! {
+    let inverted: Vec<u8> = (0..inverted_hex.len() / 2)
+        .map(|i| u8::from_str_radix(&inverted_hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mappings = readable_mappings();
+    if !memory_holds(&mappings, &inverted) {
+        println!("    the control failed: the secret is not found before the sandbox");
+        std::process::exit(2);
+    }
+    let _ = std::io::stdout().flush();
+    if let Err(err) = wsandbox::shell::enter(
+        &Policy::default(),
+        &[],
+        Syscalls::Guest,
+        wsandbox::shell::STOP_GRACE,
+        &mut |_| {},
+    ) {
+        eprintln!("cannot enter the sandbox: {err}");
+        sys::exit_now(125);
+    }
+    sys::exit_now(if memory_holds(&mappings, &inverted) { 1 } else { 0 })
+}
+
+/// Starts this program in scan mode with a fresh secret in its
+/// environment and argv; `Ok` when the sandbox held none of it.
+fn secret_scan(uid: Option<u32>) -> Result<(), String> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        ^ u128::from(std::process::id());
+    let secret: String = (0..24)
+        .map(|i| (b'A' + ((seed >> (i * 5)) % 26) as u8) as char)
+        .collect();
+    let secret = format!("SECRET{secret}");
+    let inverted: String = secret.bytes().map(|b| format!("{:02x}", !b)).collect();
+    let me = std::env::current_exe().unwrap();
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut cmd = std::process::Command::new("setpriv");
+            cmd.args([
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".into(),
+            ]);
+            cmd.arg(me);
+            cmd
+        }
+        None => std::process::Command::new(me),
+    };
+    cmd.arg(format!("--token={secret}"))
+        .env("API_TOKEN", &secret)
+        .env(SCAN, inverted);
+    let status = cmd.status().map_err(|e| e.to_string())?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(1) => Err("the secret is in the sandbox's memory".into()),
+        other => Err(format!("the scanner ended with {other:?}")),
+    }
+}
+
 fn main() {
+    if let Ok(inverted) = std::env::var(SCAN) {
+        scan(&inverted);
+    }
     let tmp = tempfile::tempdir().unwrap();
     let (ro, rw) = (tmp.path().join("ro"), tmp.path().join("rw"));
     std::fs::create_dir(&ro).unwrap();
@@ -387,6 +745,24 @@ fn main() {
             if ok { passed += 1 } else { failed += 1 }
         }
     }
+    for &caller in callers {
+        let who = caller.map_or("caller".to_string(), |uid| format!("uid {uid}"));
+        let checks = lifetime(&target, caller).into_iter().chain([(
+            "scan the sandbox's memory for a secret of the caller's environment and argv",
+            secret_scan(caller),
+        )]);
+        for (name, result) in checks {
+            let verdict = match &result {
+                Ok(()) => "ok",
+                Err(what) => {
+                    println!("    {what}");
+                    "FAILED"
+                }
+            };
+            println!("escape [{who}] {name}: stopped ... {verdict}");
+            if result.is_ok() { passed += 1 } else { failed += 1 }
+        }
+    }
     // The host was not touched.
     if tmp.path().join("escaped").exists() {
         println!("escape: a file appeared outside the grants ... FAILED");
@@ -408,13 +784,7 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
             Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
         ),
         Fork::Child => {
-            if let Some(uid) = uid {
-                let id = nix::unistd::Uid::from_raw(uid);
-                let gid = nix::unistd::Gid::from_raw(uid);
-                nix::unistd::setgroups(&[]).unwrap();
-                nix::unistd::setresgid(gid, gid, gid).unwrap();
-                nix::unistd::setresuid(id, id, id).unwrap();
-            }
+            switch_to(uid);
             let mut policy = Policy {
                 dirs: vec![
                     grant(&target.ro, Access::ReadOnly),
@@ -429,7 +799,9 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
                 Syscalls::Guest => &[],
                 Syscalls::Server => &[target.listener],
             };
-            if let Err(err) = wsandbox::shell::enter(&policy, keep, syscalls, &mut |_| {}) {
+            if let Err(err) =
+                wsandbox::shell::enter(&policy, keep, syscalls, wsandbox::shell::STOP_GRACE, &mut |_| {})
+            {
                 eprintln!("cannot enter the sandbox: {err}");
                 sys::exit_now(125);
             }

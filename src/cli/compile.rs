@@ -68,7 +68,13 @@ impl CompileCommand {
                 publisher.finish(written && ending.exit_code == 0);
             }
         };
-        let mut sandbox = shell::enter(&policy, &keep, shell::Syscalls::Guest, &mut on_end)?;
+        let mut sandbox = shell::enter(
+            &policy,
+            &keep,
+            shell::Syscalls::Guest,
+            shell::STOP_GRACE,
+            &mut on_end,
+        )?;
         if let Some(publisher) = publisher.take() {
             publisher.abandon_in_sandbox();
         }

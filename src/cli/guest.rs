@@ -11,6 +11,10 @@ use wsandbox::report::{ModuleInfo, Report, ReportFile};
 use wsandbox::shell::{self, Loaded};
 use wsandbox::{Error, Policy};
 
+/// How long a server without a request timeout has to drain after
+/// SIGINT/SIGTERM/SIGHUP before it is killed (as Kubernetes waits).
+const SERVE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How a guest is to be run, besides the module.
 #[derive(Debug)]
 pub struct Setup {
@@ -62,6 +66,9 @@ fn walled(
     // 1. Everything that can fail on bad input, before any namespace.
     let mut policy = setup.policy;
     policy.resolve()?;
+    // The sandboxed process has no environment of the host's: the guest's
+    // values of passed-through names are read now.
+    policy.take_host_env()?;
     let module = Module::load(module)?;
     engine::admit(&policy, &module)?;
     if report.is_some() {
@@ -92,11 +99,18 @@ fn walled(
             report.write(&Report::ended(ending, started.elapsed(), module_info.clone()));
         }
     };
-    let syscalls = match setup.purpose {
-        Purpose::Command => shell::Syscalls::Guest,
-        Purpose::Serve(_) => shell::Syscalls::Server,
+    // A server drains the requests in flight when told to stop (each up to
+    // its timeout, and a second more): it has that long before SIGKILL.
+    let (syscalls, stop_grace) = match &setup.purpose {
+        Purpose::Command => (shell::Syscalls::Guest, shell::STOP_GRACE),
+        Purpose::Serve(serving) => (
+            shell::Syscalls::Server,
+            serving.timeout.map_or(SERVE_STOP_GRACE, |t| {
+                t + std::time::Duration::from_secs(1) + shell::STOP_GRACE
+            }),
+        ),
     };
-    let mut sandbox = shell::enter(&policy, &keep, syscalls, &mut on_end)?;
+    let mut sandbox = shell::enter(&policy, &keep, syscalls, stop_grace, &mut on_end)?;
     if let Purpose::Serve(_) = setup.purpose {
         // Before the engine starts threads: termination signals are the
         // server's to take (gracefully), in every thread.

@@ -9,7 +9,18 @@
 //!
 //! The namespaces are created by a single `clone` rather than `unshare`
 //! then `fork`, so that the parent stays in every namespace of the host
-//! (as bubblewrap's does); the child writes its own id maps.
+//! (as bubblewrap's does). The child writes its own id maps, except when
+//! the caller is root: then the parent, which keeps a saved uid of 0 just
+//! long enough, writes them, so that neither process ever has to be
+//! dumpable (readable and traceable by every process of the sandbox's host
+//! id, `nobody`).
+//!
+//! Lifetime: the sandbox dies with its supervisor (`PR_SET_PDEATHSIG`); a
+//! forwarded SIGINT/SIGTERM/SIGHUP is followed by `SIGKILL` once the
+//! caller's grace period has passed; and with a timeout, besides the
+//! supervisor's own `SIGKILL` at the deadline, the kernel kills a sandbox
+//! that burnt more CPU time than it could have by then (`RLIMIT_CPU`), so
+//! that stopping the supervisor (SIGSTOP) does not let a guest spin on.
 //! See namespaces(7), user_namespaces(7), pid_namespaces(7).
 
 mod channel;
@@ -254,6 +265,10 @@ impl Sandbox {
     }
 }
 
+/// How long after a forwarded SIGINT/SIGTERM/SIGHUP a sandbox that is
+/// still alive is sent `SIGKILL`, for a command (`run`, `call`).
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Whether [`enter`] will give up host root before the sandbox exists (it
 /// does when called by root): what must be done as root is done before.
 pub fn gives_up_root() -> bool {
@@ -264,14 +279,18 @@ pub fn gives_up_root() -> bool {
 /// resolved. Must be called while the process has a single thread.
 ///
 /// Returns only in the sandboxed child, where of the caller's descriptors
-/// only stdio and `keep` stay open, and `syscalls` is the seccomp
-/// allow-list. The parent closes its copies of `keep` (they are the
-/// sandbox's), supervises, calls `on_end` with how the run ended (to write
-/// a report), and exits.
+/// only stdio and `keep` stay open, `syscalls` is the seccomp allow-list,
+/// and the environment is empty and every argument and environment string
+/// zeroed (read what the guest needs before: [`Policy::take_host_env`]).
+/// The parent closes its copies of `keep` (they are the sandbox's),
+/// supervises, calls `on_end` with how the run ended (to write a report),
+/// and exits. A sandbox still alive `stop_grace` after a forwarded
+/// SIGINT/SIGTERM/SIGHUP is killed (exit still 128+S).
 pub fn enter(
     policy: &Policy,
     keep: &[std::os::fd::RawFd],
     syscalls: Syscalls,
+    stop_grace: std::time::Duration,
     on_end: &mut dyn FnMut(&Ending),
 ) -> Result<Sandbox, ShellError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
@@ -313,12 +332,25 @@ pub fn enter(
         Fork::Parent(child) => {
             drop((report_write, go_read));
             sys::close_passed(keep);
+            if host_root {
+                // Root's maps are written from outside, then root is gone
+                // for good; the child waits for `go` until then.
+                let own_users = isolation.applied.contains(&Layer::User);
+                if let Err(err) = write_child_maps(child, &ids, own_users) {
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(err.into());
+                }
+            }
             supervise(
                 child,
                 go_write,
                 Receiver::new(report_read),
                 &signals,
-                policy.timeout,
+                Lifetime {
+                    timeout: policy.timeout,
+                    stop_grace,
+                },
                 on_end,
             )
         }
@@ -332,13 +364,24 @@ pub fn enter(
         sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
             "prctl(PR_SET_PDEATHSIG)".into()
         })?;
+        // Nothing of the caller's environment or argv is left to read.
+        sys::scrub_args_and_env()?;
         wait_for_parent(go)?;
         steps.done("the supervisor let go");
-        // (2.) The id maps, written by the process itself: one id, its own.
-        if isolation.applied.contains(&Layer::User) {
+        // (2.) The id maps: one id, its own, written by the process itself
+        // (root's by the parent, before `go`); root's saved uid 0 is gone.
+        let own_users = isolation.applied.contains(&Layer::User);
+        if host_root {
+            let (uid, gid) = if own_users {
+                (ids.inside_uid, ids.inside_gid)
+            } else {
+                (ids.host_uid, ids.host_gid)
+            };
+            drop_ids(uid, gid)?;
+        } else if own_users {
             idmap::write_own(&ids)?;
-            steps.done("id maps");
         }
+        steps.done("id maps");
         sys::check(nix::sys::prctl::set_dumpable(false), || {
             "prctl(PR_SET_DUMPABLE, 0)".into()
         })?;
@@ -361,8 +404,8 @@ pub fn enter(
             sys::interface_up("lo")?;
             steps.done("hostname and lo");
         }
-        // 8. Limits; no descriptor of the caller's but stdio and `keep`; a session of its own.
-        rlimits::apply(policy.memory)?;
+        // 8. Limits (the kernel's backstop for the timeout too); no descriptor of the caller's but stdio and `keep`; a session of its own.
+        rlimits::apply(policy.memory, own_users, policy.timeout)?;
         steps.done("rlimits");
         let keep: Vec<_> = keep.iter().copied().chain([report_write.as_raw_fd()]).collect();
         sys::close_fds_except(&keep)?;
@@ -447,19 +490,56 @@ fn idmapped_trees(policy: &Policy, euid: u32, egid: u32) -> Result<Vec<OwnedFd>,
     Ok(trees)
 }
 
-/// Root gives up host root for good before the namespaces exist: no
-/// supplementary groups, the sandbox's host ids, and dumpable again so it
-/// may still write its child's id maps. From here on, root's run is an
-/// unprivileged user's run.
+/// Root gives up host root before the namespaces exist: no supplementary
+/// groups, the sandbox's host ids — all but a saved uid of 0, which
+/// [`write_child_maps`] uses once and drops — and not dumpable, so that no
+/// process of that id (`nobody`) can read or trace it. From here on,
+/// root's run is an unprivileged user's run.
 fn become_sandbox_user(uid: u32, gid: u32) -> Result<(), SysError> {
     use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
     let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
     sys::check(setgroups(&[]), || "setgroups([])".into())?;
     sys::check(setresgid(gid, gid, gid), || format!("setresgid({gid})"))?;
-    sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})"))?;
-    sys::check(nix::sys::prctl::set_dumpable(true), || {
-        "prctl(PR_SET_DUMPABLE, 1)".into()
+    sys::check(setresuid(uid, uid, Uid::from_raw(0)), || {
+        format!("setresuid({uid}, {uid}, 0)")
+    })?;
+    sys::check(nix::sys::prctl::set_dumpable(false), || {
+        "prctl(PR_SET_DUMPABLE, 0)".into()
     })
+}
+
+/// Root's parent, after the clone: with its saved uid 0 as effective uid
+/// for a moment, writes the child's id maps (when it has a user namespace
+/// of its own), then drops uid 0 from every set. Neither process was
+/// dumpable at any point.
+fn write_child_maps(child: Pid, ids: &IdMap, own_users: bool) -> Result<(), SysError> {
+    use nix::unistd::{Uid, setresuid};
+    let (root, uid) = (Uid::from_raw(0), Uid::from_raw(ids.host_uid));
+    let keep = Uid::from_raw(u32::MAX);
+    let written = match own_users {
+        true => sys::check(setresuid(keep, root, keep), || "setresuid(-1, 0, -1)".into())
+            .and_then(|()| idmap::write(child, ids)),
+        false => Ok(()),
+    };
+    sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})"))?;
+    written
+}
+
+/// Sets every uid and every gid of this process to `uid` and `gid`, and
+/// checks none is left as it was: for root's child, whose saved uid was 0.
+fn drop_ids(uid: u32, gid: u32) -> Result<(), SysError> {
+    use nix::unistd::{Gid, Uid, getresuid, setresgid, setresuid};
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    sys::check(setresgid(gid, gid, gid), || format!("setresgid({gid})"))?;
+    sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})"))?;
+    let ids = sys::check(getresuid(), || "getresuid()".into())?;
+    if [ids.real, ids.effective, ids.saved] != [uid; 3] {
+        return Err(SysError {
+            call: format!("setresuid({uid}): still {ids:?}"),
+            errno: nix::errno::Errno::EPERM,
+        });
+    }
+    Ok(())
 }
 
 fn flags_of(layers: &[Layer]) -> CloneFlags {
@@ -530,24 +610,38 @@ fn wait_for_parent(go: OwnedFd) -> Result<(), SysError> {
     Ok(())
 }
 
+/// How long a sandbox may live: its timeout, and how long it has to end
+/// after a forwarded signal.
+struct Lifetime {
+    timeout: Option<std::time::Duration>,
+    stop_grace: std::time::Duration,
+}
+
 /// The parent: lets the child go, relays its setup error if any, forwards
-/// SIGINT/SIGTERM/SIGHUP, kills the sandbox at the timeout (exit 124), and
-/// exits with the child's status (128+S when a signal killed it), after
-/// telling `on_end` how the run ended.
+/// SIGINT/SIGTERM/SIGHUP (and sends `SIGKILL` if the sandbox is still
+/// alive a grace period later), kills the sandbox at the timeout (exit
+/// 124), and exits with the child's status (128+S when a signal killed it
+/// or was forwarded before it was killed), after telling `on_end` how the
+/// run ended.
 ///
 /// The timeout is the outer wall's: the guest runs uninstrumented, and
-/// whether it spins in wasm or blocks in a host call, `SIGKILL` ends it.
+/// whether it spins in wasm or blocks in a host call, `SIGKILL` ends it —
+/// this process's, or the kernel's at the CPU limit if this process was
+/// stopped: a sandbox killed by `SIGKILL` after the deadline timed out.
 fn supervise(
     child: Pid,
     go: OwnedFd,
     mut messages: Receiver,
     signals: &SigSet,
-    timeout: Option<std::time::Duration>,
+    lifetime: Lifetime,
     on_end: &mut dyn FnMut(&Ending),
 ) -> ! {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    use std::time::{Duration, Instant};
+    let timeout = lifetime.timeout;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
     // The signals stay blocked; they are read from a descriptor, so that
     // waiting can end at the deadline too.
     let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
@@ -561,21 +655,45 @@ fn supervise(
     if let Some(error) = &setup_error {
         eprintln!("wsandbox: cannot set up the sandbox: {error}");
     }
-    let mut forwarded = None;
+    let mut forwarded: Option<i32> = None;
+    // When a sandbox that was sent a signal is killed, if still alive.
+    let mut kill_at: Option<Instant> = None;
+    let mut grace_over = false;
     let mut timed_out = false;
+    let forward = |signal: Signal, forwarded: &mut Option<i32>, kill_at: &mut Option<Instant>| {
+        let _ = nix::sys::signal::kill(child, signal);
+        *forwarded = Some(signal as i32);
+        kill_at.get_or_insert(Instant::now() + lifetime.stop_grace);
+    };
     let (exit_code, signal) = loop {
         match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, _)) | Ok(WaitStatus::Signaled(..)) if timed_out => {
                 break (crate::error::EXIT_TIMEOUT as i32, None);
+            }
+            // The kernel's CPU limit, while this process was stopped.
+            Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if past_deadline() => {
+                timed_out = true;
+                break (crate::error::EXIT_TIMEOUT as i32, None);
+            }
+            // Killed past the grace period: the signal it did not heed.
+            Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if grace_over => {
+                let signal = forwarded.unwrap_or(Signal::SIGKILL as i32);
+                break (128 + signal, Some(signal));
             }
             Ok(WaitStatus::Exited(_, code)) => break (code, forwarded),
             Ok(WaitStatus::Signaled(_, signal, _)) => break (128 + signal as i32, Some(signal as i32)),
             Ok(_) => {}
             Err(_) => break (crate::error::EXIT_SANDBOX_FAILED as i32, None),
         }
-        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        if left == Some(std::time::Duration::ZERO) && !timed_out {
+        let now = Instant::now();
+        let left = deadline.map(|d| d.saturating_duration_since(now));
+        if left == Some(Duration::ZERO) && !timed_out {
             timed_out = true;
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            continue;
+        }
+        if !grace_over && kill_at.is_some_and(|at| now >= at) {
+            grace_over = true;
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             continue;
         }
@@ -583,27 +701,33 @@ fn supervise(
             // No signalfd (never on Linux ≥ 2.6.27): plain waiting.
             match signals.wait() {
                 Ok(Signal::SIGCHLD) | Err(_) => {}
-                Ok(signal) => {
-                    let _ = nix::sys::signal::kill(child, signal);
-                    forwarded = Some(signal as i32);
-                }
+                Ok(signal) => forward(signal, &mut forwarded, &mut kill_at),
             }
             continue;
         };
-        let wait = match left {
-            // Round up, so the deadline is not polled for in a busy loop.
-            Some(left) if !timed_out => PollTimeout::try_from(left + std::time::Duration::from_micros(999))
-                .unwrap_or(PollTimeout::MAX),
-            _ => PollTimeout::NONE,
+        // The next thing to do, if nothing happens before: the deadline, or
+        // the end of the grace period.
+        let next = [
+            left.filter(|_| !timed_out),
+            kill_at
+                .filter(|_| !grace_over)
+                .map(|at| at.saturating_duration_since(now)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let wait = match next {
+            // Round up, so the moment is not polled for in a busy loop.
+            Some(next) => {
+                PollTimeout::try_from(next + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
         };
         let _ = poll(&mut [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)], wait);
         while let Ok(Some(info)) = signal_fd.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) | Err(_) => {}
-                Ok(signal) => {
-                    let _ = nix::sys::signal::kill(child, signal);
-                    forwarded = Some(signal as i32);
-                }
+                Ok(signal) => forward(signal, &mut forwarded, &mut kill_at),
             }
         }
     };

@@ -6,6 +6,14 @@
 //! | `RLIMIT_NOFILE` | 1024 (or lower if the caller's is) | a guest cannot exhaust the host's file table |
 //! | `RLIMIT_FSIZE` | 16 GiB (or lower) | no single file fills the disk; an over-long write fails with `EFBIG` (a trap, or an error the guest sees), never a fatal `SIGXFSZ` |
 //! | `RLIMIT_DATA` | with `--memory M` only: M + 1 GiB | the whole process is bounded, not just linear memory |
+//! | `RLIMIT_NPROC` | 1024 (or lower), with a user namespace of its own | a backstop behind the filter's threads-only `clone`: no more than 1024 tasks (threads count) |
+//! | `RLIMIT_CPU` | with `--timeout T` only: CPUs × T + 1 s, soft = hard | the kernel kills (`SIGKILL`) a sandbox that burns more CPU than it could in T, even if its supervisor is stopped |
+//!
+//! `RLIMIT_NPROC` counts the tasks of the sandbox's uid *in its own user
+//! namespace* (the kernel's per-namespace counts, Linux 5.14), so the
+//! caller's other processes do not count against it. Without a user
+//! namespace of its own (`--allow-degraded`) it would count every process
+//! of the caller's uid on the host, and is left as it is.
 //!
 //! Why `RLIMIT_DATA` and not `RLIMIT_AS`: wasmtime reserves address space
 //! for each linear memory up front (4 GiB plus guard pages, never touched
@@ -17,11 +25,29 @@
 //! past it fails like a grow past `--memory`. The 1 GiB on top is the
 //! engine's: compiling a large module takes hundreds of MiB.
 //!
+//! Why `RLIMIT_CPU` is the timeout's backstop and not a timer: the
+//! sandboxed process is the init of its pid namespace, and the kernel
+//! drops a `SIGKILL` a POSIX timer raises in an init (it delivers only
+//! what comes from an ancestor namespace, or the kernel's own CPU-limit
+//! kill). The limit is the most CPU time the sandbox could burn in T on
+//! this machine's CPUs, so it never strikes before the supervisor's
+//! deadline; if the supervisor is stopped, a spinning guest is killed
+//! within CPUs × T + 1 s. A guest that sleeps burns nothing and is
+//! killed when the supervisor resumes, or dies with it.
+//!
 //! A limit is only ever lowered: if the caller's limit is already lower,
 //! it stays.
 
 use super::sys::{SysError, check};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use std::time::Duration;
+
+/// The CPU seconds a sandbox with `timeout` may burn on `cpus` processors:
+/// more than it can in `timeout`, by a second at least.
+pub fn cpu_seconds(timeout: Duration, cpus: u64) -> u64 {
+    let most = timeout.as_secs_f64() * cpus as f64;
+    (most.ceil() as u64).saturating_add(1)
+}
 
 /// The limits applied, as (resource, value).
 pub const LIMITS: [(Resource, u64); 3] = [
@@ -33,11 +59,19 @@ pub const LIMITS: [(Resource, u64); 3] = [
 /// What the engine may use besides the guest's linear memory.
 pub const ENGINE_DATA: u64 = 1 << 30;
 
-/// Lowers each of [`LIMITS`], soft and hard, and with a `memory` limit,
-/// `RLIMIT_DATA` to it plus [`ENGINE_DATA`].
-pub fn apply(memory: Option<u64>) -> Result<(), SysError> {
+/// The most tasks (processes and threads) the sandbox may have, when it
+/// has a user namespace of its own.
+pub const TASKS: u64 = 1024;
+
+/// Lowers each of [`LIMITS`], soft and hard; with a `memory` limit,
+/// `RLIMIT_DATA` to it plus [`ENGINE_DATA`]; with `own_users` (a user
+/// namespace of the sandbox's own), `RLIMIT_NPROC` to [`TASKS`]; with a
+/// `timeout`, `RLIMIT_CPU` to [`cpu_seconds`].
+pub fn apply(memory: Option<u64>, own_users: bool, timeout: Option<Duration>) -> Result<(), SysError> {
     let data = memory.map(|m| (Resource::RLIMIT_DATA, m.saturating_add(ENGINE_DATA)));
-    for (resource, value) in LIMITS.into_iter().chain(data) {
+    let tasks = own_users.then_some((Resource::RLIMIT_NPROC, TASKS));
+    let cpu = timeout.map(|t| (Resource::RLIMIT_CPU, cpu_seconds(t, super::sys::online_cpus())));
+    for (resource, value) in LIMITS.into_iter().chain(data).chain(tasks).chain(cpu) {
         let (soft, hard) = check(getrlimit(resource), || format!("getrlimit({resource:?})"))?;
         let hard = value.min(hard);
         let soft = soft.min(hard);
@@ -47,4 +81,23 @@ pub fn apply(memory: Option<u64>) -> Result<(), SysError> {
     }
     // Past RLIMIT_FSIZE a write fails with EFBIG instead of a fatal SIGXFSZ.
     super::sys::ignore_sigxfsz()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_limit_is_above_what_the_timeout_allows() {
+        assert_eq!(cpu_seconds(Duration::from_secs(1), 1), 2);
+        assert_eq!(cpu_seconds(Duration::from_secs(1), 2), 3);
+        assert_eq!(cpu_seconds(Duration::from_millis(1500), 2), 4);
+        assert_eq!(cpu_seconds(Duration::from_millis(10), 1), 2);
+        for cpus in 1..64 {
+            for ms in [1u64, 999, 1000, 60_000, 3_600_000] {
+                let t = Duration::from_millis(ms);
+                assert!(cpu_seconds(t, cpus) as f64 > t.as_secs_f64() * cpus as f64);
+            }
+        }
+    }
 }

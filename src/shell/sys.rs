@@ -388,6 +388,68 @@ pub fn ignore_sigxfsz() -> Result<(), SysError> {
     .map(drop)
 }
 
+/// How many processors the machine has online: the most CPU time a
+/// process can burn per second of wall-clock time, whatever its affinity.
+pub fn online_cpus() -> u64 {
+    // SAFETY: sysconf only reads a system value; it has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(n).unwrap_or(1).max(1)
+}
+
+unsafe extern "C" {
+    /// The C library's environment: a null-terminated array of `NAME=value`.
+    static mut environ: *mut *mut libc::c_char;
+}
+
+/// Overwrites with zeroes every argument and environment string of this
+/// process, and empties its environment: the strings the kernel put on
+/// the stack at `execve` (what `/proc/PID/cmdline` and `environ` show),
+/// and any `setenv` put on the heap. Afterwards `std::env::var` finds
+/// nothing and `std::env::args` yields empty strings.
+///
+/// Call only while the process has a single thread, and read what it
+/// needs from the environment before.
+pub fn scrub_args_and_env() -> Result<(), SysError> {
+    // SAFETY: single-threaded (the caller's promise), so nothing reads the
+    // environment meanwhile. Each entry is a NUL-terminated string written
+    // by the kernel on the stack or by setenv on the heap — writable —
+    // and zeroing its bytes up to the NUL stays inside it. clearenv then
+    // leaves an empty environment.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            std::ptr::write_bytes(*entry, 0, libc::strlen(*entry));
+            entry = entry.add(1);
+        }
+        libc::clearenv();
+    }
+    // The kernel's copies: fields 48-51 of /proc/self/stat are the start
+    // and end of the argument and of the environment area.
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .map_err(|e| SysError::io("read(/proc/self/stat)".into(), &e))?;
+    // After the name in parentheses, field 3 (the state) comes first:
+    // field N is word N - 3.
+    let words: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let field = |n: usize| words.get(n - 3).and_then(|w| w.parse::<usize>().ok());
+    let (Some(args), Some(env)) = (field(48).zip(field(49)), field(50).zip(field(51))) else {
+        return Err(SysError {
+            call: "parse(/proc/self/stat)".into(),
+            errno: Errno::EINVAL,
+        });
+    };
+    for (start, end) in [args, env] {
+        if start != 0 && start < end {
+            // SAFETY: the kernel reports [start, end) as this process's
+            // argument or environment area, a part of its stack mapping,
+            // which is writable; nothing else lives there.
+            unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+        }
+    }
+    Ok(())
+}
+
 /// Loads a core module's machine code serialized by wasmtime.
 ///
 /// Only for bytes wsandbox vouches for: an artifact the user trusted with

@@ -4,7 +4,7 @@
 //! each instance's linear memory, and a guest that traps for lack of it
 //! gets exit 134 with the limit named.
 
-use crate::{Kind, both_kinds, run, s};
+use crate::{Kind, both_kinds, run, s, wsandbox};
 use std::time::{Duration, Instant};
 
 both_kinds!(
@@ -15,6 +15,7 @@ both_kinds!(
     a_spinning_guest_is_stopped_at_the_timeout,
     a_spinning_guest_runs_out_of_fuel,
     a_small_job_finishes_within_its_fuel,
+    a_stopped_supervisor_does_not_let_a_guest_spin_on,
 );
 
 /// A guest that loops in wasm forever, making no host call.
@@ -202,4 +203,42 @@ fn bad_sizes_are_usage_errors() {
         assert!(out.stderr.contains("--memory"), "{bad:?}: {out:#?}");
         assert_eq!(out.stdout, "", "{bad:?}: the guest ran");
     }
+}
+
+/// Stopping wsandbox (SIGSTOP, as any process of the same user can) does
+/// not pause `--timeout` for a spinning guest: the kernel kills it at its
+/// CPU limit (CPUs × timeout + 1 s), and wsandbox, once resumed, exits 124.
+fn a_stopped_supervisor_does_not_let_a_guest_spin_on(kind: Kind) {
+    use nix::sys::signal::{Signal, kill};
+    let mut child = wsandbox()
+        .args(["run", "--timeout", "1s", &spinning(kind)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let supervisor = nix::unistd::Pid::from_raw(child.id() as i32);
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    // The sandboxed child, once it exists (in a pid namespace of its own).
+    let started = Instant::now();
+    let sandbox = loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap_or_default();
+        let found = children
+            .split_whitespace()
+            .find(|c| ns(c).is_some() && ns(c) != ns(&child.id().to_string()));
+        if let Some(pid) = found {
+            break pid.parse::<i32>().unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no sandbox");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    kill(supervisor, Signal::SIGSTOP).unwrap();
+    let limit = Duration::from_secs(wsandbox::shell::sys::online_cpus() + 5);
+    let killed = crate::shell::gone(sandbox, limit);
+    kill(supervisor, Signal::SIGCONT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        killed,
+        "the guest still ran {limit:?} after the supervisor stopped"
+    );
+    assert_eq!(status.code(), Some(124));
 }

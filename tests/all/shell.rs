@@ -602,6 +602,21 @@ fn resource_limits_are_lowered() {
         size.iter().all(|v| v.parse::<u64>().unwrap() <= 16 << 30),
         "{size:?}"
     );
+    // At most 1024 tasks (threads count), in the sandbox's own user namespace.
+    let tasks = limit("Max processes");
+    assert!(
+        tasks.iter().all(|v| v.parse::<u64>().is_ok_and(|v| v <= 1024)),
+        "{tasks:?}"
+    );
+    // Without --timeout, no CPU limit of wsandbox's: the caller's.
+    let own = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let own_cpu = own.lines().find(|l| l.starts_with("Max cpu time")).unwrap();
+    let own_cpu: Vec<String> = own_cpu["Max cpu time".len()..]
+        .split_whitespace()
+        .take(2)
+        .map(String::from)
+        .collect();
+    assert_eq!(limit("Max cpu time"), own_cpu);
     // Without --memory the data size is the caller's.
     let own = std::fs::read_to_string("/proc/self/limits").unwrap();
     let own_data = own.lines().find(|l| l.starts_with("Max data size")).unwrap();
@@ -620,6 +635,14 @@ fn resource_limits_are_lowered() {
     let line = limits.lines().find(|l| l.starts_with("Max data size")).unwrap();
     let values: Vec<&str> = line["Max data size".len()..].split_whitespace().take(2).collect();
     assert_eq!(values, [data.as_str(), data.as_str()], "{line}");
+    drop(sandbox);
+    // With --timeout T, the kernel's backstop: CPUs × T + 1 s of CPU time.
+    let sandbox = Sandbox::start(Caller::Me, &["--timeout", "30s"]);
+    let cpu = (30 * wsandbox::shell::sys::online_cpus() + 1).to_string();
+    let limits = sandbox.read("limits");
+    let line = limits.lines().find(|l| l.starts_with("Max cpu time")).unwrap();
+    let values: Vec<&str> = line["Max cpu time".len()..].split_whitespace().take(2).collect();
+    assert_eq!(values, [cpu.as_str(), cpu.as_str()], "{line}");
 }
 
 /// Past RLIMIT_FSIZE a write fails with EFBIG, which wasmtime-wasi turns
@@ -654,4 +677,82 @@ fn a_write_past_the_file_size_limit_fails_without_killing() {
         .map(|m| m.len())
         .unwrap_or(0);
     assert!(written <= 4096, "{written} bytes written past the limit");
+}
+
+/// The caller's environment and argv are gone from the sandboxed process
+/// before the engine exists: `/proc/PID/environ` and `cmdline` (the
+/// kernel's copies on its stack) hold only zeroes, whoever the caller is.
+/// The memory of the whole process is scanned from inside by
+/// `tests/escape.rs`.
+#[test]
+fn the_sandbox_keeps_no_environment_or_argv_of_the_callers() {
+    let secret = format!(
+        "SECRET{}X{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
+    for caller in callers() {
+        let mut cmd = wsandbox_as(caller);
+        cmd.env("WSANDBOX_TEST_TOKEN", &secret)
+            .args(["run", &guest_for(caller, "sleep"), "30", &secret])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let sandbox = Sandbox::spawn(cmd);
+        for file in ["environ", "cmdline"] {
+            match std::fs::read(sandbox.proc(file)) {
+                Ok(bytes) => {
+                    assert!(
+                        bytes.iter().all(|&b| b == 0),
+                        "{caller:?}: {file} is not empty: {:?}",
+                        String::from_utf8_lossy(&bytes)
+                    );
+                }
+                // An unprivileged caller cannot read a non-dumpable process's.
+                Err(e) => assert!(!am_root(), "{caller:?}: {file}: {e}"),
+            }
+        }
+        // The supervisor keeps both, outside.
+        if am_root() {
+            let outside = std::fs::read(format!("/proc/{}/environ", sandbox.wsandbox.id())).unwrap();
+            assert!(String::from_utf8_lossy(&outside).contains(&secret), "{caller:?}");
+        }
+    }
+}
+
+/// Root's run: the supervisor runs as nobody but is not dumpable, so no
+/// process of nobody's can read its environment or memory; and neither it
+/// nor the sandbox keeps a saved uid of 0.
+#[test]
+fn roots_supervisor_cannot_be_read_by_nobody() {
+    if !am_root() {
+        println!("skipped: only root's run gives up its uid for nobody's");
+        return;
+    }
+    let sandbox = Sandbox::start(Caller::Me, &[]);
+    let supervisor = sandbox.wsandbox.id();
+    for pid in [supervisor as i32, sandbox.pid] {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uid.split_whitespace()
+                .skip(1)
+                .map(String::from)
+                .collect::<Vec<_>>(),
+            vec![NOBODY.to_string(); 4],
+            "{pid}"
+        );
+        for file in ["environ", "mem"] {
+            let path = format!("/proc/{pid}/{file}");
+            let out = output(Command::new("setpriv").args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "head",
+                "-c",
+                "64",
+                &path,
+            ]));
+            assert_ne!(out.code, Some(0), "nobody read {path}: {:?}", out.stdout);
+        }
+    }
 }
