@@ -521,7 +521,11 @@ fn write_child_maps(child: Pid, ids: &IdMap, own_users: bool) -> Result<(), SysE
             .and_then(|()| idmap::write(child, ids)),
         false => Ok(()),
     };
-    sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})"))?;
+    if let Err(err) = sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})")) {
+        // Never go on with a way back to root.
+        let _ = writeln!(std::io::stderr(), "wsandbox: cannot give up root: {err}");
+        sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
+    }
     written
 }
 
