@@ -15,6 +15,18 @@ use wsandbox::{Error, Policy};
 /// SIGINT/SIGTERM/SIGHUP before it is killed (as Kubernetes waits).
 const SERVE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long the sandbox has after a forwarded SIGINT/SIGTERM/SIGHUP before
+/// SIGKILL. A server drains the requests in flight (each up to its
+/// timeout, and a second more), so it has that long on top.
+fn stop_grace(purpose: &Purpose) -> std::time::Duration {
+    match purpose {
+        Purpose::Command => shell::STOP_GRACE,
+        Purpose::Serve(serving) => serving.timeout.map_or(SERVE_STOP_GRACE, |t| {
+            t + std::time::Duration::from_secs(1) + shell::STOP_GRACE
+        }),
+    }
+}
+
 /// How a guest is to be run, besides the module.
 #[derive(Debug)]
 pub struct Setup {
@@ -99,18 +111,12 @@ fn walled(
             report.write(&Report::ended(ending, started.elapsed(), module_info.clone()));
         }
     };
-    // A server drains the requests in flight when told to stop (each up to
-    // its timeout, and a second more): it has that long before SIGKILL.
-    let (syscalls, stop_grace) = match &setup.purpose {
-        Purpose::Command => (shell::Syscalls::Guest, shell::STOP_GRACE),
-        Purpose::Serve(serving) => (
-            shell::Syscalls::Server,
-            serving.timeout.map_or(SERVE_STOP_GRACE, |t| {
-                t + std::time::Duration::from_secs(1) + shell::STOP_GRACE
-            }),
-        ),
+    let syscalls = match &setup.purpose {
+        Purpose::Command => shell::Syscalls::Guest,
+        Purpose::Serve(_) => shell::Syscalls::Server,
     };
-    let mut sandbox = shell::enter(&policy, &keep, syscalls, stop_grace, &mut on_end)?;
+    let grace = stop_grace(&setup.purpose);
+    let mut sandbox = shell::enter(&policy, &keep, syscalls, grace, &mut on_end)?;
     if let Purpose::Serve(_) = setup.purpose {
         // Before the engine starts threads: termination signals are the
         // server's to take (gracefully), in every thread.
@@ -200,5 +206,28 @@ fn open_cache(policy: &Policy, module: &Module, purpose: Purpose) -> (CodeCache,
             Some(publisher),
         ),
         Err(_) => (CodeCache { entry, sink: None }, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use wsandbox::engine::Serving;
+
+    #[test]
+    fn a_server_has_its_drain_time_before_sigkill() {
+        assert_eq!(stop_grace(&Purpose::Command), Duration::from_secs(2));
+        let serving = |timeout| {
+            Purpose::Serve(Serving {
+                timeout,
+                ..Serving::default()
+            })
+        };
+        assert_eq!(
+            stop_grace(&serving(Some(Duration::from_secs(5)))),
+            Duration::from_secs(8)
+        );
+        assert_eq!(stop_grace(&serving(None)), Duration::from_secs(30));
     }
 }

@@ -583,66 +583,55 @@ fn the_sandbox_has_a_session_of_its_own() {
 fn resource_limits_are_lowered() {
     let sandbox = Sandbox::start(Caller::Me, &[]);
     let limits = sandbox.read("limits");
-    let limit = |name: &str| -> Vec<String> {
-        let line = limits.lines().find(|l| l.starts_with(name)).unwrap();
-        line[name.len()..]
-            .split_whitespace()
-            .take(2)
-            .map(String::from)
-            .collect()
-    };
+    let own = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let limit = |name: &str| limit_in(&limits, name);
     assert_eq!(limit("Max core file size"), ["0", "0"]);
-    let files = limit("Max open files");
-    assert!(
-        files.iter().all(|v| v.parse::<u64>().unwrap() <= 1024),
-        "{files:?}"
-    );
-    let size = limit("Max file size");
-    assert!(
-        size.iter().all(|v| v.parse::<u64>().unwrap() <= 16 << 30),
-        "{size:?}"
-    );
+    let at_most = |name: &str, most: u64| {
+        let values = limit(name);
+        assert!(
+            values.iter().all(|v| v.parse::<u64>().is_ok_and(|v| v <= most)),
+            "{name}: {values:?}"
+        );
+    };
+    at_most("Max open files", 1024);
+    at_most("Max file size", 16 << 30);
     // At most 1024 tasks (threads count), in the sandbox's own user namespace.
-    let tasks = limit("Max processes");
-    assert!(
-        tasks.iter().all(|v| v.parse::<u64>().is_ok_and(|v| v <= 1024)),
-        "{tasks:?}"
-    );
-    // Without --timeout, no CPU limit of wsandbox's: the caller's.
-    let own = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let own_cpu = own.lines().find(|l| l.starts_with("Max cpu time")).unwrap();
-    let own_cpu: Vec<String> = own_cpu["Max cpu time".len()..]
-        .split_whitespace()
-        .take(2)
-        .map(String::from)
-        .collect();
-    assert_eq!(limit("Max cpu time"), own_cpu);
-    // Without --memory the data size is the caller's.
-    let own = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let own_data = own.lines().find(|l| l.starts_with("Max data size")).unwrap();
-    let own_data: Vec<String> = own_data["Max data size".len()..]
-        .split_whitespace()
-        .take(2)
-        .map(String::from)
-        .collect();
-    assert_eq!(limit("Max data size"), own_data);
+    at_most("Max processes", 1024);
+    // Without --timeout and --memory, the CPU time and the data size are
+    // the caller's.
+    for name in ["Max cpu time", "Max data size"] {
+        assert_eq!(limit(name), limit_in(&own, name), "{name}");
+    }
     drop(sandbox);
     // With --memory, the whole process is bounded: linear memory plus the
     // engine's 1 GiB.
     let sandbox = Sandbox::start(Caller::Me, &["--memory", "64M"]);
     let data = ((64u64 << 20) + (1 << 30)).to_string();
-    let limits = sandbox.read("limits");
-    let line = limits.lines().find(|l| l.starts_with("Max data size")).unwrap();
-    let values: Vec<&str> = line["Max data size".len()..].split_whitespace().take(2).collect();
-    assert_eq!(values, [data.as_str(), data.as_str()], "{line}");
+    assert_eq!(
+        limit_in(&sandbox.read("limits"), "Max data size"),
+        [data.as_str(), data.as_str()]
+    );
     drop(sandbox);
     // With --timeout T, the kernel's backstop: CPUs × T + 1 s of CPU time.
     let sandbox = Sandbox::start(Caller::Me, &["--timeout", "30s"]);
     let cpu = (30 * wsandbox::shell::sys::online_cpus() + 1).to_string();
-    let limits = sandbox.read("limits");
-    let line = limits.lines().find(|l| l.starts_with("Max cpu time")).unwrap();
-    let values: Vec<&str> = line["Max cpu time".len()..].split_whitespace().take(2).collect();
-    assert_eq!(values, [cpu.as_str(), cpu.as_str()], "{line}");
+    assert_eq!(
+        limit_in(&sandbox.read("limits"), "Max cpu time"),
+        [cpu.as_str(), cpu.as_str()]
+    );
+}
+
+/// The soft and hard values of limit `name` in a `/proc/PID/limits` text.
+fn limit_in(limits: &str, name: &str) -> Vec<String> {
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name}"));
+    line[name.len()..]
+        .split_whitespace()
+        .take(2)
+        .map(String::from)
+        .collect()
 }
 
 /// Past RLIMIT_FSIZE a write fails with EFBIG, which wasmtime-wasi turns
