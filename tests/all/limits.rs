@@ -231,14 +231,47 @@ fn a_stopped_supervisor_does_not_let_a_guest_spin_on(kind: Kind) {
         assert!(started.elapsed() < Duration::from_secs(10), "no sandbox");
         std::thread::sleep(Duration::from_millis(5));
     };
+    // The CPU time (utime + stime, in ticks of 1/100 s) the sandbox has
+    // used, or None once it is gone.
+    let cpu = || -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{sandbox}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        (fields[0] != "Z").then_some(ticks as f64 / 100.0)
+    };
+    // Stop the supervisor once the guest spins (not while the sandbox
+    // still waits for the supervisor to let it start).
+    while cpu().is_some_and(|used| used < 0.2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the guest does not spin"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     kill(supervisor, Signal::SIGSTOP).unwrap();
-    let limit = Duration::from_secs(wsandbox::shell::sys::online_cpus() + 5);
-    let killed = crate::shell::gone(sandbox, limit);
+    // The limit is CPU time, not wall time: on a loaded machine the guest
+    // takes longer to use it up.
+    let allowed = wsandbox::shell::sys::online_cpus() as f64 + 1.0;
+    let (mut used, stopped) = (0.0f64, Instant::now());
+    let killed = loop {
+        match cpu() {
+            None => break true,
+            Some(now) => used = now,
+        }
+        if stopped.elapsed() > Duration::from_secs(120) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     kill(supervisor, Signal::SIGCONT).unwrap();
     let status = child.wait().unwrap();
     assert!(
         killed,
-        "the guest still ran {limit:?} after the supervisor stopped"
+        "the guest still ran 120 s after the supervisor stopped ({used:.1} s of CPU)"
+    );
+    assert!(
+        used <= allowed + 0.5,
+        "the guest used {used:.1} s of CPU, its limit is {allowed} s"
     );
     assert_eq!(status.code(), Some(124));
 }
