@@ -197,6 +197,7 @@ impl Publisher {
                 })
             }
             Fork::Child => {
+                crate::say::end_on_panic();
                 // The helper holds nothing of the run but its two files (no
                 // pipe of the caller's stays open because of it).
                 use std::os::fd::AsRawFd;

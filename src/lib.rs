@@ -23,6 +23,7 @@ pub mod error;
 pub mod plugin;
 pub mod policy;
 pub mod report;
+pub mod say;
 pub mod shell;
 
 pub use error::Error;

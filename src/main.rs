@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match cli.execute() {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("wsandbox: {err}");
+            wsandbox::say!("wsandbox: {err}");
             ExitCode::from(err.exit_code())
         }
     }

@@ -175,7 +175,7 @@ impl ReportFile {
             None => std::io::stderr().write_all(json.as_bytes()),
         };
         if let Err(e) = written {
-            eprintln!("wsandbox: --report {}: {e}", self.path.display());
+            crate::say!("wsandbox: --report {}: {e}", self.path.display());
         }
     }
 

@@ -364,14 +364,38 @@ const ALLOWED: &[(&str, Attack)] = &[
 /// a pipe, writes one byte once it runs, and never returns.
 type Body = fn(std::os::fd::RawFd) -> !;
 
-/// Starts a sandbox (as [`in_sandbox`] does, as `uid`, with `timeout`)
-/// running `body`; returns the supervisor's pid once the body runs.
-fn spawn_sandbox(
-    target: &Target,
-    uid: Option<u32>,
+/// How [`spawn_sandbox`] starts a sandbox, besides its body.
+struct Run {
     timeout: Option<std::time::Duration>,
-    body: Body,
-) -> nix::unistd::Pid {
+    /// The supervisor's and the sandbox's stderr, if not the test's.
+    stderr: Option<std::os::fd::OwnedFd>,
+    /// The supervisor's callback at the end of the run.
+    on_end: fn(&Target, &wsandbox::shell::Ending),
+}
+
+impl Default for Run {
+    fn default() -> Run {
+        Run {
+            timeout: None,
+            stderr: None,
+            on_end: |_, _| {},
+        }
+    }
+}
+
+/// Dropped only if a process of the sandbox unwinds into the stack of the
+/// code that called `enter`: it leaves a file `unwound` in the rw grant.
+struct Unwound(PathBuf);
+
+impl Drop for Unwound {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("unwound"), "");
+    }
+}
+
+/// Starts a sandbox (as [`in_sandbox`] does, as `uid`, as `run` says)
+/// running `body`; returns the supervisor's pid once the body runs.
+fn spawn_sandbox(target: &Target, uid: Option<u32>, run: Run, body: Body) -> nix::unistd::Pid {
     let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
     let _ = std::io::stdout().flush();
     match sys::clone(CloneFlags::empty()).expect("fork") {
@@ -384,16 +408,23 @@ fn spawn_sandbox(
         }
         Fork::Child => {
             drop(ready_r);
+            let _unwound = Unwound(target.rw.clone());
+            if let Some(stderr) = run.stderr {
+                nix::unistd::dup2_stderr(stderr).unwrap();
+            }
             switch_to(uid);
             let mut policy = Policy {
                 dirs: vec![grant(&target.rw, Access::ReadWrite)],
-                timeout,
+                timeout: run.timeout,
                 ..Policy::default()
             };
             policy.resolve().unwrap();
             let fd = std::os::fd::AsRawFd::as_raw_fd(&ready_w);
             let grace = wsandbox::shell::STOP_GRACE;
-            if let Err(err) = wsandbox::shell::enter(&policy, &[fd], Syscalls::Guest, grace, &mut |_| {}) {
+            let on_end = run.on_end;
+            if let Err(err) = wsandbox::shell::enter(&policy, &[fd], Syscalls::Guest, grace, &mut |ending| {
+                on_end(target, ending)
+            }) {
                 eprintln!("cannot enter the sandbox: {err}");
                 sys::exit_now(125);
             }
@@ -465,7 +496,7 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
             std::thread::sleep(Duration::from_secs(60));
         }
     };
-    let supervisor = spawn_sandbox(target, uid, None, deaf);
+    let supervisor = spawn_sandbox(target, uid, Run::default(), deaf);
     kill(supervisor, Signal::SIGTERM).unwrap();
     let grace = wsandbox::shell::STOP_GRACE;
     let (status, took) = wait_for(supervisor, grace + Duration::from_secs(5));
@@ -484,7 +515,11 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
             x = std::hint::black_box(x.wrapping_add(1));
         }
     };
-    let supervisor = spawn_sandbox(target, uid, Some(Duration::from_secs(1)), spin);
+    let run = Run {
+        timeout: Some(Duration::from_secs(1)),
+        ..Run::default()
+    };
+    let supervisor = spawn_sandbox(target, uid, run, spin);
     kill(supervisor, Signal::SIGSTOP).unwrap();
     let sandbox = sandbox_of(supervisor);
     let state = |pid: i32| {
@@ -492,7 +527,9 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
         stat.rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().next().map(String::from))
     };
-    let limit = Duration::from_secs(wsandbox::shell::sys::online_cpus() + 4);
+    // The kernel counts CPU time (CPUs × 1 s + 1 s): on a loaded machine
+    // that takes longer than it says, hence the wide wall-clock bound.
+    let limit = Duration::from_secs(60);
     let started = std::time::Instant::now();
     while state(sandbox).as_deref() != Some("Z") && started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(50));
@@ -510,6 +547,77 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
             )),
         },
     ));
+    // Native code that makes the stderr it shares with its supervisor
+    // non-blocking (through a copy: fd 2 itself is refused) and fills the
+    // pipe behind it: the supervisor's line at the timeout cannot be
+    // written, which must cost neither its exit code nor the run's end.
+    let (jammed_r, jammed_w) = nix::unistd::pipe().unwrap();
+    let jam: Body = |fd| {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        let copy = nix::unistd::dup(std::io::stderr()).unwrap();
+        fcntl(&copy, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+        while nix::unistd::write(&copy, &[b'x'; 4096]).is_ok() {}
+        say_ready(fd);
+        loop {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+    };
+    let run = Run {
+        timeout: Some(Duration::from_secs(1)),
+        stderr: Some(jammed_w),
+        on_end: |target, ending| {
+            let _ = std::fs::write(target.rw.join("ended"), ending.exit_code.to_string());
+        },
+    };
+    let supervisor = spawn_sandbox(target, uid, run, jam);
+    let patience = wsandbox::say::PATIENCE;
+    let (status, took) = wait_for(supervisor, patience + Duration::from_secs(10));
+    drop(jammed_r);
+    let ended = std::fs::read_to_string(target.rw.join("ended"));
+    let _ = std::fs::remove_file(target.rw.join("ended"));
+    results.push((
+        "fill the supervisor's stderr, made non-blocking: it still ends the run, exit 124",
+        match (status, ended) {
+            (Some(WaitStatus::Exited(_, 124)), Ok(code)) if code == "124" => Ok(()),
+            other => Err(format!("status, report: {other:?} after {took:?}")),
+        },
+    ));
+    // A panic in the sandbox, and one in the supervisor (in its callback):
+    // either process ends with 125 at once, never unwinding into the stack
+    // of the code that called `enter` (whose destructors are not theirs).
+    let panics: Body = |fd| {
+        say_ready(fd);
+        panic!("native code panics");
+    };
+    let unwound = target.rw.join("unwound");
+    let supervisor = spawn_sandbox(target, uid, Run::default(), panics);
+    let (status, _) = wait_for(supervisor, Duration::from_secs(10));
+    results.push((
+        "panic in the sandbox: exit 125, nothing of the caller's unwound",
+        match (status, unwound.exists()) {
+            (Some(WaitStatus::Exited(_, 125)), false) => Ok(()),
+            other => Err(format!("status, unwound: {other:?}")),
+        },
+    ));
+    let _ = std::fs::remove_file(&unwound);
+    let run = Run {
+        on_end: |_, _| panic!("the supervisor's callback panics"),
+        ..Run::default()
+    };
+    let quits: Body = |fd| {
+        say_ready(fd);
+        sys::exit_now(0)
+    };
+    let supervisor = spawn_sandbox(target, uid, run, quits);
+    let (status, _) = wait_for(supervisor, Duration::from_secs(10));
+    results.push((
+        "panic in the supervisor: exit 125, nothing of the caller's unwound",
+        match (status, unwound.exists()) {
+            (Some(WaitStatus::Exited(_, 125)), false) => Ok(()),
+            other => Err(format!("status, unwound: {other:?}")),
+        },
+    ));
+    let _ = std::fs::remove_file(&unwound);
     // Root's run: no process of the sandbox's host id can read or trace
     // the supervisor or the sandbox, and no uid of either is 0.
     if uid.is_none() && nix::unistd::geteuid().is_root() {
@@ -519,7 +627,7 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
                 std::thread::sleep(Duration::from_secs(60));
             }
         };
-        let supervisor = spawn_sandbox(target, None, None, sleep);
+        let supervisor = spawn_sandbox(target, None, Run::default(), sleep);
         let sandbox = sandbox_of(supervisor);
         let nobody = wsandbox::shell::ROOT_SANDBOX_ID;
         let check = || -> Result<(), String> {

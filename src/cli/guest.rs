@@ -150,14 +150,18 @@ fn walled(
         Outcome::Exited(_) => sandbox.ended("exited", None, fuel),
         Outcome::Returned { value, .. } => {
             if let Some(value) = value {
-                println!("{value}");
+                // stdout may be closed or full for good: the run's end is
+                // still reported.
+                if let Err(err) = wsandbox::say::out(&format!("{value}\n")) {
+                    wsandbox::say!("wsandbox: cannot write the result on stdout: {err}");
+                }
             }
             sandbox.ended("exited", None, fuel);
         }
         Outcome::Trapped { message, backtrace } => {
-            eprintln!("wsandbox: guest trapped: {message}");
+            wsandbox::say!("wsandbox: guest trapped: {message}");
             if let Some(backtrace) = backtrace {
-                eprintln!("{backtrace}");
+                wsandbox::say!("{backtrace}");
             }
             sandbox.ended("trapped", Some(message.clone()), fuel);
         }
@@ -166,7 +170,7 @@ fn walled(
                 "the guest ran out of fuel (--fuel {}) and was stopped",
                 policy.fuel.unwrap_or_default()
             );
-            eprintln!("wsandbox: {message}");
+            wsandbox::say!("wsandbox: {message}");
             sandbox.ended("fuel", Some(message), fuel);
         }
     }

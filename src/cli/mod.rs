@@ -77,7 +77,8 @@ impl Cli {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wsandbox=debug"));
         tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(|| wsandbox::say::Stderr)
+            .log_internal_errors(false)
             .with_target(false)
             .with_ansi(false)
             .without_time()

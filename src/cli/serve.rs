@@ -93,7 +93,9 @@ impl ServeCommand {
             setup,
             &self.component,
             |_| Ok(()),
-            move |policy, program| program.serve(policy, listener, |address| eprintln!("http://{address}")),
+            move |policy, program| {
+                program.serve(policy, listener, |address| wsandbox::say!("http://{address}"))
+            },
         )
     }
 }

@@ -26,7 +26,7 @@ pub(super) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Res
                 Some(Val::String(message)) => message.as_str(),
                 _ => "",
             };
-            eprintln!("plugin: {level}: {}", one_line(message));
+            crate::say!("plugin: {level}: {}", one_line(message));
             Ok(())
         })
 }

@@ -297,7 +297,7 @@ async fn accept_loop(
                 // Out of descriptors, a connection reset before accept:
                 // the server goes on.
                 Err(err) => {
-                    eprintln!("wsandbox: serve: accept: {err}");
+                    crate::say!("wsandbox: serve: accept: {err}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -345,7 +345,7 @@ async fn handle(
     // The server's log has the whole story; the client gets the status
     // and a line that gives nothing of the guest's away.
     let failed = |status: u16, why: String| {
-        eprintln!("wsandbox: [req {id}] {what}: {status}: {why}");
+        crate::say!("wsandbox: [req {id}] {what}: {status}: {why}");
         let told = match status {
             400 => "a request needs a Host header".to_string(),
             503 => "too many requests, try again later".to_string(),
@@ -377,12 +377,12 @@ async fn handle(
             tokio::spawn(async move {
                 match task.await {
                     Ok(Err(Stopped::Timeout(limit))) => {
-                        eprintln!(
+                        crate::say!(
                             "wsandbox: [req {id}] {what}: stopped while answering: past --timeout {limit:?}"
                         )
                     }
                     Ok(Err(Stopped::Failed(why))) => {
-                        eprintln!("wsandbox: [req {id}] {what}: failed while answering: {why}")
+                        crate::say!("wsandbox: [req {id}] {what}: failed while answering: {why}")
                     }
                     _ => {}
                 }

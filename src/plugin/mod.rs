@@ -322,7 +322,7 @@ impl Worker {
             let last_line = Arc::clone(&last_line);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    eprintln!("{line}");
+                    crate::say!("{line}");
                     *last_line.lock().unwrap_or_else(|e| e.into_inner()) = line;
                 }
             });

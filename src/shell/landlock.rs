@@ -72,7 +72,7 @@ pub fn restrict(policy: &Policy, devices: &[&str]) -> Result<Enforcement, Landlo
         RulesetStatus::FullyEnforced => Ok(Enforcement::Full),
         RulesetStatus::PartiallyEnforced => Ok(Enforcement::Partial),
         RulesetStatus::NotEnforced if policy.allow_degraded => {
-            eprintln!("wsandbox: warning: running without Landlock (--allow-degraded)");
+            crate::say!("wsandbox: warning: running without Landlock (--allow-degraded)");
             Ok(Enforcement::None)
         }
         RulesetStatus::NotEnforced => Err(LandlockError::NotEnforced),

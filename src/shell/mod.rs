@@ -285,7 +285,9 @@ pub fn gives_up_root() -> bool {
 /// The parent closes its copies of `keep` (they are the sandbox's),
 /// supervises, calls `on_end` with how the run ended (to write a report),
 /// and exits. A sandbox still alive `stop_grace` after a forwarded
-/// SIGINT/SIGTERM/SIGHUP is killed (exit still 128+S).
+/// SIGINT/SIGTERM/SIGHUP is killed (exit still 128+S). A panic in either
+/// process from then on ends it with exit code 125, without unwinding
+/// ([`crate::say::end_on_panic`]).
 pub fn enter(
     policy: &Policy,
     keep: &[std::os::fd::RawFd],
@@ -342,6 +344,9 @@ pub fn enter(
                     return Err(err.into());
                 }
             }
+            // The supervisor never returns, nor unwinds into the caller's
+            // stack below (its destructors would run twice).
+            crate::say::end_on_panic();
             supervise(
                 child,
                 go_write,
@@ -355,6 +360,8 @@ pub fn enter(
             )
         }
         Fork::Child => {
+            // The caller's destructors are the original process's to run.
+            crate::say::end_on_panic();
             drop((report_read, go_write));
             go_read
         }
@@ -573,7 +580,7 @@ fn degrade(policy: &Policy) -> Result<Isolation, ShellError> {
     };
     if !isolation.missing.is_empty() {
         let names: Vec<_> = isolation.missing.iter().map(|l| l.name()).collect();
-        eprintln!(
+        crate::say!(
             "wsandbox: warning: running without the {} namespace(s) (--allow-degraded)",
             names.join(", ")
         );
@@ -657,7 +664,7 @@ fn supervise(
         _ => (None, None),
     };
     if let Some(error) = &setup_error {
-        eprintln!("wsandbox: cannot set up the sandbox: {error}");
+        crate::say!("wsandbox: cannot set up the sandbox: {error}");
     }
     let mut forwarded: Option<i32> = None;
     // When a sandbox that was sent a signal is killed, if still alive.
@@ -737,7 +744,7 @@ fn supervise(
     };
     if timed_out {
         let limit = timeout.unwrap_or_default();
-        eprintln!("wsandbox: the guest ran past its time limit (--timeout {limit:?}) and was stopped");
+        crate::say!("wsandbox: the guest ran past its time limit (--timeout {limit:?}) and was stopped");
     }
     let said = messages.drain();
     let loaded = said.iter().find_map(|m| match m {
