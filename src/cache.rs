@@ -1,8 +1,9 @@
 //! The compilation cache: the machine code of modules compiled before, so
 //! that a second run of the same module skips Cranelift.
 //!
-//! **Where.** `$XDG_CACHE_HOME/wsandbox`, else `~/.cache/wsandbox`, created
-//! mode 0700. A cache that cannot be created or read is not used (the run
+//! **Where.** `$XDG_CACHE_HOME/wsandbox`, else `~/.cache/wsandbox` (root's
+//! in root's home from the password database), created mode 0700; it
+//! must be the user's, not a symlink, and writable by no one else. A cache that cannot be created or read is not used (the run
 //! compiles, as with `--no-cache`).
 //!
 //! **Key.** The SHA-256 of the engine settings that shape the code
@@ -12,9 +13,12 @@
 //! entry is named by its key, so a module or setting that changes never
 //! meets an old entry.
 //!
-//! **Entries.** A header (magic, payload length, SHA-256 of the payload)
-//! and wasmtime's serialized artifact. Reading checks all three, so a
-//! truncated or corrupted entry is never handed to the engine; wasmtime
+//! **Entries.** A header (magic, payload length, MAC) and wasmtime's
+//! serialized artifact. The MAC is BLAKE3 keyed with the cache's secret
+//! (`key`, 0600), over the entry's name and artifact, written by whoever
+//! names the entry outside the walls (the sandbox never has the key).
+//! Reading checks all three, so a truncated, corrupted, forged or moved
+//! entry is never handed to the engine; wasmtime
 //! then checks the artifact's own version, settings and CPU features, so a
 //! stale one is refused too. Either way the module is compiled afresh and
 //! the entry replaced.
@@ -37,48 +41,140 @@ use crate::engine::Module;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The first bytes of every entry; the digit is the format's version.
-const MAGIC: &[u8; 16] = b"wsandbox-cache1\n";
-/// Magic, payload length, payload SHA-256.
+const MAGIC: &[u8; 16] = b"wsandbox-cache2\n";
+/// Magic, payload length, MAC.
 const HEADER: usize = 16 + 8 + 32;
+/// Where the MAC sits in the header.
+const MAC_AT: usize = 24;
+/// The largest artifact the cache reads or seals (wasmtime's artifacts of
+/// even very large modules are tens of MiB).
+pub const MAX_ARTIFACT: u64 = 512 << 20;
+/// The file holding the key of the cache's MACs.
+const KEY_FILE: &str = "key";
 
-/// A cache directory.
+/// Why a cache is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// There is no place for one (no home directory).
+    #[error("no cache directory (no HOME, no XDG_CACHE_HOME, no home in the password database)")]
+    Nowhere,
+    /// The directory or its key cannot be created, opened or read.
+    #[error("{}: {err}", .path.display())]
+    Io {
+        /// The directory or the key.
+        path: PathBuf,
+        /// What failed.
+        err: std::io::Error,
+    },
+    /// The directory or its key could be changed by someone else.
+    #[error("{}: {why}", .path.display())]
+    Unsafe {
+        /// The directory or the key.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A grant of the run reaches the cache.
+    #[error("the grant {} reaches the cache {}", .grant.display(), .dir.display())]
+    Granted {
+        /// The granted host directory.
+        grant: PathBuf,
+        /// The cache directory.
+        dir: PathBuf,
+    },
+}
+
+/// A cache directory, opened (without following a symlink), owned by this
+/// process's user and writable by no one else.
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    fd: Arc<OwnedFd>,
 }
 
 impl Cache {
-    /// The user's cache: `$XDG_CACHE_HOME/wsandbox` or `~/.cache/wsandbox`,
-    /// created if missing; `None` if there is no such place or it cannot be
-    /// created.
-    pub fn open_default() -> Option<Cache> {
+    /// The user's cache directory: `$XDG_CACHE_HOME/wsandbox`, else
+    /// `~/.cache/wsandbox`. Root's is always in root's home from the
+    /// password database: a `HOME` or `XDG_CACHE_HOME` root inherited
+    /// (`sudo -E`) may be another user's.
+    pub fn default_dir() -> Option<PathBuf> {
+        if nix::unistd::geteuid().is_root() {
+            let root = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0)).ok()??;
+            return Some(root.dir.join(".cache/wsandbox"));
+        }
         let env = |name| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
         };
-        let base = env("XDG_CACHE_HOME")
-            .filter(|p| p.is_absolute())
-            .or_else(|| env("HOME").map(|home| home.join(".cache")))?;
-        Cache::open(&base.join("wsandbox")).ok()
+        let base = env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|home| home.join(".cache")))?;
+        Some(base.join("wsandbox"))
     }
 
-    /// The cache in `dir`, created (mode 0700) if missing.
-    pub fn open(dir: &Path) -> std::io::Result<Cache> {
+    /// The user's cache ([`Cache::default_dir`]), created if missing.
+    pub fn open_default() -> Result<Cache, Unusable> {
+        Cache::open(&Cache::default_dir().ok_or(Unusable::Nowhere)?)
+    }
+
+    /// The cache in `dir`, created (mode 0700) if missing. Refused when
+    /// `dir` is a symlink, is not a directory, is not owned by this
+    /// process's user, or is writable by its group or others.
+    pub fn open(dir: &Path) -> Result<Cache, Unusable> {
+        let io = |err| Unusable::Io {
+            path: dir.into(),
+            err,
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)?;
-        Ok(Cache { dir: dir.into() })
+            .create(dir)
+            .map_err(io)?;
+        let fd = open_nofollow(None, dir, libc::O_PATH | libc::O_DIRECTORY).map_err(io)?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?;
+        private(dir, &stat, libc::S_IFDIR, 0o022)?;
+        Ok(Cache {
+            dir: dir.into(),
+            fd: Arc::new(fd),
+        })
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Refuses the cache for a run granted `grants` (resolved host paths)
+    /// if one of them holds the cache, or lies inside it: a guest could
+    /// read the key or plant entries. Compared by device and inode, so
+    /// that a bind mount or a symlink does not hide it.
+    pub fn check_grants<'a>(&self, grants: impl IntoIterator<Item = &'a Path>) -> Result<(), Unusable> {
+        use std::os::unix::fs::MetadataExt;
+        let id = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        let ancestors = |path: &Path| -> Vec<(u64, u64)> {
+            let path = path.canonicalize().unwrap_or_else(|_| path.into());
+            path.ancestors().filter_map(id).collect()
+        };
+        let cache = ancestors(&self.dir);
+        let Some(&own) = cache.first() else {
+            return Ok(());
+        };
+        for grant in grants {
+            let reaches = id(grant).is_some_and(|g| cache.contains(&g)) || ancestors(grant).contains(&own);
+            if reaches {
+                return Err(Unusable::Granted {
+                    grant: grant.into(),
+                    dir: self.dir.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The key of `module` compiled with `settings`: a hex SHA-256.
@@ -90,28 +186,202 @@ impl Cache {
         hex(&hash.finalize())
     }
 
-    /// The entry stored under `key`, if there is one and it is whole.
+    /// The entry stored under `key`, if there is one, it is a regular file
+    /// of this user's no larger than [`MAX_ARTIFACT`], and its MAC holds.
+    /// A symlink, a FIFO or a device is never opened as one (`O_NOFOLLOW`,
+    /// `O_NONBLOCK`, then `fstat`).
     pub fn lookup(&self, key: &str) -> Option<Entry> {
-        let mut file = File::open(self.dir.join(key)).ok()?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).ok()?;
-        read_entry(bytes)
+        let path = Path::new(key);
+        let fd = open_nofollow(Some(&self.fd), path, libc::O_RDONLY | libc::O_NONBLOCK).ok()?;
+        let stat = nix::sys::stat::fstat(&fd).ok()?;
+        private(path, &stat, libc::S_IFREG, 0o022).ok()?;
+        let size = u64::try_from(stat.st_size).ok()?;
+        if !(HEADER as u64..=HEADER as u64 + MAX_ARTIFACT).contains(&size) {
+            return None;
+        }
+        let mut bytes = vec![0u8; size as usize];
+        let mut file = File::from(fd);
+        file.read_exact(&mut bytes).ok()?;
+        // Nothing more than fstat said.
+        if file.read(&mut [0u8; 1]).ok()? != 0 {
+            return None;
+        }
+        let secret = self.secret().ok()?;
+        let mac = mac(&secret, key, &bytes[HEADER..]);
+        drop(secret);
+        read_entry(bytes, &mac)
     }
 
-    /// An unnamed file in the cache directory for a new entry under `key`.
+    /// An unnamed file in the cache directory for a new entry under `key`;
+    /// its MAC is written when it is named ([`Pending::commit`]).
     pub fn reserve(&self, key: &str) -> std::io::Result<Pending> {
-        Pending::new(&self.dir, key, 0o600)
+        let mut pending = Pending::new(&self.dir, key, 0o600)?;
+        pending.seal = Some(self.clone());
+        Ok(pending)
+    }
+
+    /// The cache's secret key, created (32 random bytes, mode 0600) if it
+    /// does not exist yet. It never leaves this module, and is zeroed when
+    /// dropped.
+    fn secret(&self) -> Result<Secret, Unusable> {
+        let path = self.dir.join(KEY_FILE);
+        let io = |err| Unusable::Io {
+            path: path.clone(),
+            err,
+        };
+        let fd = match open_nofollow(
+            Some(&self.fd),
+            Path::new(KEY_FILE),
+            libc::O_RDONLY | libc::O_NONBLOCK,
+        ) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return self.new_secret(),
+            other => other.map_err(io)?,
+        };
+        let stat = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?;
+        private(&path, &stat, libc::S_IFREG, 0o077)?;
+        if stat.st_size != 32 {
+            return Err(Unusable::Unsafe {
+                path,
+                why: format!("{} bytes, not 32", stat.st_size),
+            });
+        }
+        let mut secret = Secret::zero();
+        File::from(fd).read_exact(&mut secret.0[..]).map_err(io)?;
+        Ok(secret)
+    }
+
+    /// Creates the key, whole or not at all (an unnamed file, linked); if
+    /// another run created one first, that one.
+    fn new_secret(&self) -> Result<Secret, Unusable> {
+        let path = self.dir.join(KEY_FILE);
+        let io = |err| Unusable::Io {
+            path: path.clone(),
+            err,
+        };
+        let mut secret = Secret::zero();
+        File::open("/dev/urandom")
+            .and_then(|mut random| random.read_exact(&mut secret.0[..]))
+            .map_err(io)?;
+        let pending = Pending::new(&self.dir, KEY_FILE, 0o600).map_err(io)?;
+        (&pending.file).write_all(&secret.0[..]).map_err(io)?;
+        match pending.link() {
+            Ok(()) => Ok(secret),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => self.secret(),
+            Err(err) => Err(io(err)),
+        }
     }
 }
 
+/// 32 bytes of key that are zeroed when dropped, kept on the heap so that
+/// no copy is left behind by a move.
+struct Secret(Box<[u8; 32]>);
+
+impl Secret {
+    fn zero() -> Secret {
+        Secret(Box::new([0u8; 32]))
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        *self.0 = [0u8; 32];
+        // The zeroed bytes count as read: the stores are not elided.
+        std::hint::black_box(&mut self.0);
+    }
+}
+
+/// The MAC of an entry named `name` whose artifact is `artifact`: BLAKE3
+/// keyed with the cache's secret, over the name and the artifact, so that
+/// an entry can be neither forged nor moved to another module's name.
+fn mac(secret: &Secret, name: &str, artifact: &[u8]) -> [u8; 32] {
+    let mut hasher = MacHasher::new(secret, name, artifact.len() as u64);
+    hasher.0.update(artifact);
+    hasher.finish()
+}
+
+/// A keyed BLAKE3 hasher over an entry, overwritten when dropped.
+struct MacHasher(blake3::Hasher);
+
+impl MacHasher {
+    fn new(secret: &Secret, name: &str, length: u64) -> MacHasher {
+        let mut hasher = MacHasher(blake3::Hasher::new_keyed(&secret.0));
+        hasher.0.update(b"wsandbox cache entry\0");
+        hasher.0.update(&(name.len() as u64).to_le_bytes());
+        hasher.0.update(name.as_bytes());
+        hasher.0.update(&length.to_le_bytes());
+        hasher
+    }
+
+    fn finish(self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+impl Drop for MacHasher {
+    fn drop(&mut self) {
+        // The keyed state gives way to an unkeyed one, in place.
+        self.0 = blake3::Hasher::new();
+        std::hint::black_box(&mut self.0);
+    }
+}
+
+/// Overwrites the stack below the caller's frame, where keyed hashing
+/// left words of state behind: call it after the cache was read and
+/// before the sandbox, a copy of this process, exists.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut below = [0u8; 64 << 10];
+    std::hint::black_box(&mut below);
+}
+
+/// Opens `path` (relative to `dir` if given) without following a symlink
+/// in its last component, close-on-exec, without becoming a terminal.
+fn open_nofollow(dir: Option<&OwnedFd>, path: &Path, flags: i32) -> std::io::Result<OwnedFd> {
+    let flags =
+        nix::fcntl::OFlag::from_bits_retain(flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY);
+    let mode = nix::sys::stat::Mode::empty();
+    Ok(match dir {
+        Some(dir) => nix::fcntl::openat(dir.as_fd(), path, flags, mode)?,
+        None => nix::fcntl::open(path, flags, mode)?,
+    })
+}
+
+/// Refuses `stat` unless it is of `kind` (`S_IFDIR`, `S_IFREG`), owned
+/// by this process's user, and without any of the permission bits
+/// `forbidden`.
+fn private(path: &Path, stat: &nix::sys::stat::FileStat, kind: u32, forbidden: u32) -> Result<(), Unusable> {
+    let unsafe_because = |why: String| Unusable::Unsafe {
+        path: path.into(),
+        why,
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if stat.st_mode & libc::S_IFMT != kind {
+        return Err(unsafe_because(
+            "not a regular file or directory of the cache's".into(),
+        ));
+    }
+    if stat.st_uid != me {
+        return Err(unsafe_because(format!("owned by uid {}, not {me}", stat.st_uid)));
+    }
+    if stat.st_mode & forbidden != 0 {
+        return Err(unsafe_because(format!(
+            "mode {:o}: others may change it",
+            stat.st_mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
 /// A file being written without a name (`O_TMPFILE`), named by
-/// [`Pending::commit`] only once it is whole: a cache entry, or the output
-/// of `wsandbox compile`.
+/// [`Pending::commit`] only once it is whole: a cache entry (sealed with
+/// its MAC then), or the output of `wsandbox compile`.
 #[derive(Debug)]
 pub struct Pending {
     dir: PathBuf,
     name: String,
     file: File,
+    /// The cache whose key seals the entry, for a cache entry.
+    seal: Option<Cache>,
 }
 
 impl Pending {
@@ -127,6 +397,7 @@ impl Pending {
             dir: dir.into(),
             name: name.into(),
             file,
+            seal: None,
         })
     }
 
@@ -136,27 +407,72 @@ impl Pending {
         self.file.try_clone()
     }
 
+    /// The descriptors this needs until it is committed.
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        let cache = self.seal.iter().map(|c| c.fd.as_raw_fd());
+        std::iter::once(self.file.as_raw_fd()).chain(cache).collect()
+    }
+
     /// Gives the written file its name, replacing any file of that name at
-    /// once (a link under a temporary name, then `rename`).
+    /// once (a link under a temporary name, then `rename`). A cache entry
+    /// is sealed first: its MAC, computed here from what the sandbox wrote,
+    /// goes into its header.
     pub fn commit(self) -> std::io::Result<()> {
+        if let Some(cache) = &self.seal {
+            let secret = cache.secret().map_err(std::io::Error::other)?;
+            seal(&self.file, &self.name, &secret)?;
+        }
+        let temporary = format!(".{}.{}.tmp", self.name, std::process::id());
+        let _ = std::fs::remove_file(self.dir.join(&temporary));
+        self.link_as(&temporary)?;
+        std::fs::rename(self.dir.join(&temporary), self.dir.join(&self.name)).inspect_err(|_| {
+            let _ = std::fs::remove_file(self.dir.join(&temporary));
+        })
+    }
+
+    /// Gives the file its name unless that name exists (`AlreadyExists`).
+    fn link(&self) -> std::io::Result<()> {
+        self.link_as(&self.name)
+    }
+
+    fn link_as(&self, name: &str) -> std::io::Result<()> {
         use nix::fcntl::AT_FDCWD;
-        use std::os::fd::AsRawFd;
-        let temporary = self
-            .dir
-            .join(format!(".{}.{}.tmp", self.name, std::process::id()));
-        let _ = std::fs::remove_file(&temporary);
         let source = format!("/proc/self/fd/{}", self.file.as_raw_fd());
         nix::unistd::linkat(
             AT_FDCWD,
             source.as_str(),
             AT_FDCWD,
-            &temporary,
+            &self.dir.join(name),
             nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
         )?;
-        std::fs::rename(&temporary, self.dir.join(&self.name)).inspect_err(|_| {
-            let _ = std::fs::remove_file(&temporary);
-        })
+        Ok(())
     }
+}
+
+/// Writes the MAC of the entry in `file` (written by the sandbox: checked
+/// like any file of the cache's, read in pieces) into its header.
+fn seal(file: &File, name: &str, secret: &Secret) -> std::io::Result<()> {
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("cache entry: {why}"));
+    let size = file.metadata()?.len();
+    if !(HEADER as u64..=HEADER as u64 + MAX_ARTIFACT).contains(&size) {
+        return Err(bad("no header, or too large"));
+    }
+    let mut header = [0u8; HEADER];
+    file.read_exact_at(&mut header, 0)?;
+    let length = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+    if &header[..16] != MAGIC || length != size - HEADER as u64 {
+        return Err(bad("not an entry of this version"));
+    }
+    let mut hasher = MacHasher::new(secret, name, length);
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut at = HEADER as u64;
+    while at < size {
+        let n = chunk.len().min((size - at) as usize);
+        file.read_exact_at(&mut chunk[..n], at)?;
+        hasher.0.update(&chunk[..n]);
+        at += n as u64;
+    }
+    file.write_all_at(&hasher.finish(), MAC_AT as u64)
 }
 
 /// Who names a new file once the run says it was written: this process,
@@ -201,7 +517,8 @@ impl Publisher {
                 // The helper holds nothing of the run but its two files (no
                 // pipe of the caller's stays open because of it).
                 use std::os::fd::AsRawFd;
-                let _ = sys::close_fds_except(&[read.as_raw_fd(), pending.file.as_raw_fd()]);
+                let keep: Vec<_> = std::iter::once(read.as_raw_fd()).chain(pending.fds()).collect();
+                let _ = sys::close_fds_except(&keep);
                 std::mem::forget(write);
                 let mut byte = [0u8; 1];
                 let told = File::from(read).read(&mut byte).is_ok_and(|n| n == 1) && byte[0] == b'c';
@@ -237,19 +554,19 @@ impl Publisher {
     }
 }
 
-/// Writes `artifact` as an entry: header, then the artifact.
+/// Writes `artifact` as an entry: header (its MAC left zero: the sandbox
+/// has no key; the entry is sealed when it is named), then the artifact.
 pub fn write_entry(sink: &mut File, artifact: &[u8]) -> std::io::Result<()> {
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
-    header.extend_from_slice(&Sha256::digest(artifact));
+    header.extend_from_slice(&[0u8; 32]);
     sink.write_all(&header)?;
     sink.write_all(artifact)?;
     sink.flush()
 }
 
-/// A whole entry read from the cache: its artifact is checked against the
-/// header's length and checksum.
+/// A whole entry read from the cache, its MAC checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry(Vec<u8>);
 
@@ -260,8 +577,9 @@ impl Entry {
     }
 }
 
-/// The entry in `bytes`, if its header holds: magic, length and checksum.
-pub fn read_entry(bytes: Vec<u8>) -> Option<Entry> {
+/// The entry in `bytes`, if its header holds: magic, length, and the MAC
+/// `expected` (computed over the artifact by the caller).
+fn read_entry(bytes: Vec<u8>, expected: &[u8; 32]) -> Option<Entry> {
     if bytes.len() < HEADER || &bytes[..16] != MAGIC {
         return None;
     }
@@ -269,11 +587,9 @@ pub fn read_entry(bytes: Vec<u8>) -> Option<Entry> {
     if length != (bytes.len() - HEADER) as u64 {
         return None;
     }
-    let checksum: [u8; 32] = bytes[24..HEADER].try_into().ok()?;
-    if Sha256::digest(&bytes[HEADER..]).as_slice() != checksum {
-        return None;
-    }
-    Some(Entry(bytes))
+    let stored: [u8; 32] = bytes[MAC_AT..HEADER].try_into().ok()?;
+    // In constant time.
+    (blake3::Hash::from(stored) == *expected).then_some(Entry(bytes))
 }
 
 /// Bytes as lowercase hex.
@@ -290,35 +606,166 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
-    fn entry(artifact: &[u8]) -> Vec<u8> {
+    /// A fresh cache in a temporary directory.
+    fn cache() -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().unwrap();
-        let mut file = File::create(dir.path().join("e")).unwrap();
-        write_entry(&mut file, artifact).unwrap();
-        std::fs::read(dir.path().join("e")).unwrap()
+        let cache = Cache::open(&dir.path().join("c")).unwrap();
+        (dir, cache)
+    }
+
+    /// Stores `artifact` under `name` as a run does: written unsealed, then
+    /// sealed and named.
+    fn store(cache: &Cache, name: &str, artifact: &[u8]) -> PathBuf {
+        let pending = cache.reserve(name).unwrap();
+        write_entry(&mut pending.sink().unwrap(), artifact).unwrap();
+        pending.commit().unwrap();
+        cache.dir().join(name)
     }
 
     #[test]
     fn an_entry_reads_back() {
-        let artifact = b"\x7fELF machine code".to_vec();
-        assert_eq!(read_entry(entry(&artifact)).unwrap().artifact(), artifact);
-        assert_eq!(read_entry(entry(b"")).unwrap().artifact(), b"");
+        let (_dir, cache) = cache();
+        store(&cache, "a", b"\x7fELF machine code");
+        assert_eq!(cache.lookup("a").unwrap().artifact(), b"\x7fELF machine code");
+        store(&cache, "empty", b"");
+        assert_eq!(cache.lookup("empty").unwrap().artifact(), b"");
+        assert!(cache.lookup("missing").is_none());
     }
 
     #[test]
     fn damage_anywhere_is_caught() {
-        let whole = entry(b"some machine code, long enough to damage");
+        let (_dir, cache) = cache();
+        let path = store(&cache, "k", b"some machine code, long enough to damage");
+        let whole = std::fs::read(&path).unwrap();
         for at in 0..whole.len() {
             let mut damaged = whole.clone();
             damaged[at] ^= 0x20;
-            assert_eq!(read_entry(damaged), None, "a flipped byte at {at}");
+            std::fs::write(&path, &damaged).unwrap();
+            assert_eq!(cache.lookup("k"), None, "a flipped byte at {at}");
         }
         for length in 0..whole.len() {
-            assert_eq!(read_entry(whole[..length].to_vec()), None, "cut at {length}");
+            std::fs::write(&path, &whole[..length]).unwrap();
+            assert_eq!(cache.lookup("k"), None, "cut at {length}");
         }
         let mut longer = whole.clone();
         longer.push(0);
-        assert_eq!(read_entry(longer), None);
+        std::fs::write(&path, &longer).unwrap();
+        assert_eq!(cache.lookup("k"), None);
+        std::fs::write(&path, &whole).unwrap();
+        assert!(cache.lookup("k").is_some(), "the control");
+    }
+
+    /// What someone who can write the directory but does not hold the key
+    /// can make: an entry with the right length and any MAC (here the
+    /// artifact's SHA-256, as version 1 had), or another entry's, moved.
+    #[test]
+    fn forged_and_moved_entries_are_refused() {
+        let (_dir, cache) = cache();
+        let artifact = b"machine code of the attacker's choice".to_vec();
+        let mut forged = Vec::new();
+        forged.extend_from_slice(MAGIC);
+        forged.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
+        forged.extend_from_slice(&Sha256::digest(&artifact));
+        forged.extend_from_slice(&artifact);
+        std::fs::write(cache.dir().join("forged"), &forged).unwrap();
+        std::fs::set_permissions(cache.dir().join("forged"), PermissionsExt::from_mode(0o600)).unwrap();
+        assert_eq!(cache.lookup("forged"), None);
+        // A sealed entry, under another module's name.
+        let path = store(&cache, "theirs", b"code of another module");
+        std::fs::copy(&path, cache.dir().join("mine")).unwrap();
+        assert_eq!(cache.lookup("mine"), None);
+        assert!(cache.lookup("theirs").is_some());
+        // Another cache's key seals nothing here.
+        let (_other_dir, other) = self::cache();
+        let path = store(&other, "mine", b"code sealed with another key");
+        std::fs::copy(&path, cache.dir().join("mine")).unwrap();
+        assert_eq!(cache.lookup("mine"), None);
+    }
+
+    #[test]
+    fn symlinks_fifos_and_huge_files_are_not_read() {
+        let (_dir, cache) = cache();
+        let path = store(&cache, "real", b"code");
+        std::os::unix::fs::symlink(&path, cache.dir().join("link")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", cache.dir().join("zero")).unwrap();
+        nix::unistd::mkfifo(&cache.dir().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let sparse = File::create(cache.dir().join("sparse")).unwrap();
+        sparse.set_len(16 << 30).unwrap();
+        let started = std::time::Instant::now();
+        for name in ["link", "zero", "fifo", "sparse"] {
+            assert_eq!(cache.lookup(name), None, "{name}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(cache.lookup("real").is_some(), "the control");
+    }
+
+    #[test]
+    fn the_key_is_private_and_made_once() {
+        let (_dir, cache) = cache();
+        store(&cache, "k", b"code");
+        let key = cache.dir().join(KEY_FILE);
+        let meta = std::fs::symlink_metadata(&key).unwrap();
+        assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (32, 0o600));
+        let bytes = std::fs::read(&key).unwrap();
+        assert_ne!(bytes, [0u8; 32]);
+        store(&cache, "j", b"more code");
+        assert_eq!(std::fs::read(&key).unwrap(), bytes, "the key changed");
+        // A key others could read or change is not used.
+        std::fs::set_permissions(&key, PermissionsExt::from_mode(0o644)).unwrap();
+        assert_eq!(cache.lookup("k"), None);
+        std::fs::set_permissions(&key, PermissionsExt::from_mode(0o600)).unwrap();
+        assert!(cache.lookup("k").is_some());
+        // Nor one that is a symlink.
+        std::fs::rename(&key, cache.dir().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(cache.dir().join("elsewhere"), &key).unwrap();
+        assert_eq!(cache.lookup("k"), None);
+    }
+
+    #[test]
+    fn a_directory_others_may_change_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |path: &Path| Cache::open(path).map(drop).map_err(|e| e.to_string());
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, PermissionsExt::from_mode(0o777)).unwrap();
+        assert!(open(&shared).unwrap_err().contains("others may change it"));
+        std::fs::set_permissions(&shared, PermissionsExt::from_mode(0o770)).unwrap();
+        assert!(open(&shared).unwrap_err().contains("others may change it"));
+        std::fs::set_permissions(&shared, PermissionsExt::from_mode(0o700)).unwrap();
+        open(&shared).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&shared, &link).unwrap();
+        assert!(open(&link).is_err(), "a symlink was followed");
+    }
+
+    #[test]
+    fn a_grant_that_reaches_the_cache_refuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("home/.cache/wsandbox")).unwrap();
+        let inside = cache.dir().join("sub");
+        std::fs::create_dir(&inside).unwrap();
+        let beside = dir.path().join("home/work");
+        std::fs::create_dir(&beside).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("home"), &link).unwrap();
+        for grant in [
+            dir.path().join("home"),
+            dir.path().join("home/.cache"),
+            cache.dir().to_path_buf(),
+            inside,
+            link,
+        ] {
+            let err = cache.check_grants([grant.as_path()]).unwrap_err();
+            assert!(matches!(err, Unusable::Granted { .. }), "{grant:?}: {err}");
+        }
+        cache.check_grants([beside.as_path()]).unwrap();
+        cache.check_grants(std::iter::empty()).unwrap();
     }
 
     #[test]
@@ -333,8 +780,7 @@ mod tests {
 
     #[test]
     fn a_reserved_entry_appears_only_when_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(&dir.path().join("c")).unwrap();
+        let (_dir, cache) = cache();
         let pending = cache.reserve("k").unwrap();
         write_entry(&mut pending.sink().unwrap(), b"code").unwrap();
         assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 0);
@@ -348,10 +794,11 @@ mod tests {
         // A pending entry never committed leaves nothing behind.
         let pending = cache.reserve("j").unwrap();
         Publisher::new(pending, false).unwrap().finish(false);
-        let names: Vec<_> = std::fs::read_dir(cache.dir())
+        let mut names: Vec<_> = std::fs::read_dir(cache.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, ["k"]);
+        names.sort();
+        assert_eq!(names, ["k", KEY_FILE]);
     }
 }

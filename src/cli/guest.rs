@@ -32,8 +32,8 @@ fn stop_grace(purpose: &Purpose) -> std::time::Duration {
 pub struct Setup {
     /// The policy (not yet resolved).
     pub policy: Policy,
-    /// Whether the compilation cache may be used.
-    pub cache: bool,
+    /// Which compilation cache to use, if any.
+    pub cache: CacheChoice,
     /// Where `--report` goes.
     pub report: Option<PathBuf>,
     /// Descriptors of the caller's the sandbox keeps (a worker's channel,
@@ -42,6 +42,17 @@ pub struct Setup {
     /// What the engine is for: commands, or serving requests (which also
     /// gives the sandbox the server's syscalls).
     pub purpose: Purpose,
+}
+
+/// Which compilation cache a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheChoice {
+    /// None (`--no-cache`).
+    Off,
+    /// The user's ([`Cache::default_dir`]).
+    Default,
+    /// This directory (`--cache-dir`).
+    At(PathBuf),
 }
 
 /// Runs `work` on `module` behind both walls as `setup` says, and returns
@@ -88,11 +99,7 @@ fn walled(
     }
     // The compilation cache lives outside the walls: its entry is read, or
     // an unnamed file reserved for a new one, before they exist.
-    let (code_cache, mut publisher) = if setup.cache {
-        open_cache(&policy, &module, setup.purpose)
-    } else {
-        (CodeCache::default(), None)
-    };
+    let (code_cache, mut publisher) = open_cache(&setup.cache, &policy, &module, setup.purpose);
     let keep: Vec<RawFd> = code_cache
         .sink
         .iter()
@@ -186,12 +193,36 @@ fn walled(
 /// process forked while still root, which a hit should not pay for. A
 /// stale entry of root's (which the key makes unlikely) is compiled again
 /// on each run, never trusted, and replaced once it is damaged or removed.
-fn open_cache(policy: &Policy, module: &Module, purpose: Purpose) -> (CodeCache, Option<Publisher>) {
-    let Some(cache) = (!module.precompiled).then(Cache::open_default).flatten() else {
+fn open_cache(
+    choice: &CacheChoice,
+    policy: &Policy,
+    module: &Module,
+    purpose: Purpose,
+) -> (CodeCache, Option<Publisher>) {
+    if module.precompiled {
         return (CodeCache::default(), None);
+    }
+    let cache = match choice {
+        CacheChoice::Off => return (CodeCache::default(), None),
+        CacheChoice::Default => Cache::open_default(),
+        CacheChoice::At(dir) => Cache::open(dir),
+    }
+    .and_then(|cache| {
+        cache.check_grants(policy.dirs.iter().map(|d| d.host.as_path()))?;
+        Ok(cache)
+    });
+    let cache = match cache {
+        Ok(cache) => cache,
+        Err(why) => {
+            tracing::debug!("compilation cache not used: {why}");
+            return (CodeCache::default(), None);
+        }
     };
+    tracing::debug!("compilation cache: {}", cache.dir().display());
     let key = Cache::key(module, &engine::settings(policy.fuel.is_some(), purpose));
     let entry = cache.lookup(&key);
+    // The key's traces go before the sandbox, a copy of this process, exists.
+    wsandbox::cache::scrub_stack();
     let helper = shell::gives_up_root();
     if entry.is_some() && helper {
         return (CodeCache { entry, sink: None }, None);

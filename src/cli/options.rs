@@ -69,9 +69,15 @@ pub struct PolicyOptions {
     allow_precompiled: bool,
 
     /// Compile the module afresh: neither read nor write the compilation
-    /// cache ($XDG_CACHE_HOME/wsandbox)
+    /// cache (whatever --cache-dir says)
     #[arg(long)]
     no_cache: bool,
+
+    /// Keep the compilation cache in DIR (default: $XDG_CACHE_HOME/wsandbox
+    /// or ~/.cache/wsandbox; root's in root's home); it must be the
+    /// caller's, writable by no one else, and outside every grant
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
 
     /// Write the outcome as JSON to FILE (`-` for stderr), whatever it is
     #[arg(long, value_name = "FILE")]
@@ -118,7 +124,11 @@ impl PolicyOptions {
         })?;
         Ok(super::guest::Setup {
             policy,
-            cache: !self.no_cache,
+            cache: match (&self.cache_dir, self.no_cache) {
+                (_, true) => super::guest::CacheChoice::Off,
+                (Some(dir), false) => super::guest::CacheChoice::At(dir.clone()),
+                (None, false) => super::guest::CacheChoice::Default,
+            },
             report: self.report.clone(),
             keep: Vec::new(),
             purpose: wsandbox::engine::Purpose::Command,

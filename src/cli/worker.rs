@@ -37,7 +37,11 @@ impl WorkerCommand {
             wsandbox::shell::sys::inherited_fd(self.channel_fd).map_err(wsandbox::shell::ShellError::from)?;
         let setup = super::guest::Setup {
             policy,
-            cache: !self.no_cache,
+            cache: if self.no_cache {
+                super::guest::CacheChoice::Off
+            } else {
+                super::guest::CacheChoice::Default
+            },
             report: None,
             keep: vec![channel.as_raw_fd()],
             purpose: wsandbox::engine::Purpose::Command,

@@ -9,6 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 both_kinds!(
+    a_guest_cannot_plant_code_in_the_cache,
     a_second_run_loads_the_code_of_the_first,
     a_damaged_entry_is_compiled_again_and_replaced,
     a_stale_entry_is_compiled_again_and_replaced,
@@ -28,14 +29,15 @@ pub fn own_cache(caller: Caller) -> tempfile::TempDir {
     dir
 }
 
-/// Runs `wsandbox ARGS...` as `caller` with `cache` as `XDG_CACHE_HOME` and
-/// `--report`; returns the output and the report.
+/// Runs `wsandbox run ARGS...` as `caller` with the cache `cache/wsandbox`
+/// (`--cache-dir`: root's runs take no cache location from the
+/// environment) and `--report`; returns the output and the report.
 fn run_cached(caller: Caller, cache: &Path, args: &[&str]) -> (Output, Value) {
     let report = tempfile::NamedTempFile::new().unwrap();
     std::fs::set_permissions(report.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let mut cmd = wsandbox_as(caller);
-    cmd.env("XDG_CACHE_HOME", cache)
-        .args(["run", "--report", s(report.path())])
+    cmd.args(["run", "--report", s(report.path())])
+        .args(["--cache-dir", s(&cache.join("wsandbox"))])
         .args(args);
     let out = output(&mut cmd);
     let json = std::fs::read_to_string(report.path()).unwrap();
@@ -43,12 +45,16 @@ fn run_cached(caller: Caller, cache: &Path, args: &[&str]) -> (Output, Value) {
     (out, json)
 }
 
-/// The entries of the cache under `base` (not its temporary files).
+/// The entries of the cache under `base` (not its key, nor temporary files).
 fn entries(base: &Path) -> Vec<PathBuf> {
     let Ok(dir) = std::fs::read_dir(base.join("wsandbox")) else {
         return Vec::new();
     };
-    let mut all: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).collect();
+    let entry = |name: &str| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut all: Vec<PathBuf> = dir
+        .map(|e| e.unwrap().path())
+        .filter(|p| entry(&p.file_name().unwrap().to_string_lossy()))
+        .collect();
     all.sort();
     all
 }
@@ -130,7 +136,29 @@ fn a_damaged_entry_is_compiled_again_and_replaced(kind: Kind) {
     }
 }
 
-/// An entry whose checksum holds but whose code the engine refuses (here:
+/// Replaces `entry` by an entry of `artifact` sealed with its cache's key,
+/// as a run of the cache's owner would write it (the owner's ids lent to
+/// this process's for the time it takes).
+fn seal(entry: &Path, artifact: &[u8]) {
+    use std::os::unix::fs::MetadataExt;
+    let dir = entry.parent().unwrap();
+    let owner = std::fs::metadata(dir).unwrap().uid();
+    let me = nix::unistd::geteuid();
+    let chown = |uid: nix::unistd::Uid| {
+        for path in [dir.to_path_buf(), dir.join("key"), entry.to_path_buf()] {
+            nix::unistd::chown(&path, Some(uid), None).unwrap();
+        }
+    };
+    chown(me);
+    let cache = wsandbox::cache::Cache::open(dir).unwrap();
+    let name = entry.file_name().unwrap().to_str().unwrap();
+    let pending = cache.reserve(name).unwrap();
+    wsandbox::cache::write_entry(&mut pending.sink().unwrap(), artifact).unwrap();
+    pending.commit().unwrap();
+    chown(owner.into());
+}
+
+/// An entry whose MAC holds but whose code the engine refuses (here:
 /// code compiled with fuel metering, under the key of a run without) is
 /// compiled again, not run; a user's run also replaces it (root's does
 /// not, see `open_cache` in src/cli/run.rs).
@@ -145,12 +173,8 @@ fn a_stale_entry_is_compiled_again_and_replaced(kind: Kind) {
         let good = std::fs::read(entry).unwrap();
         let artifact = cache.path().join("metered.cwasm");
         crate::run(&["compile", "--metered", &guest, "-o", s(&artifact)]).assert_code(0);
-        let mut stale = Vec::new();
-        let mut file = tempfile::tempfile().unwrap();
-        wsandbox::cache::write_entry(&mut file, &std::fs::read(&artifact).unwrap()).unwrap();
-        std::io::Seek::rewind(&mut file).unwrap();
-        std::io::Read::read_to_end(&mut file, &mut stale).unwrap();
-        std::fs::write(entry, &stale).unwrap();
+        seal(entry, &std::fs::read(&artifact).unwrap());
+        let stale = std::fs::read(entry).unwrap();
         let (out, json) = run_cached(caller, cache.path(), &[&guest]);
         out.assert_code(0);
         assert!(
@@ -201,7 +225,8 @@ fn metered_and_plain_code_have_their_own_entries() {
     assert!(metered["fuel_consumed"].as_u64().unwrap() > 0, "{metered}");
 }
 
-/// A cache that cannot be created is no cache: the run goes on.
+/// A cache that cannot be created is no cache: the run goes on (and `-v`
+/// says why).
 #[test]
 fn an_unusable_cache_is_no_cache() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,6 +236,197 @@ fn an_unusable_cache_is_no_cache() {
     out.assert_code(0);
     assert_eq!(out.stderr, "");
     assert_eq!(json["code_source"], "compiled");
+    let (out, _) = run_cached(Caller::Me, &file, &["-v", &guest(Kind::P1)]);
+    assert!(out.stderr.contains("compilation cache not used: "), "{out:#?}");
+    // One another user could change is not used either.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::create_dir(shared.path().join("wsandbox")).unwrap();
+    let mode = std::fs::Permissions::from_mode(0o777);
+    std::fs::set_permissions(shared.path().join("wsandbox"), mode).unwrap();
+    let (out, json) = run_cached(Caller::Me, shared.path(), &["-v", &guest(Kind::P1)]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("others may change it"), "{out:#?}");
+    assert_eq!(json["code_source"], "compiled");
+    assert_eq!(entries(shared.path()), Vec::<PathBuf>::new());
+}
+
+/// What version 1 of the format trusted: an entry with the right name,
+/// magic and length, and the SHA-256 of its artifact where the MAC goes.
+fn forged_entry(artifact: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut forged = b"wsandbox-cache2\n".to_vec();
+    forged.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
+    forged.extend_from_slice(&sha2::Sha256::digest(artifact));
+    forged.extend_from_slice(artifact);
+    forged
+}
+
+/// The machine code of a guest of `kind` that exits 7: what a forger
+/// would rather have run than the hello guest.
+fn exits_7(kind: Kind, dir: &Path) -> Vec<u8> {
+    let wat = match kind {
+        Kind::P1 => "exit-code",
+        Kind::P2 => "exit-code-component",
+    };
+    let artifact = dir.join(format!("{wat}.cwasm"));
+    crate::run(&["compile", &wsandbox_guests::wat(wat), "-o", s(&artifact)]).assert_code(0);
+    let code = std::fs::read(&artifact).unwrap();
+    std::fs::remove_file(&artifact).unwrap();
+    code
+}
+
+/// The attack of a guest granted the caller's home: it moves a forged
+/// entry (the right name, recomputed checksum, valid length) over the
+/// entry of a module the caller runs next. Its own run does not use the
+/// cache (a grant reaches it); the next run refuses the entry (its MAC),
+/// compiles, and replaces it.
+fn a_guest_cannot_plant_code_in_the_cache(kind: Kind) {
+    for caller in callers() {
+        let home = own_cache(caller);
+        let base = home.path().join(".cache");
+        let guest = guest(kind);
+        run_cached(caller, &base, &[&guest]).0.assert_code(0);
+        let [entry] = &entries(&base)[..] else {
+            panic!("{caller:?}: want one entry")
+        };
+        let staged = home.path().join("forged");
+        std::fs::write(&staged, forged_entry(&exits_7(kind, home.path()))).unwrap();
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let name = entry.file_name().unwrap().to_str().unwrap();
+        let planter = for_nobody(Kind::P1.guest("fs"));
+        let grant = format!("{}::/home", s(home.path()));
+        let target = format!("/home/.cache/wsandbox/{name}");
+        let (out, json) = run_cached(
+            caller,
+            &base,
+            &["-v", "--dir", &grant, &planter, "rename", "/home/forged", &target],
+        );
+        out.assert_code(0);
+        assert!(
+            out.stderr.contains("compilation cache not used: the grant"),
+            "{caller:?}: {out:#?}"
+        );
+        assert_eq!(
+            json["code_source"], "compiled",
+            "{caller:?}: the planter used the cache"
+        );
+        assert!(!staged.exists(), "{caller:?}: the planter's rename failed");
+        let (out, json) = run_cached(caller, &base, &[&guest]);
+        out.assert_code(0);
+        assert!(
+            out.stdout.starts_with("hello from a wasm guest"),
+            "{caller:?}: {out:#?}"
+        );
+        assert_eq!(json["code_source"], "compiled", "{caller:?}: {json}");
+        let (out, json) = run_cached(caller, &base, &[&guest]);
+        out.assert_code(0);
+        assert_eq!(
+            json["code_source"], "cache",
+            "{caller:?}: the entry was not replaced"
+        );
+    }
+}
+
+/// Entries that would make a careless reader hang or read without end: a
+/// symlink to `/dev/zero`, a FIFO nobody writes, a 16 GiB sparse file.
+/// Each is refused at once and the run compiles.
+#[test]
+fn hostile_entries_are_not_read() {
+    let cache = own_cache(Caller::Me);
+    let guest = guest(Kind::P1);
+    run_cached(Caller::Me, cache.path(), &[&guest]).0.assert_code(0);
+    let [entry] = &entries(cache.path())[..] else {
+        panic!("want one entry")
+    };
+    type Make<'a> = &'a dyn Fn(&Path);
+    let hostile: [(&str, Make); 3] = [
+        ("a symlink to /dev/zero", &|p| {
+            std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+        }),
+        ("a FIFO", &|p| {
+            nix::unistd::mkfifo(p, nix::sys::stat::Mode::S_IRWXU).unwrap()
+        }),
+        ("a 16 GiB sparse file", &|p| {
+            std::fs::File::create(p).unwrap().set_len(16 << 30).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }),
+    ];
+    for (what, make) in hostile {
+        std::fs::remove_file(entry).unwrap();
+        make(entry);
+        // Bounded from outside: a hang is a failure, not a stuck test.
+        let mut cmd = std::process::Command::new("timeout");
+        cmd.args(["20", env!("CARGO_BIN_EXE_wsandbox"), "run"])
+            .args(["--cache-dir", s(&cache.path().join("wsandbox")), &guest])
+            .stdin(std::process::Stdio::null());
+        let started = std::time::Instant::now();
+        let out = output(&mut cmd);
+        out.assert_code(0);
+        assert!(
+            out.stdout.starts_with("hello from a wasm guest"),
+            "{what}: {out:#?}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+        let meta = std::fs::symlink_metadata(entry).unwrap();
+        assert!(
+            meta.is_file() && meta.len() < 1 << 30,
+            "{what}: the entry was not replaced"
+        );
+    }
+}
+
+/// Root takes no cache location from an inherited `HOME` or
+/// `XDG_CACHE_HOME` (`sudo -E`): a forged entry in another user's cache is
+/// never read, and nothing is written there.
+#[test]
+fn roots_cache_is_never_in_anothers_home() {
+    if !crate::am_root() {
+        eprintln!("not root: root's cache location is not tested");
+        return;
+    }
+    let scratch = own_cache(Caller::Me);
+    let guest = guest(Kind::P1);
+    run_cached(Caller::Me, scratch.path(), &[&guest]).0.assert_code(0);
+    let [entry] = &entries(scratch.path())[..] else {
+        panic!("want one entry")
+    };
+    // Nobody's home, with nobody's cache holding a forged entry.
+    let home = own_cache(Caller::Nobody);
+    let dir = home.path().join(".cache/wsandbox");
+    std::fs::create_dir_all(&dir).unwrap();
+    let planted = dir.join(entry.file_name().unwrap());
+    std::fs::write(&planted, forged_entry(&exits_7(Kind::P1, scratch.path()))).unwrap();
+    for path in [home.path().join(".cache"), dir.clone(), planted.clone()] {
+        nix::unistd::chown(&path, Some(65534.into()), Some(65534.into())).unwrap();
+    }
+    let before = std::fs::read(&planted).unwrap();
+    let mut cmd = crate::wsandbox_as(Caller::Me);
+    cmd.env("HOME", home.path())
+        .env("XDG_CACHE_HOME", home.path().join(".cache"))
+        .args(["run", "-v", &guest]);
+    let out = output(&mut cmd);
+    out.assert_code(0);
+    assert!(out.stdout.starts_with("hello from a wasm guest"), "{out:#?}");
+    let root_home = nix::unistd::User::from_uid(0.into()).unwrap().unwrap().dir;
+    let used = format!(
+        "compilation cache: {}",
+        root_home.join(".cache/wsandbox").display()
+    );
+    assert!(out.stderr.contains(&used), "{out:#?}");
+    assert_eq!(std::fs::read(&planted).unwrap(), before);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        [entry.file_name().unwrap()],
+        "root wrote into nobody's cache"
+    );
 }
 
 /// Writes `module` compiled to a fresh file as `caller`; returns the path.

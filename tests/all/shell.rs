@@ -708,6 +708,94 @@ fn the_sandbox_keeps_no_environment_or_argv_of_the_callers() {
     }
 }
 
+/// Whether the readable memory of process `pid` holds `needle`, read
+/// through `/proc/PID/mem` (as root).
+fn memory_holds(pid: i32, needle: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let Ok(mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
+        return false;
+    };
+    let mut chunk = vec![0u8; 1 << 20];
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let (start, end) = (
+            u64::from_str_radix(start, 16).unwrap(),
+            u64::from_str_radix(end, 16).unwrap(),
+        );
+        // Overlapping chunks, so that nothing is missed at a boundary.
+        let mut at = start;
+        while at < end {
+            let n = chunk.len().min((end - at) as usize);
+            let Ok(read) = mem.read_at(&mut chunk[..n], at) else {
+                break;
+            };
+            if chunk[..read].windows(needle.len()).any(|w| w == needle) {
+                return true;
+            }
+            if read < needle.len() {
+                break;
+            }
+            at += (read - needle.len() + 1) as u64;
+        }
+    }
+    false
+}
+
+/// The key of the compilation cache's MACs never reaches the sandbox,
+/// a copy of the supervisor made after it read the cache: scanned from
+/// outside in the whole memory of a sandbox whose run read the key (a
+/// hit), with a control (a value the guest was given) found there.
+#[test]
+fn the_caches_key_is_not_in_the_sandboxs_memory() {
+    if !am_root() {
+        println!("skipped: only root can read a sandbox's memory from outside");
+        return;
+    }
+    for caller in callers() {
+        let cache = crate::cache::own_cache(caller);
+        let dir = cache.path().join("wsandbox");
+        let dir = dir.to_str().unwrap();
+        let guest = guest_for(caller, "sleep");
+        let mut fill = wsandbox_as(caller);
+        fill.args(["run", "--cache-dir", dir, &guest, "0"]);
+        output(&mut fill).assert_code(0);
+        let key = std::fs::read(cache.path().join("wsandbox/key")).unwrap();
+        assert_eq!(key.len(), 32);
+        let token = format!(
+            "TOKEN{}X{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        );
+        let mut cmd = wsandbox_as(caller);
+        cmd.args([
+            "run",
+            "--cache-dir",
+            dir,
+            "--env",
+            &format!("T={token}"),
+            &guest,
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let sandbox = Sandbox::spawn(cmd);
+        assert!(
+            memory_holds(sandbox.pid, token.as_bytes()),
+            "{caller:?}: the control was not found: the scan does not work"
+        );
+        assert!(
+            !memory_holds(sandbox.pid, &key),
+            "{caller:?}: the cache's key is in the sandbox's memory"
+        );
+    }
+}
+
 /// Root's run: the supervisor runs as nobody but is not dumpable, so no
 /// process of nobody's can read its environment or memory; and neither it
 /// nor the sandbox keeps a saved uid of 0.
