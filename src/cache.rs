@@ -3,8 +3,9 @@
 //!
 //! **Where.** `$XDG_CACHE_HOME/wsandbox`, else `~/.cache/wsandbox` (root's
 //! in root's home from the password database), created mode 0700; it
-//! must be the user's, not a symlink, and writable by no one else. A cache that cannot be created or read is not used (the run
-//! compiles, as with `--no-cache`).
+//! must be the user's, not a symlink, and writable by no one else. A
+//! cache that cannot be created or read is not used (the run compiles,
+//! as with `--no-cache`).
 //!
 //! **Key.** The SHA-256 of the engine settings that shape the code
 //! ([`crate::engine::settings`]: the versions of wsandbox and wasmtime,
@@ -135,8 +136,8 @@ impl Cache {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(io)?;
-        let fd = open_nofollow(None, dir, libc::O_PATH | libc::O_DIRECTORY).map_err(io)?;
+            .map_err(&io)?;
+        let fd = open_nofollow(None, dir, libc::O_PATH | libc::O_DIRECTORY).map_err(&io)?;
         let stat = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?;
         private(dir, &stat, libc::S_IFDIR, 0o022)?;
         Ok(Cache {
@@ -224,18 +225,14 @@ impl Cache {
     /// does not exist yet. It never leaves this module, and is zeroed when
     /// dropped.
     fn secret(&self) -> Result<Secret, Unusable> {
-        let path = self.dir.join(KEY_FILE);
-        let io = |err| Unusable::Io {
-            path: path.clone(),
-            err,
-        };
+        let (path, io) = self.key_path();
         let fd = match open_nofollow(
             Some(&self.fd),
             Path::new(KEY_FILE),
             libc::O_RDONLY | libc::O_NONBLOCK,
         ) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return self.new_secret(),
-            other => other.map_err(io)?,
+            other => other.map_err(&io)?,
         };
         let stat = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?;
         private(&path, &stat, libc::S_IFREG, 0o077)?;
@@ -246,24 +243,30 @@ impl Cache {
             });
         }
         let mut secret = Secret::zero();
-        File::from(fd).read_exact(&mut secret.0[..]).map_err(io)?;
+        File::from(fd).read_exact(&mut secret.0[..]).map_err(&io)?;
         Ok(secret)
+    }
+
+    /// The key's path, and how an I/O error on it is told.
+    fn key_path(&self) -> (PathBuf, impl Fn(std::io::Error) -> Unusable) {
+        let path = self.dir.join(KEY_FILE);
+        let named = path.clone();
+        (path, move |err| Unusable::Io {
+            path: named.clone(),
+            err,
+        })
     }
 
     /// Creates the key, whole or not at all (an unnamed file, linked); if
     /// another run created one first, that one.
     fn new_secret(&self) -> Result<Secret, Unusable> {
-        let path = self.dir.join(KEY_FILE);
-        let io = |err| Unusable::Io {
-            path: path.clone(),
-            err,
-        };
+        let (_, io) = self.key_path();
         let mut secret = Secret::zero();
         File::open("/dev/urandom")
             .and_then(|mut random| random.read_exact(&mut secret.0[..]))
-            .map_err(io)?;
-        let pending = Pending::new(&self.dir, KEY_FILE, 0o600).map_err(io)?;
-        (&pending.file).write_all(&secret.0[..]).map_err(io)?;
+            .map_err(&io)?;
+        let pending = Pending::new(&self.dir, KEY_FILE, 0o600).map_err(&io)?;
+        (&pending.file).write_all(&secret.0[..]).map_err(&io)?;
         match pending.link() {
             Ok(()) => Ok(secret),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => self.secret(),
