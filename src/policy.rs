@@ -351,15 +351,22 @@ impl Policy {
     /// Validates the policy, then replaces every granted host path by its
     /// canonical form (symlinks resolved), which is where the sandbox
     /// mounts it. Paths the sandbox reserves (`/`, `/proc`, `/dev`) are
-    /// refused.
+    /// refused. For root, a path through a symbolic link that another user
+    /// owns is refused too, as the kernel's `protected_symlinks` refuses
+    /// such links in sticky directories: its owner could point it anywhere.
+    /// At `-v`, each grant's resolved path is logged, and a grant that
+    /// resolves outside the path named says so.
     pub fn resolve(&mut self) -> Result<(), PolicyError> {
         self.validate()?;
+        let links_of = nix::unistd::geteuid().is_root().then_some(0);
         for dir in &mut self.dirs {
-            let canonical = std::fs::canonicalize(&dir.host).map_err(|e| PolicyError::BadDir {
+            let bad = |reason: String| PolicyError::BadDir {
                 flag: dir.access.flag(),
                 host: dir.host.clone(),
-                reason: io_reason(&e),
-            })?;
+                reason,
+            };
+            let named = std::path::absolute(&dir.host).map_err(|e| bad(io_reason(&e)))?;
+            let canonical = canonical_dir(&named, links_of).map_err(bad)?;
             let reserved = canonical == Path::new("/")
                 || canonical.starts_with("/proc")
                 || canonical.starts_with("/dev")
@@ -370,6 +377,17 @@ impl Policy {
                     host: dir.host.clone(),
                     canonical,
                 });
+            }
+            let flag = dir.access.flag();
+            if canonical.starts_with(lexical(&named)) {
+                tracing::debug!("grant {flag} {}: {}", dir.host.display(), canonical.display());
+            } else {
+                tracing::debug!(
+                    "grant {flag} {}: {} (through a symbolic link: outside {})",
+                    dir.host.display(),
+                    canonical.display(),
+                    lexical(&named).display()
+                );
             }
             dir.host = canonical;
         }
@@ -529,18 +547,171 @@ mod text {
     }
 }
 
+/// How many symbolic links one path may go through (as the kernel's 40).
+const MAX_LINKS: usize = 40;
+
+/// The canonical form of the absolute directory path `path`, resolved as
+/// `realpath(3)` does but one component at a time, each opened relative to
+/// its parent without following it (`O_PATH|O_NOFOLLOW`): a link is read
+/// from the descriptor that was checked, so it cannot be swapped for
+/// another between the check and the read. With `links_of`, a link owned
+/// by any other uid is refused.
+fn canonical_dir(path: &Path, links_of: Option<u32>) -> Result<PathBuf, String> {
+    use nix::fcntl::{OFlag, open, openat, readlinkat};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let errno = |e: nix::errno::Errno| io_reason(&std::io::Error::from(e));
+    let o_path = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    let root = open("/", o_path | OFlag::O_DIRECTORY, Mode::empty()).map_err(errno)?;
+    // The directories resolved so far, below the root: name and descriptor.
+    let mut done: Vec<(std::ffi::OsString, std::os::fd::OwnedFd)> = Vec::new();
+    let mut todo: VecDeque<std::ffi::OsString> = VecDeque::new();
+    let push_front = |todo: &mut VecDeque<_>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(name) => todo.push_front(name.to_os_string()),
+                Component::ParentDir => todo.push_front("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    push_front(&mut todo, path);
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            done.pop();
+            continue;
+        }
+        let base = done.last().map_or(&root, |(_, fd)| fd);
+        let fd = openat(base, name.as_os_str(), o_path | OFlag::O_NOFOLLOW, Mode::empty()).map_err(errno)?;
+        let stat = fstat(&fd).map_err(errno)?;
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFLNK {
+            let here: PathBuf = done.iter().map(|(n, _)| n.as_os_str()).collect();
+            let link = Path::new("/").join(here).join(&name);
+            if let Some(uid) = links_of.filter(|&uid| uid != stat.st_uid) {
+                return Err(format!(
+                    "goes through {}, a symbolic link of uid {}: a run as uid {uid} follows only its own",
+                    link.display(),
+                    stat.st_uid
+                ));
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(format!("more than {MAX_LINKS} symbolic links"));
+            }
+            let target = readlinkat(&fd, "").map_err(errno)?;
+            let target = Path::new(&target);
+            if target.is_absolute() {
+                done.clear();
+            }
+            push_front(&mut todo, target);
+            continue;
+        }
+        if kind != SFlag::S_IFDIR {
+            return Err("not a directory".into());
+        }
+        done.push((name, fd));
+    }
+    let mut canonical = PathBuf::from("/");
+    canonical.extend(done.iter().map(|(n, _)| n));
+    Ok(canonical)
+}
+
+/// `path` with `.` and `..` taken away lexically (no look at the disk).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// An I/O error as a short reason, without the "(os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
+        std::io::ErrorKind::NotADirectory => "not a directory".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(end) => text[..end].to_lowercase(),
+                None => text,
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_resolve_through_links_as_realpath_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink("real", base.join("rel")).unwrap();
+        std::os::unix::fs::symlink(base.join("real/sub"), base.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../rel/sub", base.join("real/up")).unwrap();
+        std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+        std::fs::write(base.join("file"), "").unwrap();
+        let resolve = |p: &str| canonical_dir(&base.join(p), None);
+        assert_eq!(resolve("rel/sub").unwrap(), base.join("real/sub"));
+        assert_eq!(resolve("abs").unwrap(), base.join("real/sub"));
+        assert_eq!(resolve("real/up").unwrap(), base.join("real/sub"));
+        assert_eq!(resolve("real/sub/../../rel").unwrap(), base.join("real"));
+        assert_eq!(
+            resolve("real/../../..").unwrap(),
+            base.parent().unwrap().parent().unwrap()
+        );
+        for p in ["/", "/.."] {
+            assert_eq!(canonical_dir(Path::new(p), None).unwrap(), Path::new("/"));
+        }
+        assert!(resolve("loop").unwrap_err().contains("symbolic links"));
+        assert_eq!(resolve("file").unwrap_err(), "not a directory");
+        assert_eq!(resolve("file/x").unwrap_err(), "not a directory");
+        assert_eq!(resolve("gone").unwrap_err(), "no such file or directory");
+    }
+
+    #[test]
+    fn root_follows_no_link_of_another_user() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: only root can give a link to another user");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(base.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", base.join("mine")).unwrap();
+        std::os::unix::fs::symlink("real", base.join("theirs")).unwrap();
+        std::os::unix::fs::lchown(base.join("theirs"), Some(65534), Some(65534)).unwrap();
+        assert_eq!(
+            canonical_dir(&base.join("mine"), Some(0)).unwrap(),
+            base.join("real")
+        );
+        let refused = canonical_dir(&base.join("theirs/."), Some(0)).unwrap_err();
+        assert!(refused.contains("symbolic link of uid 65534"), "{refused}");
+        assert!(
+            refused.contains(&base.join("theirs").display().to_string()),
+            "{refused}"
+        );
+        // Only links: a directory of another user's is walked through.
+        std::os::unix::fs::chown(base.join("real"), Some(65534), Some(65534)).unwrap();
+        assert!(canonical_dir(&base.join("real"), Some(0)).is_ok());
+        assert!(
+            canonical_dir(&base.join("theirs"), None).is_ok(),
+            "the check is root's"
+        );
+    }
 
     #[test]
     fn durations_and_sizes_are_written_as_they_are_read() {

@@ -21,6 +21,15 @@ use wsandbox::shell::sys::{self, Fork};
 struct Target {
     ro: PathBuf,
     rw: PathBuf,
+    /// A read-only grant inside `rw` (grant number 2).
+    nested: PathBuf,
+    /// A mount inside `ro` (a tmpfs the test mounted, writable by all),
+    /// when the test could make one (as root).
+    submount: Option<PathBuf>,
+    /// A host directory no grant holds, with a file `secret`: the
+    /// sandbox's stdin (the directory) and stdout (its file `out`, opened
+    /// append-only).
+    outside: PathBuf,
     port: u16,
     listener: std::os::fd::RawFd,
 }
@@ -50,6 +59,19 @@ fn denied(nr: libc::c_long, args: [u64; 6], errno: i32) -> Result<(), String> {
 fn sockopt(t: &Target, level: i32, option: i32) -> Result<(), String> {
     let args = [t.listener as u64, level as u64, option as u64, 0, 0, 0];
     denied(libc::SYS_setsockopt, args, libc::EPERM)
+}
+
+/// `Ok` when `openat(dirfd, path, flags)` fails.
+fn open_refused(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> Result<(), String> {
+    // SAFETY: `path` is a valid NUL-terminated string; a descriptor the
+    // call returns is closed at once.
+    let fd = unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Ok(());
+    }
+    // SAFETY: `fd` was just opened and is not used again.
+    unsafe { libc::close(fd) };
+    Err(format!("openat({dirfd}, {path:?}, {flags:#o}) succeeded"))
 }
 
 /// `Ok` when `result` is an error.
@@ -83,6 +105,50 @@ const ATTACKS: &[(&str, Attack)] = &[
         refused("create", std::fs::write(t.ro.join("new"), "x"))?;
         refused("overwrite", std::fs::write(t.ro.join("file"), "x"))?;
         refused("remove", std::fs::remove_file(t.ro.join("file")))
+    }),
+    ("write into a read-only grant inside the read-write one", |t| {
+        refused("create", std::fs::write(t.nested.join("new"), "x"))?;
+        refused("overwrite", std::fs::write(t.nested.join("file"), "x"))?;
+        refused("mkdir", std::fs::create_dir(t.nested.join("dir")))?;
+        // Where it is mounted apart (grant number 2).
+        refused("create apart", std::fs::write("/.grants/2/new", "x"))?;
+        refused("overwrite apart", std::fs::write("/.grants/2/file", "x"))
+    }),
+    ("write into a mount inside the read-only grant", |t| {
+        match &t.submount {
+            Some(sub) => {
+                refused("create", std::fs::write(sub.join("new"), "x"))?;
+                refused("overwrite", std::fs::write(sub.join("file"), "x"))
+            }
+            None => Ok(()),
+        }
+    }),
+    (
+        "change the host inode's times of a device (utimensat /dev/null)",
+        |_| {
+            // SAFETY: a valid path and a null `times` (meaning: now).
+            let ret = unsafe { libc::utimensat(libc::AT_FDCWD, c"/dev/null".as_ptr(), std::ptr::null(), 0) };
+            if ret == 0 {
+                return Err("utimensat(/dev/null, now) succeeded".into());
+            }
+            Ok(())
+        },
+    ),
+    (
+        "walk from stdin, a host directory, to its files and parent",
+        |_| {
+            open_refused(0, c"secret", libc::O_RDONLY)?;
+            open_refused(0, c"..", libc::O_RDONLY | libc::O_DIRECTORY)?;
+            open_refused(0, c"new", libc::O_WRONLY | libc::O_CREAT)
+        },
+    ),
+    ("reopen stdin and stdout through /proc/self/fd", |_| {
+        open_refused(libc::AT_FDCWD, c"/proc/self/fd/0/secret", libc::O_RDONLY)?;
+        open_refused(libc::AT_FDCWD, c"/proc/self/fd/0/..", libc::O_RDONLY)?;
+        // stdout is the host's file, append-only: not to be read, nor
+        // truncated.
+        open_refused(libc::AT_FDCWD, c"/proc/self/fd/1", libc::O_RDONLY)?;
+        open_refused(libc::AT_FDCWD, c"/proc/self/fd/1", libc::O_WRONLY | libc::O_TRUNC)
     }),
     ("write outside through the read-write grant", |t| {
         refused("write ..", std::fs::write(t.rw.join("../escaped"), "x"))
@@ -358,6 +424,23 @@ const ALLOWED: &[(&str, Attack)] = &[
     ("write /dev/null", |_| {
         std::fs::write("/dev/null", "x").map_err(|e| e.to_string())
     }),
+    ("read /dev/zero and /dev/urandom", |_| {
+        use std::io::Read;
+        for dev in ["/dev/zero", "/dev/urandom"] {
+            let mut buf = [1u8; 16];
+            std::fs::File::open(dev)
+                .and_then(|mut f| f.read_exact(&mut buf))
+                .map_err(|e| format!("{dev}: {e}"))?;
+        }
+        Ok(())
+    }),
+    (
+        "read the read-only grant inside the read-write one, where it is mounted",
+        |_| match std::fs::read_to_string("/.grants/2/file") {
+            Ok(text) if text == "read me too" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    ),
 ];
 
 /// The sandbox's code for [`lifetime`] checks: it gets the write end of
@@ -422,9 +505,11 @@ fn spawn_sandbox(target: &Target, uid: Option<u32>, run: Run, body: Body) -> nix
             let fd = std::os::fd::AsRawFd::as_raw_fd(&ready_w);
             let grace = wsandbox::shell::STOP_GRACE;
             let on_end = run.on_end;
-            if let Err(err) = wsandbox::shell::enter(&policy, &[fd], Syscalls::Guest, grace, &mut |ending| {
-                on_end(target, ending)
-            }) {
+            if let Err(err) =
+                wsandbox::shell::enter(&mut policy, &[fd], Syscalls::Guest, grace, &mut |ending| {
+                    on_end(target, ending)
+                })
+            {
                 eprintln!("cannot enter the sandbox: {err}");
                 sys::exit_now(125);
             }
@@ -752,7 +837,7 @@ fn scan(inverted_hex: &str) -> ! {
     }
     let _ = std::io::stdout().flush();
     if let Err(err) = wsandbox::shell::enter(
-        &Policy::default(),
+        &mut Policy::default(),
         &[],
         Syscalls::Guest,
         wsandbox::shell::STOP_GRACE,
@@ -766,6 +851,51 @@ fn scan(inverted_hex: &str) -> ! {
 
 /// Starts this program in scan mode with a fresh secret in its
 /// environment and argv; `Ok` when the sandbox held none of it.
+/// A grant resolved, then its directory renamed away and a link to the
+/// `outside` directory put in its place before the wall is built: `enter`
+/// must refuse (one error), never mount where the link leads.
+fn swapped_grant(target: &Target, uid: Option<u32>) -> Result<(), String> {
+    let _ = std::io::stdout().flush();
+    match sys::clone(CloneFlags::empty()).expect("fork") {
+        Fork::Parent(pid) => match nix::sys::wait::waitpid(pid, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+        Fork::Child => {
+            switch_to(uid);
+            let dir = target.rw.join(format!("swapped-{}", nix::unistd::getuid()));
+            let _ = std::fs::remove_file(&dir);
+            let _ = std::fs::remove_dir_all(dir.with_extension("away"));
+            std::fs::create_dir(&dir).unwrap();
+            let mut policy = Policy {
+                dirs: vec![grant(&dir, Access::ReadOnly)],
+                ..Policy::default()
+            };
+            policy.resolve().unwrap();
+            std::fs::rename(&dir, dir.with_extension("away")).unwrap();
+            std::os::unix::fs::symlink(&target.outside, &dir).unwrap();
+            match wsandbox::shell::enter(
+                &mut policy,
+                &[],
+                Syscalls::Guest,
+                wsandbox::shell::STOP_GRACE,
+                &mut |_| {},
+            ) {
+                Err(err) if err.to_string().contains("RESOLVE_NO_SYMLINKS") => sys::exit_now(0),
+                Err(err) => {
+                    eprintln!("    another error: {err}");
+                    sys::exit_now(1)
+                }
+                Ok(_) => {
+                    let seen = std::fs::read_to_string(dir.join("secret"));
+                    eprintln!("    the sandbox was built; the link's target: {seen:?}");
+                    sys::exit_now(1)
+                }
+            }
+        }
+    }
+}
+
 fn secret_scan(uid: Option<u32>) -> Result<(), String> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -811,14 +941,31 @@ fn main() {
     std::fs::create_dir(&ro).unwrap();
     std::fs::create_dir(&rw).unwrap();
     std::fs::write(ro.join("file"), "read me").unwrap();
-    for dir in [tmp.path(), &ro, &rw] {
+    let nested = rw.join("inner");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::write(nested.join("file"), "read me too").unwrap();
+    for dir in [tmp.path(), &ro, &rw, &nested] {
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "secret").unwrap();
+    std::fs::write(outside.join("out"), "").unwrap();
+    std::fs::set_permissions(
+        outside.join("out"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let submount = submount(&ro);
+    let dev_null_times = times("/dev/null");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let target = Target {
         ro: ro.canonicalize().unwrap(),
         rw: rw.canonicalize().unwrap(),
+        nested: nested.canonicalize().unwrap(),
+        submount,
+        outside: outside.canonicalize().unwrap(),
         port: listener.local_addr().unwrap().port(),
         listener: std::os::fd::AsRawFd::as_raw_fd(&listener),
     };
@@ -855,10 +1002,16 @@ fn main() {
     }
     for &caller in callers {
         let who = caller.map_or("caller".to_string(), |uid| format!("uid {uid}"));
-        let checks = lifetime(&target, caller).into_iter().chain([(
-            "scan the sandbox's memory for a secret of the caller's environment and argv",
-            secret_scan(caller),
-        )]);
+        let checks = lifetime(&target, caller).into_iter().chain([
+            (
+                "scan the sandbox's memory for a secret of the caller's environment and argv",
+                secret_scan(caller),
+            ),
+            (
+                "swap a link in for a grant once it is resolved",
+                swapped_grant(&target, caller),
+            ),
+        ]);
         for (name, result) in checks {
             let verdict = match &result {
                 Ok(()) => "ok",
@@ -875,6 +1028,19 @@ fn main() {
     if tmp.path().join("escaped").exists() {
         println!("escape: a file appeared outside the grants ... FAILED");
         failed += 1;
+    }
+    if times("/dev/null") != dev_null_times {
+        println!("escape: the host's /dev/null has other times ... FAILED");
+        failed += 1;
+    }
+    if std::fs::read_dir(&outside).unwrap().count() != 2
+        || std::fs::read(outside.join("secret")).unwrap() != b"secret"
+    {
+        println!("escape: the directory on stdin was changed ... FAILED");
+        failed += 1;
+    }
+    if let Some(sub) = &target.submount {
+        let _ = nix::mount::umount(sub);
     }
     println!("{passed} passed, {failed} failed");
     std::process::exit(if failed == 0 { 0 } else { 1 });
@@ -893,10 +1059,12 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
         ),
         Fork::Child => {
             switch_to(uid);
+            stdio_outside(target);
             let mut policy = Policy {
                 dirs: vec![
                     grant(&target.ro, Access::ReadOnly),
                     grant(&target.rw, Access::ReadWrite),
+                    grant(&target.nested, Access::ReadOnly),
                 ],
                 ..Policy::default()
             };
@@ -907,9 +1075,13 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
                 Syscalls::Guest => &[],
                 Syscalls::Server => &[target.listener],
             };
-            if let Err(err) =
-                wsandbox::shell::enter(&policy, keep, syscalls, wsandbox::shell::STOP_GRACE, &mut |_| {})
-            {
+            if let Err(err) = wsandbox::shell::enter(
+                &mut policy,
+                keep,
+                syscalls,
+                wsandbox::shell::STOP_GRACE,
+                &mut |_| {},
+            ) {
                 eprintln!("cannot enter the sandbox: {err}");
                 sys::exit_now(125);
             }
@@ -922,6 +1094,61 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
             }
         }
     }
+}
+
+/// The sandbox's stdin becomes the host directory `outside`, its stdout
+/// that directory's file `out`, append-only.
+fn stdio_outside(target: &Target) {
+    let dir = std::fs::File::open(&target.outside).unwrap();
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(target.outside.join("out"))
+        .unwrap();
+    nix::unistd::dup2_stdin(&dir).unwrap();
+    nix::unistd::dup2_stdout(&out).unwrap();
+}
+
+/// The access and modification times of `path`, as the host sees them.
+fn times(path: &str) -> (i64, i64, i64, i64) {
+    let st = nix::sys::stat::stat(path).unwrap();
+    (st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec)
+}
+
+/// As root: a tmpfs at `ro/sub`, writable by all, mounted in a mount
+/// namespace of this test's own (the host's table is not touched). `None`
+/// (and a line saying so) when the test cannot mount.
+fn submount(ro: &Path) -> Option<PathBuf> {
+    use nix::mount::{MsFlags, mount};
+    if !nix::unistd::geteuid().is_root() {
+        println!("not root: no mount inside the read-only grant to attack");
+        return None;
+    }
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).unwrap();
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .unwrap();
+    let sub = ro.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0777"),
+    )
+    .unwrap();
+    std::fs::write(sub.join("file"), "x").unwrap();
+    std::fs::set_permissions(
+        sub.join("file"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    Some(sub.canonicalize().unwrap())
 }
 
 fn grant(path: &Path, access: Access) -> DirGrant {

@@ -56,7 +56,7 @@ impl CompileCommand {
         let keep: Vec<_> = sink.iter().map(|s| s.as_raw_fd()).collect();
         let mut publisher =
             Some(Publisher::new(output, shell::gives_up_root()).map_err(|e| cannot_write(&self.output, &e))?);
-        let policy = Policy {
+        let mut policy = Policy {
             allow_degraded: self.allow_degraded,
             ..Policy::default()
         };
@@ -69,7 +69,7 @@ impl CompileCommand {
             }
         };
         let mut sandbox = shell::enter(
-            &policy,
+            &mut policy,
             &keep,
             shell::Syscalls::Guest,
             shell::STOP_GRACE,

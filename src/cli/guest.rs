@@ -123,7 +123,7 @@ fn walled(
         Purpose::Serve(_) => shell::Syscalls::Server,
     };
     let grace = stop_grace(&setup.purpose);
-    let mut sandbox = shell::enter(&policy, &keep, syscalls, grace, &mut on_end)?;
+    let mut sandbox = shell::enter(&mut policy, &keep, syscalls, grace, &mut on_end)?;
     if let Purpose::Serve(_) = setup.purpose {
         // Before the engine starts threads: termination signals are the
         // server's to take (gracefully), in every thread.

@@ -278,6 +278,13 @@ pub fn gives_up_root() -> bool {
 /// Builds the outer wall around this process for `policy`, whose paths are
 /// resolved. Must be called while the process has a single thread.
 ///
+/// The granted directories are opened here, once; what the sandbox mounts
+/// is each directory opened, with every mount below it, read-only all the
+/// way down for a read-only grant. In the sandbox, each `policy.dirs[i].host`
+/// becomes the path where grant `i` is mounted (see
+/// [`rootfs::inside_path`]: a read-only grant inside a read-write one is
+/// mounted apart).
+///
 /// Returns only in the sandboxed child, where of the caller's descriptors
 /// only stdio and `keep` stay open, `syscalls` is the seccomp allow-list,
 /// and the environment is empty and every argument and environment string
@@ -289,7 +296,7 @@ pub fn gives_up_root() -> bool {
 /// process from then on ends it with exit code 125, without unwinding
 /// ([`crate::say::end_on_panic`]).
 pub fn enter(
-    policy: &Policy,
+    policy: &mut Policy,
     keep: &[std::os::fd::RawFd],
     syscalls: Syscalls,
     stop_grace: std::time::Duration,
@@ -302,11 +309,13 @@ pub fn enter(
     // Host root runs the sandbox as an unprivileged id; id-mapped copies of
     // the grants show root's files as that id's, so they stay usable.
     let mut steps = Steps::start();
+    let opened = rootfs::open_grants(policy)?;
     let trees = if host_root {
-        idmapped_trees(policy, euid, egid)?
+        idmapped_trees(policy, &opened, euid, egid)?
     } else {
         Vec::new()
     };
+    let grants = rootfs::Grants { opened, trees };
     if host_root {
         become_sandbox_user(ids.host_uid, ids.host_gid)?;
     }
@@ -366,7 +375,7 @@ pub fn enter(
             go_read
         }
     };
-    let setup = (|trees: Vec<OwnedFd>| -> Result<Applied, SetupError> {
+    let setup = (|grants: rootfs::Grants| -> Result<Applied, SetupError> {
         // 4. Die with the parent; no core dumps or ptrace; signals act again.
         sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
             "prctl(PR_SET_PDEATHSIG)".into()
@@ -397,10 +406,16 @@ pub fn enter(
         // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
         if isolation.applied.contains(&Layer::Mount) {
             let own_users = isolation.applied.contains(&Layer::User);
-            rootfs::apply(&rootfs::plan(policy, host_root, own_users), &trees)?;
+            rootfs::apply(&rootfs::plan(policy, host_root, own_users), &grants)?;
             steps.done("mounts: empty root, grants, /dev, /proc, pivot_root");
+            let inside: Vec<_> = (0..policy.dirs.len())
+                .map(|i| rootfs::inside_path(policy, i))
+                .collect();
+            for (dir, inside) in policy.dirs.iter_mut().zip(inside) {
+                dir.host = inside;
+            }
         }
-        drop(trees);
+        drop(grants);
         // 7. Hostname, and `lo` up in the empty network namespace.
         if isolation.applied.contains(&Layer::Uts) {
             sys::check(nix::unistd::sethostname(&policy.hostname), || {
@@ -440,7 +455,7 @@ pub fn enter(
             fds_closed: true,
             own_session: !policy.keep_terminal,
         })
-    })(trees);
+    })(grants);
     // The parent learns the outcome of setup: what was applied, or why not.
     let mut sender = Sender::new(report_write);
     match setup {
@@ -478,7 +493,12 @@ impl Steps {
 
 /// Detached, id-mapped copies of every granted directory, in which the
 /// caller's own ids appear as the sandbox's host ids.
-fn idmapped_trees(policy: &Policy, euid: u32, egid: u32) -> Result<Vec<OwnedFd>, ShellError> {
+fn idmapped_trees(
+    policy: &Policy,
+    opened: &[OwnedFd],
+    euid: u32,
+    egid: u32,
+) -> Result<Vec<OwnedFd>, ShellError> {
     if policy.dirs.is_empty() {
         return Ok(Vec::new());
     }
@@ -490,9 +510,9 @@ fn idmapped_trees(policy: &Policy, euid: u32, egid: u32) -> Result<Vec<OwnedFd>,
         host_gid: sandbox.host_gid,
     })?;
     let mut trees = Vec::with_capacity(policy.dirs.len());
-    for dir in &policy.dirs {
+    for (dir, fd) in policy.dirs.iter().zip(opened) {
         let read_only = dir.access == crate::policy::Access::ReadOnly;
-        trees.push(sys::idmapped_tree(&dir.host, &userns, read_only)?);
+        trees.push(sys::idmapped_tree(fd, &dir.host, &userns, read_only)?);
     }
     Ok(trees)
 }

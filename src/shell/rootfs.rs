@@ -11,6 +11,7 @@
 use super::sys::{SysError, check};
 use crate::policy::{Access, Policy};
 use nix::mount::{MntFlags, MsFlags};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Where the tmpfs that becomes the root is first mounted. It only has to
@@ -60,6 +61,22 @@ pub enum MountOp {
         /// `MS_RDONLY` and friends to apply after binding.
         flags: MsFlags,
     },
+    /// Mount grant number `grant` at `target`: the directory at `source`
+    /// (under the old root), opened without following any link and
+    /// checked to be the very directory the supervisor opened, is copied
+    /// with every mount below it (`open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)`),
+    /// made nosuid, nodev and, when `read_only`, read-only, all the way
+    /// down (`mount_setattr(AT_RECURSIVE)`), and attached.
+    Grant {
+        /// Index of the grant in the policy's `dirs`.
+        grant: usize,
+        /// The grant's path under the old root.
+        source: PathBuf,
+        /// Where.
+        target: PathBuf,
+        /// Read-only, recursively.
+        read_only: bool,
+    },
     /// Attach the detached, id-mapped copy of grant number `grant` (made
     /// by the parent, see `sys::idmapped_tree`) at `target`.
     Attach {
@@ -97,10 +114,38 @@ pub enum MountOp {
     },
 }
 
-/// Where a granted host directory appears inside the sandbox: at its own
-/// canonical path, so the guest path of WASI stays the one the user chose.
-pub fn inside_path(canonical_host: &Path) -> PathBuf {
-    canonical_host.to_path_buf()
+/// Where read-only grants inside read-write ones are mounted, apart.
+pub const APART: &str = "/.grants";
+
+/// Where grant number `index` of `policy` (canonical paths) is mounted
+/// inside the sandbox: at its own canonical path — except a read-only
+/// grant at or inside a read-write one, which goes apart, to
+/// `/.grants/INDEX`. Landlock's rights are inherited down a path, so
+/// beneath the read-write grant it would be writable at the Landlock
+/// layer; apart, Landlock gives it exactly read access. Its place inside
+/// the read-write grant is covered by an empty read-only directory.
+/// WASI guests do not see the difference: each grant is its own preopen.
+pub fn inside_path(policy: &Policy, index: usize) -> PathBuf {
+    match apart(policy, index) {
+        Some(_) => Path::new(APART).join(index.to_string()),
+        None => policy.dirs[index].host.clone(),
+    }
+}
+
+/// For a grant mounted apart: whether its place inside a read-write grant
+/// needs a cover (it lies strictly inside one); `None` when it is mounted
+/// at its own path.
+fn apart(policy: &Policy, index: usize) -> Option<bool> {
+    let dir = &policy.dirs[index];
+    if dir.access != Access::ReadOnly {
+        return None;
+    }
+    let outer = policy.dirs.iter().filter(|o| o.access == Access::ReadWrite);
+    let mut found = None;
+    for rw in outer.filter(|o| dir.host.starts_with(&o.host)) {
+        found = Some(found.unwrap_or(false) || rw.host != dir.host);
+    }
+    found
 }
 
 /// The mount operations that build the sandbox's root for `policy`, whose
@@ -140,12 +185,22 @@ pub fn plan(policy: &Policy, idmapped: bool, own_users: bool) -> Vec<MountOp> {
     // mounted on top of it.
     let mut dirs: Vec<_> = policy.dirs.iter().enumerate().collect();
     dirs.sort_by_key(|(_, d)| d.host.components().count());
+    let mut covers = Vec::new();
     for (grant, dir) in dirs {
-        let target = inside_path(&dir.host);
-        let flags = match dir.access {
-            Access::ReadOnly => safe | MsFlags::MS_RDONLY,
-            Access::ReadWrite => safe,
-        };
+        let target = inside_path(policy, grant);
+        if apart(policy, grant) == Some(true) {
+            // Create is a no-op here: the directory is the grant itself,
+            // seen through the read-write grant around it.
+            ops.push(MountOp::Create {
+                path: dir.host.clone(),
+                file: false,
+            });
+            ops.push(MountOp::Tmpfs {
+                target: dir.host.clone(),
+                options: "mode=0755,size=16k,nr_inodes=256".into(),
+            });
+            covers.push(dir.host.clone());
+        }
         ops.push(MountOp::Create {
             path: target.clone(),
             file: false,
@@ -153,11 +208,19 @@ pub fn plan(policy: &Policy, idmapped: bool, own_users: bool) -> Vec<MountOp> {
         ops.push(if idmapped {
             MountOp::Attach { grant, target }
         } else {
-            MountOp::Bind {
+            MountOp::Grant {
+                grant,
                 source: under_old(&dir.host),
                 target,
-                flags,
+                read_only: dir.access == Access::ReadOnly,
             }
+        });
+    }
+    // The covers become read-only once what lies inside them is mounted.
+    for cover in covers {
+        ops.push(MountOp::Remount {
+            target: cover,
+            flags: safe | MsFlags::MS_RDONLY | MsFlags::MS_NOEXEC,
         });
     }
     for dev in DEVICES {
@@ -168,9 +231,10 @@ pub fn plan(policy: &Policy, idmapped: bool, own_users: bool) -> Vec<MountOp> {
         ops.push(MountOp::Bind {
             source: under_old(Path::new(dev)),
             target: dev.into(),
-            // No remount: the bind keeps devtmpfs's own flags (nosuid), and
-            // a character device cannot be executed.
-            flags: MsFlags::empty(),
+            // Read-only: the device still reads and writes (that is the
+            // driver's), but its host inode's times and mode cannot be
+            // changed through it (utimensat gets EROFS).
+            flags: MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         });
     }
     ops.push(MountOp::Create {
@@ -188,16 +252,44 @@ pub fn plan(policy: &Policy, idmapped: bool, own_users: bool) -> Vec<MountOp> {
     ops
 }
 
-/// Performs `ops` in order, stopping at the first failure; `trees` are the
-/// id-mapped copies of the grants that `Attach` names.
-pub fn apply(ops: &[MountOp], trees: &[std::os::fd::OwnedFd]) -> Result<(), SysError> {
+/// The granted directories as the supervisor opened them, before the
+/// walls, and (for root) their id-mapped copies.
+pub struct Grants {
+    /// Each grant's directory, `O_PATH`, in the policy's order.
+    pub opened: Vec<OwnedFd>,
+    /// The id-mapped copies that `Attach` names (root only).
+    pub trees: Vec<OwnedFd>,
+}
+
+/// Opens each granted directory of `policy` (canonical paths) with
+/// `O_PATH`, refusing any symbolic link on the way (`RESOLVE_NO_SYMLINKS`):
+/// one that appeared since the path was resolved would change the grant.
+/// What the sandbox mounts is checked to be what is opened here.
+pub fn open_grants(policy: &Policy) -> Result<Vec<OwnedFd>, SysError> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let grants = policy.dirs.iter().map(|dir| {
+        check(openat2(nix::fcntl::AT_FDCWD, &dir.host, how), || {
+            format!(
+                "open grant {:?} (O_PATH, RESOLVE_NO_SYMLINKS: a link in it since it was resolved?)",
+                dir.host
+            )
+        })
+    });
+    grants.collect()
+}
+
+/// Performs `ops` in order, stopping at the first failure.
+pub fn apply(ops: &[MountOp], grants: &Grants) -> Result<(), SysError> {
     for op in ops {
-        apply_one(op, trees)?;
+        apply_one(op, grants)?;
     }
     Ok(())
 }
 
-fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysError> {
+fn apply_one(op: &MountOp, grants: &Grants) -> Result<(), SysError> {
     use nix::mount::mount;
     const NONE: Option<&str> = None;
     match op {
@@ -257,7 +349,32 @@ fn apply_one(op: &MountOp, trees: &[std::os::fd::OwnedFd]) -> Result<(), SysErro
             }
             remount(target, *flags)
         }
-        MountOp::Attach { grant, target } => super::sys::attach(&trees[*grant], target),
+        MountOp::Grant {
+            grant,
+            source,
+            target,
+            read_only,
+        } => {
+            use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+            let found = check(openat2(nix::fcntl::AT_FDCWD, source, how), || {
+                format!("open {source:?} (O_PATH, RESOLVE_NO_SYMLINKS)")
+            })?;
+            let id = |fd: &OwnedFd, what: &str| {
+                check(nix::sys::stat::fstat(fd), || format!("fstat({what})")).map(|st| (st.st_dev, st.st_ino))
+            };
+            if id(&found, &source.display().to_string())? != id(&grants.opened[*grant], "the grant")? {
+                return Err(SysError {
+                    call: format!("mount grant {source:?}: not the directory resolved before the walls"),
+                    errno: nix::errno::Errno::ESTALE,
+                });
+            }
+            let tree = super::sys::clone_tree(&found, source, *read_only)?;
+            super::sys::attach(&tree, target)
+        }
+        MountOp::Attach { grant, target } => super::sys::attach(&grants.trees[*grant], target),
         MountOp::Proc { target } => check(
             mount(
                 Some("proc"),
@@ -377,8 +494,27 @@ mod tests {
         assert_eq!(from_host, DEVICES);
     }
 
+    fn grants(ops: &[MountOp]) -> Vec<(usize, String, String, bool)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                MountOp::Grant {
+                    grant,
+                    source,
+                    target,
+                    read_only,
+                } => Some((
+                    *grant,
+                    source.display().to_string(),
+                    target.display().to_string(),
+                    *read_only,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn grants_are_bound_from_the_old_root_with_their_access() {
+    fn grants_are_mounted_from_the_old_root_with_their_access() {
         let ops = plan(
             &policy(&[
                 ("/srv/data/out", Access::ReadWrite),
@@ -387,24 +523,15 @@ mod tests {
             false,
             true,
         );
-        let grants: Vec<_> = binds(&ops)
-            .into_iter()
-            .filter(|(s, ..)| s.starts_with("/oldroot/srv"))
-            .collect();
-        let safe = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         assert_eq!(
-            grants,
+            grants(&ops),
             [
-                (
-                    "/oldroot/srv/data".into(),
-                    "/srv/data".into(),
-                    safe | MsFlags::MS_RDONLY
-                ),
-                ("/oldroot/srv/data/out".into(), "/srv/data/out".into(), safe),
+                (1, "/oldroot/srv/data".into(), "/srv/data".into(), true),
+                (0, "/oldroot/srv/data/out".into(), "/srv/data/out".into(), false),
             ],
             "the outer grant first, so the inner one is mounted on top"
         );
-        // Every bind happens after the pivot and before the old root goes.
+        // Every grant is mounted after the pivot and before the old root goes.
         let pivot = ops
             .iter()
             .position(|op| matches!(op, MountOp::PivotRoot { .. }))
@@ -414,9 +541,85 @@ mod tests {
             .position(|op| matches!(op, MountOp::Detach { .. }))
             .unwrap();
         for (i, op) in ops.iter().enumerate() {
-            if matches!(op, MountOp::Bind { .. }) {
+            if matches!(op, MountOp::Grant { .. } | MountOp::Bind { .. }) {
                 assert!(pivot < i && i < detach, "{op:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_read_only_grant_inside_a_read_write_one_is_mounted_apart_and_covered() {
+        let p = policy(&[
+            ("/srv/work", Access::ReadWrite),
+            ("/srv/work/src", Access::ReadOnly),
+            ("/srv/work/src/gen", Access::ReadWrite),
+            ("/srv/other", Access::ReadOnly),
+        ]);
+        let ops = plan(&p, false, true);
+        assert_eq!(
+            grants(&ops),
+            [
+                (0, "/oldroot/srv/work".into(), "/srv/work".into(), false),
+                (3, "/oldroot/srv/other".into(), "/srv/other".into(), true),
+                (1, "/oldroot/srv/work/src".into(), "/.grants/1".into(), true),
+                (
+                    2,
+                    "/oldroot/srv/work/src/gen".into(),
+                    "/srv/work/src/gen".into(),
+                    false
+                ),
+            ]
+        );
+        // No rule of Landlock's above it gives write access: no read-write
+        // grant's inside path is a prefix of a read-only grant's.
+        for ro in (0..p.dirs.len()).filter(|&i| p.dirs[i].access == Access::ReadOnly) {
+            for rw in (0..p.dirs.len()).filter(|&i| p.dirs[i].access == Access::ReadWrite) {
+                assert!(
+                    !inside_path(&p, ro).starts_with(inside_path(&p, rw)),
+                    "{ro} in {rw}"
+                );
+            }
+        }
+        // Its place in the read-write grant: an empty tmpfs, mounted after
+        // the read-write grant and before what lies inside it, made
+        // read-only once that is mounted.
+        let at = |want: &dyn Fn(&MountOp) -> bool| ops.iter().position(want).unwrap();
+        let cover =
+            at(&|op| matches!(op, MountOp::Tmpfs { target, .. } if target == Path::new("/srv/work/src")));
+        let outer = at(&|op| matches!(op, MountOp::Grant { grant: 0, .. }));
+        let inner = at(&|op| matches!(op, MountOp::Grant { grant: 2, .. }));
+        let sealed = at(
+            &|op| matches!(op, MountOp::Remount { target, flags } if target == Path::new("/srv/work/src") && flags.contains(MsFlags::MS_RDONLY)),
+        );
+        assert!(outer < cover && cover < inner && inner < sealed, "{ops:#?}");
+        // The same directory granted both ways: the read-only grant apart,
+        // and nothing covers the read-write one.
+        let both = policy(&[("/srv/a", Access::ReadOnly), ("/srv/a", Access::ReadWrite)]);
+        assert_eq!(inside_path(&both, 0), Path::new("/.grants/0"));
+        assert_eq!(inside_path(&both, 1), Path::new("/srv/a"));
+        assert!(
+            !plan(&both, false, true)
+                .iter()
+                .any(|op| matches!(op, MountOp::Tmpfs { target, .. } if target.starts_with("/srv")))
+        );
+        // Read-write inside read-only needs nothing of the kind.
+        let rw_in_ro = policy(&[("/srv/a", Access::ReadOnly), ("/srv/a/b", Access::ReadWrite)]);
+        assert_eq!(inside_path(&rw_in_ro, 0), Path::new("/srv/a"));
+        assert_eq!(inside_path(&rw_in_ro, 1), Path::new("/srv/a/b"));
+    }
+
+    #[test]
+    fn devices_are_bound_read_only() {
+        let ops = plan(&Policy::default(), false, true);
+        for (_, target, flags) in binds(&ops) {
+            assert!(
+                flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC),
+                "{target}"
+            );
+            assert!(
+                !flags.contains(MsFlags::MS_NODEV),
+                "{target}: a device must stay one"
+            );
         }
     }
 
@@ -454,6 +657,7 @@ mod tests {
             })
             .collect();
         assert_eq!(attached, [(1, "/srv/a".to_string()), (0, "/srv/b/c".to_string())]);
+        assert!(grants(&ops).is_empty());
         assert!(binds(&ops).iter().all(|(s, ..)| !s.starts_with("/oldroot/srv")));
     }
 

@@ -237,19 +237,41 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// A detached, id-mapped copy of the mount tree at `path`
-/// (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)`):
-/// ids on disk are seen through the mapping of user namespace `userns`.
-/// Needs `CAP_SYS_ADMIN` over the filesystem, that is, real root.
-pub fn idmapped_tree(path: &std::path::Path, userns: &OwnedFd, read_only: bool) -> Result<OwnedFd, SysError> {
+/// A detached copy of the mount tree at `dir` (an `O_PATH` descriptor of
+/// `path`, which names it in errors), with every mount below it
+/// (`open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)`), made nosuid, nodev and,
+/// with `read_only`, read-only, all the way down
+/// (`mount_setattr(AT_RECURSIVE)`): a mount below a read-only grant is no
+/// way to write. Needs `CAP_SYS_ADMIN` in the user namespace that owns
+/// this process's mount namespace, where `dir` must be mounted.
+pub fn clone_tree(dir: &OwnedFd, path: &std::path::Path, read_only: bool) -> Result<OwnedFd, SysError> {
+    set_tree_attrs(open_tree(dir, path)?, path, read_only, None)
+}
+
+/// A detached, id-mapped copy of the mount tree at `dir` (see
+/// [`clone_tree`]): ids on disk are seen through the mapping of user
+/// namespace `userns`. Needs `CAP_SYS_ADMIN` over the filesystem, that is,
+/// real root.
+pub fn idmapped_tree(
+    dir: &OwnedFd,
+    path: &std::path::Path,
+    userns: &OwnedFd,
+    read_only: bool,
+) -> Result<OwnedFd, SysError> {
+    set_tree_attrs(open_tree(dir, path)?, path, read_only, Some(userns))
+}
+
+/// `open_tree(dir, "", OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH)`.
+fn open_tree(dir: &OwnedFd, path: &std::path::Path) -> Result<OwnedFd, SysError> {
     use std::os::fd::FromRawFd;
-    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
-        call: format!("open_tree({path:?})"),
-        errno: Errno::EINVAL,
-    })?;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
-    // SAFETY: `cpath` is a valid NUL-terminated string for the call.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, cpath.as_ptr(), flags) };
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_RECURSIVE as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint;
+    let empty = c"";
+    // SAFETY: `empty` is a valid NUL-terminated string for the call, and
+    // `dir` an open descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), empty.as_ptr(), flags) };
     if fd < 0 {
         return Err(SysError {
             call: format!("open_tree({path:?}, OPEN_TREE_CLONE|AT_RECURSIVE)"),
@@ -257,16 +279,29 @@ pub fn idmapped_tree(path: &std::path::Path, userns: &OwnedFd, read_only: bool) 
         });
     }
     // SAFETY: open_tree returned a new file descriptor that nothing else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let mut attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sets nosuid, nodev, maybe read-only and maybe an id mapping on every
+/// mount of the detached `tree`.
+fn set_tree_attrs(
+    tree: OwnedFd,
+    path: &std::path::Path,
+    read_only: bool,
+    userns: Option<&OwnedFd>,
+) -> Result<OwnedFd, SysError> {
+    let mut attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     if read_only {
         attr_set |= MOUNT_ATTR_RDONLY;
+    }
+    if userns.is_some() {
+        attr_set |= MOUNT_ATTR_IDMAP;
     }
     let attr = MountAttr {
         attr_set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
+        userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
     };
     let empty = c"";
     // SAFETY: `attr` and `empty` live across the call; the size passed is
@@ -283,7 +318,7 @@ pub fn idmapped_tree(path: &std::path::Path, userns: &OwnedFd, read_only: bool) 
     };
     if ret < 0 {
         return Err(SysError {
-            call: format!("mount_setattr({path:?}, MOUNT_ATTR_IDMAP)"),
+            call: format!("mount_setattr({path:?}, AT_RECURSIVE, {attr_set:#x})"),
             errno: Errno::last(),
         });
     }

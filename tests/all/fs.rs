@@ -10,6 +10,7 @@ use std::path::Path;
 both_kinds!(
     read_write_dir_allows_every_operation,
     read_only_dir_refuses_every_change,
+    a_read_only_dir_inside_a_read_write_one_refuses_every_change,
     guest_path_defaults_to_the_host_path,
     no_path_leads_out_of_a_preopen,
     symlinks_out_of_a_preopen_are_not_followed,
@@ -161,6 +162,45 @@ fn read_only_dir_refuses_every_change(kind: Kind) {
         assert_refused(&out, change);
     }
     assert_eq!(snapshot(host), before, "the read-only directory changed");
+}
+
+/// `--ro-dir` inside a `--dir`: the guest reads it where it asked (the
+/// sandbox mounts it apart, see rootfs::inside_path), and changes nothing
+/// in it, while the read-write directory around it stays writable.
+fn a_read_only_dir_inside_a_read_write_one_refuses_every_change(kind: Kind) {
+    let tmp = open_tempdir();
+    let host = tmp.path();
+    let inner = host.join("inner");
+    fs::create_dir(&inner).unwrap();
+    fs::write(inner.join("a.txt"), "alpha").unwrap();
+    fs::create_dir(inner.join("empty")).unwrap();
+    let before = snapshot(&inner);
+    let grants = [
+        "--dir",
+        &format!("{}::/box", s(host)),
+        "--ro-dir",
+        &format!("{}::/box/inner", s(&inner)),
+    ];
+    let op = |op: &[&str]| fs_op(kind, &grants, op);
+    assert_eq!(op(&["read", "/box/inner/a.txt"]).assert_code(0).stdout, "alpha");
+    assert_eq!(op(&["ls", "/box/inner"]).assert_code(0).stdout, "a.txt\nempty\n");
+    for change in [
+        &["write", "/box/inner/a.txt", "changed"][..],
+        &["write", "/box/inner/new.txt", "new"],
+        &["truncate", "/box/inner/a.txt", "0"],
+        &["set-times", "/box/inner/a.txt"],
+        &["mkdir", "/box/inner/sub"],
+        &["rm", "/box/inner/a.txt"],
+        &["rmdir", "/box/inner/empty"],
+        &["rename", "/box/inner/a.txt", "/box/moved.txt"],
+        &["link", "/box/inner/a.txt", "/box/hard"],
+    ] {
+        assert_refused(&op(change), change);
+    }
+    assert_eq!(snapshot(&inner), before, "the read-only directory changed");
+    let out = fs_op_once(kind, &grants, &["write", "/box/new.txt", "new"]);
+    out.assert_code(0);
+    assert_eq!(fs::read_to_string(host.join("new.txt")).unwrap(), "new");
 }
 
 fn guest_path_defaults_to_the_host_path(kind: Kind) {
@@ -374,4 +414,67 @@ fn a_link_swapped_in_while_the_guest_reads_leads_nowhere(kind: Kind) {
         );
     }
     assert_eq!(fs::read_to_string(e.root.join("outside/f")).unwrap(), "SECRET");
+}
+
+/// Root does not follow a link that another user owns to a grant (that
+/// user could point it anywhere): one line, exit 125, before any sandbox.
+#[test]
+fn root_follows_no_link_of_another_user_to_a_grant() {
+    if !am_root() {
+        println!("skipped: only root can give a link to another user");
+        return;
+    }
+    let tmp = open_tempdir();
+    fs::create_dir(tmp.path().join("real")).unwrap();
+    let link = tmp.path().join("theirs");
+    symlink("real", &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let guest = Kind::P1.guest("exit");
+    let out = run(&["run", "--ro-dir", &format!("{}/.", s(&link)), guest]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+    assert!(out.stderr.contains("a symbolic link of uid 65534"), "{out:#?}");
+    // Root's own link is followed.
+    let mine = tmp.path().join("mine");
+    symlink("real", &mine).unwrap();
+    run(&["run", "--ro-dir", s(&mine), guest]).assert_code(0);
+}
+
+/// `-v` names where each grant resolved, and says when a link took it
+/// outside the path named.
+#[test]
+fn verbose_shows_where_each_grant_resolves() {
+    let tmp = open_tempdir();
+    let host = tmp.path().canonicalize().unwrap();
+    fs::create_dir_all(host.join("real/sub")).unwrap();
+    symlink(host.join("real"), host.join("link")).unwrap();
+    let guest = Kind::P1.guest("exit");
+    let named = host.join("link/sub");
+    let out = run(&[
+        "run",
+        "-v",
+        "--ro-dir",
+        s(&host.join("real")),
+        "--dir",
+        s(&named),
+        guest,
+    ]);
+    out.assert_code(0);
+    let real = host.join("real");
+    assert!(
+        out.stderr
+            .contains(&format!("grant --ro-dir {}: {}\n", s(&real), s(&real))),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "grant --dir {}: {} (through a symbolic link: outside {})",
+            s(&named),
+            s(&real.join("sub")),
+            s(&named)
+        )),
+        "{}",
+        out.stderr
+    );
 }

@@ -269,6 +269,72 @@ fn root_holds_only_the_grants_dev_and_proc() {
     }
 }
 
+/// A read-only grant is read-only all the way down: a mount below it on
+/// the host (a tmpfs the test mounts, as root, in a mount namespace of its
+/// own) is read-only in the sandbox too, and a read-only grant inside a
+/// read-write one is mounted apart, read-only, its place in the read-write
+/// one covered by a read-only directory. Seen from outside, in mountinfo.
+#[test]
+fn read_only_grants_are_read_only_all_the_way_down() {
+    if !am_root() {
+        println!("skipped: only root can mount below a grant");
+        return;
+    }
+    for caller in callers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ro, rw) = (tmp.path().join("ro"), tmp.path().join("rw"));
+        let (sub, inner) = (ro.join("sub"), rw.join("inner"));
+        for dir in [tmp.path(), &ro, &rw, &sub, &inner] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        }
+        let wsandbox = wsandbox_as(caller);
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs -o mode=0777 tmpfs \"$0\" && exec \"$@\"")
+            .arg(&sub)
+            .arg(wsandbox.get_program())
+            .args(wsandbox.get_args())
+            .args(["run", "--ro-dir", s(&ro), "--dir", s(&rw), "--ro-dir"])
+            .arg(&inner)
+            .arg(guest_for(caller, "sleep"))
+            .env("XDG_CACHE_HOME", crate::TEST_CACHE)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let sandbox = Sandbox::spawn(cmd);
+        let mountinfo = sandbox.read("mountinfo");
+        let mounts: Vec<(&str, &str)> = mountinfo
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                (f[4], f[5])
+            })
+            .collect();
+        let options = |point: &str| {
+            let found: Vec<_> = mounts.iter().filter(|(p, _)| *p == point).collect();
+            assert_eq!(found.len(), 1, "{caller:?}: {point} in {mountinfo}");
+            found[0].1.split(',').map(String::from).collect::<Vec<_>>()
+        };
+        assert!(
+            options(s(&sub)).contains(&"ro".into()),
+            "{caller:?}: the mount below --ro-dir is writable"
+        );
+        assert!(options(s(&rw)).contains(&"rw".into()));
+        for point in [s(&ro), s(&inner), "/.grants/2"] {
+            assert!(
+                options(point).contains(&"ro".into()),
+                "{caller:?}: {point} is writable"
+            );
+        }
+        // Nothing of the read-only grant inside the read-write one is seen
+        // below the read-write one, where Landlock would let it be written.
+        let root = sandbox.proc("root");
+        let under_rw = root.join(inner.strip_prefix("/").unwrap());
+        assert_eq!(std::fs::read_dir(&under_rw).unwrap().count(), 0, "{caller:?}");
+    }
+}
+
 #[test]
 fn proc_shows_only_the_sandboxs_processes() {
     for caller in callers() {
