@@ -42,6 +42,32 @@ macro_rules! say {
     };
 }
 
+/// `text` made safe to put in a log line: at most `max` bytes of it (then
+/// ` [...]`), every character that could end the line, drive a terminal
+/// or reorder what is shown escaped (`\n`, `\u{1b}`): C0 and C1 controls,
+/// the line and paragraph separators (U+2028, U+2029), and the
+/// bidirectional marks, embeddings, overrides and isolates. For every
+/// byte of a line that came from a guest, a plugin or a client.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut line = String::with_capacity(text.len().min(max) + 8);
+    for c in text.chars() {
+        if line.len() >= max {
+            line.push_str(" [...]");
+            break;
+        }
+        let hostile = c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c);
+        if hostile {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
 /// stderr as an [`io::Write`] (for `tracing`'s output) with the same
 /// behaviour as [`line`]: a write that cannot be done is an error, never
 /// a panic.
@@ -107,6 +133,24 @@ fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_text_is_one_bounded_line() {
+        assert_eq!(one_line("plain text, é 日本", 100), "plain text, é 日本");
+        assert_eq!(one_line("a\nb\r\x1b[2J\x07", 100), "a\\nb\\r\\u{1b}[2J\\u{7}");
+        // C1 controls, the separators a log viewer breaks lines at, and
+        // the bidi controls that reorder what a reader sees.
+        for c in [
+            '\u{85}', '\u{9b}', '\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}', '\u{200f}',
+        ] {
+            let line = one_line(&format!("x{c}y"), 100);
+            assert!(!line.contains(c), "{c:?} left in {line:?}");
+            assert!(line.starts_with("x\\u{") && line.ends_with('y'), "{line:?}");
+        }
+        let long = one_line(&"x".repeat(10_000), 4096);
+        assert_eq!(long.len(), 4096 + " [...]".len());
+        assert!(long.ends_with(" [...]"));
+    }
 
     #[test]
     fn a_full_non_blocking_pipe_fails_in_time_without_a_panic() {

@@ -1,6 +1,7 @@
 //! `wsandbox worker`: the sandboxed side of a plugin of the library
 //! (`wsandbox::plugin`). Not for people: the library starts it with a
-//! socket and a policy, and speaks a private protocol over the socket.
+//! socket, sends the policy over it (never on the command line, which
+//! every user can read), and speaks a private protocol over it.
 
 use clap::Args;
 use std::os::fd::AsRawFd;
@@ -15,10 +16,6 @@ pub struct WorkerCommand {
     #[arg(long, value_name = "FD")]
     channel_fd: i32,
 
-    /// The policy, as JSON
-    #[arg(long, value_name = "JSON")]
-    policy: String,
-
     /// Compile afresh: neither read nor write the compilation cache
     #[arg(long)]
     no_cache: bool,
@@ -31,10 +28,12 @@ pub struct WorkerCommand {
 impl WorkerCommand {
     /// Serves calls until the host closes the channel (exit 0).
     pub fn execute(self) -> Result<u8, Error> {
-        let policy: Policy = serde_json::from_str(&self.policy)
-            .map_err(|e| wsandbox::policy::PolicyError::Unreadable(format!("--policy: {e}")))?;
         let channel =
             wsandbox::shell::sys::inherited_fd(self.channel_fd).map_err(wsandbox::shell::ShellError::from)?;
+        let mut channel = std::fs::File::from(channel);
+        let policy: Policy = wsandbox::plugin::worker::policy(&mut channel)
+            .map_err(|e| Error::Call(format!("the plugin's channel: {e}")))?;
+        let channel = std::os::fd::OwnedFd::from(channel);
         let setup = super::guest::Setup {
             policy,
             cache: if self.no_cache {
@@ -51,8 +50,10 @@ impl WorkerCommand {
             &self.module,
             |_| Ok(()),
             |policy, program| {
-                let live = program.instantiate(policy)?;
                 let mut channel = std::fs::File::from(channel);
+                wsandbox::plugin::worker::hello(&mut channel)
+                    .map_err(|e| Error::Call(format!("the plugin's channel failed: {e}")))?;
+                let live = program.instantiate(policy)?;
                 wsandbox::plugin::worker::serve(live, &mut channel, policy.fuel)
                     .map_err(|e| Error::Call(format!("the plugin's channel failed: {e}")))?;
                 Ok(Ended {

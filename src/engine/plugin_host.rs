@@ -31,23 +31,11 @@ pub(super) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Res
         })
 }
 
-/// `message` on one line of at most [`MAX_MESSAGE`] bytes, its control
-/// characters escaped: a plugin cannot forge other lines of the log or
-/// drive the terminal.
+/// `message` on one line of at most [`MAX_MESSAGE`] bytes, escaped
+/// ([`crate::say::one_line`]): a plugin cannot forge other lines of the
+/// log or drive the terminal.
 fn one_line(message: &str) -> String {
-    let mut line = String::with_capacity(message.len().min(MAX_MESSAGE));
-    for c in message.chars() {
-        if line.len() >= MAX_MESSAGE {
-            line.push_str(" [...]");
-            break;
-        }
-        if c.is_control() {
-            line.extend(c.escape_default());
-        } else {
-            line.push(c);
-        }
-    }
-    line
+    crate::say::one_line(message, MAX_MESSAGE)
 }
 
 #[cfg(test)]

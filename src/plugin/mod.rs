@@ -25,13 +25,25 @@
 //! speak this library's protocol version ([`wire::PROTOCOL`]); another is
 //! refused. Any value but resources, streams, futures and maps can cross
 //! both ways; `handle`'s bytes cross without a value per byte.
+//!
+//! A plugin cannot hang or exhaust its host program: every wait on the
+//! worker has a deadline — starting ([`Plugin::start_timeout`], 60 s unless
+//! told), instantiating (the call timeout, else the start timeout), each
+//! call with its request ([`Plugin::call_timeout`]; without one, a request
+//! the worker does not take within 30 s), the worker's exit once its
+//! channel closed (2 s) — after which the worker is killed and the call
+//! fails. An answer is at most [`Plugin::max_answer`] bytes (64 MiB unless
+//! told) holding at most one value per 64 of them, counted before it is
+//! decoded: decoding one costs at most about 5 times that in memory. The
+//! worker's stderr is passed on line by line, each prefixed with the
+//! plugin's name ([`Plugin::name`]; the module's file name without its
+//! extension unless told), cut at 4 KiB, control characters escaped.
 
 pub mod wire;
 pub mod worker;
 
 use crate::Policy;
 use crate::engine::GUEST_INTERFACE;
-use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -99,10 +111,26 @@ pub struct Plugin {
     module: PathBuf,
     policy: Policy,
     binary: Option<PathBuf>,
+    name: String,
     call_timeout: Option<Duration>,
+    start_timeout: Duration,
+    max_answer: u32,
     cache: bool,
     worker: Option<Worker>,
 }
+
+/// How long a worker may take to start (the walls, compiling) unless told.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest answer, in bytes on the wire, unless told.
+pub const MAX_ANSWER: u32 = 64 << 20;
+/// An answer holds at most one value per this many of its bytes.
+const BYTES_PER_VALUE: u32 = 64;
+/// Without a call timeout: how long a worker may leave a request untaken.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a worker that closed its channel may take to exit.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// The longest line of a worker's stderr passed on, in bytes.
+const MAX_LINE: usize = 4096;
 
 /// A running worker.
 #[derive(Debug)]
@@ -125,14 +153,46 @@ impl Plugin {
     /// [`Plugin::call_timeout`] for each call). Nothing starts until the
     /// first call or [`Plugin::start`].
     pub fn new(module: impl Into<PathBuf>, policy: Policy) -> Plugin {
+        let module = module.into();
+        let name = module
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
         Plugin {
-            module: module.into(),
+            module,
             policy,
             binary: None,
+            name,
             call_timeout: None,
+            start_timeout: START_TIMEOUT,
+            max_answer: MAX_ANSWER,
             cache: true,
             worker: None,
         }
+    }
+
+    /// The name that prefixes each line the worker writes on stderr
+    /// (default: the module's file name without its extension).
+    pub fn name(mut self, name: impl Into<String>) -> Plugin {
+        self.name = crate::say::one_line(&name.into(), 64);
+        self
+    }
+
+    /// Bounds the worker's start, until it has compiled the plugin
+    /// (default [`START_TIMEOUT`], 60 s): past it, the worker is killed and
+    /// the call fails with [`PluginError::Start`].
+    pub fn start_timeout(mut self, limit: Duration) -> Plugin {
+        self.start_timeout = limit;
+        self
+    }
+
+    /// Bounds an answer of the plugin's: at most `bytes` on the wire
+    /// (default [`MAX_ANSWER`], 64 MiB; at most 256 MiB), and one value per
+    /// 64 of them. A larger answer is a [`PluginError::Protocol`], and the
+    /// worker is stopped.
+    pub fn max_answer(mut self, bytes: u32) -> Plugin {
+        self.max_answer = bytes.min(wire::MAX_FRAME);
+        self
     }
 
     /// Whether the worker may use the compilation cache (it does unless
@@ -148,8 +208,9 @@ impl Plugin {
         self
     }
 
-    /// Bounds each call: past `limit`, the worker is killed and the call
-    /// fails with [`PluginError::Timeout`].
+    /// Bounds each call, and the plugin's instantiation (its start
+    /// function): past `limit`, the worker is killed and the call fails
+    /// with [`PluginError::Timeout`].
     pub fn call_timeout(mut self, limit: Duration) -> Plugin {
         self.call_timeout = Some(limit);
         self
@@ -219,7 +280,7 @@ impl Plugin {
     fn ask(&mut self, request: &ToWorker) -> Result<FromWorker, PluginError> {
         self.start()?;
         let worker = self.worker.as_mut().expect("started");
-        match worker.ask(request, self.call_timeout) {
+        match worker.ask(request, self.call_timeout, self.max_answer) {
             Ok(FromWorker::Failed { kind, message, fatal }) => {
                 if fatal {
                     self.stop();
@@ -294,7 +355,6 @@ impl Worker {
                 "no wsandbox binary: set Plugin::binary, WSANDBOX_BIN, or put wsandbox on PATH".into(),
             )
         })?;
-        let policy = serde_json::to_string(&plugin.policy).map_err(|e| start_error(e.to_string()))?;
         let (channel, theirs) = UnixStream::pair().map_err(|e| start_error(format!("socketpair: {e}")))?;
         let mut process = {
             let _spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
@@ -307,8 +367,6 @@ impl Worker {
             let spawned = command
                 .arg("--channel-fd")
                 .arg(theirs.as_raw_fd().to_string())
-                .arg("--policy")
-                .arg(&policy)
                 .arg(&plugin.module)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -319,12 +377,12 @@ impl Worker {
         };
         let last_line = Arc::new(Mutex::new(String::new()));
         if let Some(stderr) = process.stderr.take() {
-            let last_line = Arc::clone(&last_line);
+            let (last_line, name) = (Arc::clone(&last_line), plugin.name.clone());
             std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    crate::say!("{line}");
+                pass_on(stderr, |line| {
+                    crate::say!("{name}: {line}");
                     *last_line.lock().unwrap_or_else(|e| e.into_inner()) = line;
-                }
+                })
             });
         }
         let mut worker = Worker {
@@ -333,41 +391,108 @@ impl Worker {
             exports: Vec::new(),
             last_line,
         };
-        match wire::receive::<FromWorker>(&mut worker.channel) {
-            Ok(Received::Message(FromWorker::Hello { protocol, exports })) if protocol == PROTOCOL => {
+        match worker.begin(plugin) {
+            Ok(exports) => {
                 worker.exports = exports;
                 Ok(worker)
             }
-            Ok(Received::Message(FromWorker::Hello { protocol, .. })) => {
-                worker.stop();
-                Err(PluginError::Version { found: protocol })
-            }
-            Ok(Received::Message(other)) => {
-                worker.stop();
-                Err(PluginError::Protocol(format!("{other:?} before hello")))
-            }
-            Ok(Received::Closed) => Err(PluginError::Start(worker.ended())),
-            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
-                worker.stop();
-                Err(PluginError::Protocol(err.to_string()))
-            }
             Err(err) => {
                 worker.stop();
-                Err(PluginError::Start(err.to_string()))
+                Err(err)
             }
         }
     }
 
-    /// Sends `request` and waits for the answer, at most `limit`.
-    fn ask(&mut self, request: &ToWorker, limit: Option<Duration>) -> Result<FromWorker, PluginError> {
-        if let Err(err) = wire::send(&mut self.channel, request) {
-            return Err(PluginError::Died(format!("{err}; {}", self.ended())));
+    /// Sends the policy, then waits for the worker's hello (within the
+    /// start timeout) and for the plugin's exports (within the call
+    /// timeout, else the start timeout: a start function may loop).
+    fn begin(&mut self, plugin: &Plugin) -> Result<Vec<(String, String)>, PluginError> {
+        let start = ToWorker::Start {
+            protocol: PROTOCOL,
+            policy: Box::new(plugin.policy.clone()),
+        };
+        let mut channel = Deadline::after(&self.channel, Some(plugin.start_timeout));
+        if let Err(err) = wire::send(&mut channel, &start) {
+            return Err(PluginError::Start(match err.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    format!(
+                        "the worker did not take its policy within {:?}",
+                        plugin.start_timeout
+                    )
+                }
+                _ => format!("{err}; {}", self.ended()),
+            }));
+        }
+        let expected =
+            |what: &str, got: Result<Received<FromWorker>, std::io::Error>, limit: Duration| match got {
+                Ok(Received::Message(message)) => Ok(message),
+                Ok(Received::Closed) => Err(None),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    Err(Some(PluginError::Start(format!(
+                        "the worker did not {what} within {limit:?}"
+                    ))))
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                    Err(Some(PluginError::Protocol(err.to_string())))
+                }
+                Err(err) => Err(Some(PluginError::Start(err.to_string()))),
+            };
+        let hello = wire::receive_bounded(&mut channel, 1 << 20, 1 << 10);
+        match expected("compile the plugin", hello, plugin.start_timeout) {
+            Ok(FromWorker::Hello { protocol }) if protocol == PROTOCOL => {}
+            Ok(FromWorker::Hello { protocol }) => return Err(PluginError::Version { found: protocol }),
+            Ok(other) => return Err(PluginError::Protocol(format!("{other:?} before hello"))),
+            Err(None) => return Err(PluginError::Start(self.ended())),
+            Err(Some(err)) => return Err(err),
+        }
+        let limit = plugin.call_timeout.unwrap_or(plugin.start_timeout);
+        let mut channel = Deadline::after(&self.channel, Some(limit));
+        let ready = wire::receive_bounded(&mut channel, plugin.max_answer, values_of(plugin.max_answer));
+        match expected("instantiate the plugin", ready, limit) {
+            Ok(FromWorker::Ready { exports }) => Ok(exports),
+            Ok(other) => Err(PluginError::Protocol(format!("{other:?} before the exports"))),
+            Err(None) => Err(PluginError::Start(self.ended())),
+            Err(Some(PluginError::Start(_))) if plugin.call_timeout.is_some() => {
+                Err(PluginError::Timeout(limit))
+            }
+            Err(Some(err)) => Err(err),
+        }
+    }
+
+    /// Sends `request` and waits for the answer (of at most `max_answer`
+    /// bytes), at most `limit` for both.
+    fn ask(
+        &mut self,
+        request: &ToWorker,
+        limit: Option<Duration>,
+        max_answer: u32,
+    ) -> Result<FromWorker, PluginError> {
+        let deadline = limit.map(|limit| Instant::now() + limit);
+        let mut sending = Deadline {
+            channel: &self.channel,
+            deadline: Some(deadline.unwrap_or_else(|| Instant::now() + SEND_TIMEOUT)),
+        };
+        if let Err(err) = wire::send(&mut sending, request) {
+            return Err(match err.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => match limit {
+                    Some(limit) => PluginError::Timeout(limit),
+                    None => PluginError::Died(format!(
+                        "the worker did not take the request within {SEND_TIMEOUT:?}"
+                    )),
+                },
+                _ => PluginError::Died(format!("{err}; {}", self.ended())),
+            });
         }
         let mut reader = Deadline {
             channel: &self.channel,
-            deadline: limit.map(|limit| Instant::now() + limit),
+            deadline,
         };
-        match wire::receive::<FromWorker>(&mut reader) {
+        match wire::receive_bounded::<FromWorker>(&mut reader, max_answer, values_of(max_answer)) {
             Ok(Received::Message(answer)) => Ok(answer),
             Ok(Received::Closed) => Err(PluginError::Died(self.ended())),
             Err(err)
@@ -381,17 +506,32 @@ impl Worker {
             Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
                 Err(PluginError::Protocol(err.to_string()))
             }
-            Err(err) => Err(PluginError::Died(err.to_string())),
+            Err(err) => Err(PluginError::Died(format!("{err}; {}", self.ended()))),
         }
     }
 
-    /// Waits for a worker that closed its channel; says how it ended.
+    /// Waits (at most [`EXIT_GRACE`], then kills it) for a worker that
+    /// closed its channel; says how it ended.
     fn ended(&mut self) -> String {
-        let status = self.process.wait();
+        let until = Instant::now() + EXIT_GRACE;
+        let status = loop {
+            match self.process.try_wait() {
+                Ok(Some(status)) => break Ok(status.to_string()),
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => {
+                    let _ = self.process.kill();
+                    let _ = self.process.wait();
+                    break Ok(format!(
+                        "still running {EXIT_GRACE:?} after it closed its channel: killed"
+                    ));
+                }
+                Err(err) => break Err(err.to_string()),
+            }
+        };
         // Let the stderr thread pass on the worker's last line.
         std::thread::sleep(Duration::from_millis(20));
         let line = self.last_line.lock().map(|l| l.clone()).unwrap_or_default();
-        let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+        let status = status.unwrap_or_else(|e| e);
         if line.is_empty() {
             format!("the worker ended ({status})")
         } else {
@@ -414,25 +554,97 @@ impl Worker {
     }
 }
 
-/// The channel, read until a deadline for the whole answer (however many
-/// reads it takes): past it, reads fail with `TimedOut`.
+/// How many values an answer of at most `max_answer` bytes may hold.
+fn values_of(max_answer: u32) -> usize {
+    (max_answer / BYTES_PER_VALUE).max(1024) as usize
+}
+
+/// Passes the worker's stderr `from` on to `each`, a line at a time: each
+/// at most [`MAX_LINE`] bytes (the rest of a longer one is dropped, and
+/// the line marked `[...]`), not UTF-8 replaced, control characters
+/// escaped — whatever the worker writes, it is never more than one line
+/// of this process's stderr, and never holds more than a line in memory.
+fn pass_on(mut from: impl std::io::Read, mut each: impl FnMut(String)) {
+    let mut line = Vec::with_capacity(256);
+    let mut cut = false;
+    let mut emit = |line: &mut Vec<u8>, cut: &mut bool| {
+        let mut text = crate::say::one_line(&String::from_utf8_lossy(line), MAX_LINE);
+        if std::mem::take(cut) && !text.ends_with("[...]") {
+            text.push_str(" [...]");
+        }
+        each(text);
+        line.clear();
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for piece in buf[..n].split_inclusive(|&b| b == b'\n') {
+            let (body, ends) = match piece.split_last() {
+                Some((b'\n', body)) => (body, true),
+                _ => (piece, false),
+            };
+            let room = MAX_LINE.saturating_sub(line.len());
+            line.extend_from_slice(&body[..body.len().min(room)]);
+            cut |= body.len() > room;
+            if ends {
+                emit(&mut line, &mut cut);
+            }
+        }
+    }
+    if !line.is_empty() || cut {
+        emit(&mut line, &mut cut);
+    }
+}
+
+/// The channel, read or written until a deadline for the whole message
+/// (however many calls it takes): past it, calls fail with `TimedOut`.
 struct Deadline<'a> {
     channel: &'a UnixStream,
     deadline: Option<Instant>,
 }
 
+impl<'a> Deadline<'a> {
+    fn after(channel: &'a UnixStream, limit: Option<Duration>) -> Deadline<'a> {
+        Deadline {
+            channel,
+            deadline: limit.map(|limit| Instant::now() + limit),
+        }
+    }
+
+    /// What is left until the deadline (`None`: no deadline).
+    fn left(&self) -> std::io::Result<Option<Duration>> {
+        match self.deadline {
+            None => Ok(None),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(Some(left)),
+                _ => Err(std::io::ErrorKind::TimedOut.into()),
+            },
+        }
+    }
+}
+
 impl std::io::Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = match self.deadline {
-            None => None,
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => return Err(std::io::ErrorKind::TimedOut.into()),
-            },
-        };
-        self.channel.set_read_timeout(left)?;
+        self.channel.set_read_timeout(self.left()?)?;
         let mut channel = self.channel;
         channel.read(buf)
+    }
+}
+
+impl std::io::Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.channel.set_write_timeout(self.left()?)?;
+        let mut channel = self.channel;
+        channel.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -454,4 +666,39 @@ fn find_binary(explicit: Option<&Path>) -> Option<PathBuf> {
 fn inheritable(socket: &UnixStream) -> nix::Result<()> {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     fcntl(socket, FcntlArg::F_SETFD(FdFlag::empty())).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        pass_on(input, |line| out.push(line));
+        out
+    }
+
+    #[test]
+    fn a_workers_stderr_is_passed_on_as_bounded_escaped_lines() {
+        assert_eq!(lines(b"one\ntwo\n"), ["one", "two"]);
+        assert_eq!(lines(b"no newline"), ["no newline"]);
+        assert_eq!(lines(b"\x1b[2Jclear\r\n"), ["\\u{1b}[2Jclear\\r"]);
+        assert_eq!(lines(b"bad \xff utf-8\n"), ["bad \u{fffd} utf-8"]);
+        // A line of 10 MB without a newline: one line of 4 KiB, marked.
+        let huge = vec![b'x'; 10 << 20];
+        let got = lines(&huge);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].len() <= MAX_LINE + 16 && got[0].ends_with(" [...]"),
+            "{}",
+            got[0].len()
+        );
+        // What follows a cut line is the next line, whole.
+        let mut two = vec![b'y'; 3 * MAX_LINE];
+        two.extend_from_slice(b"\nnext\n");
+        let got = lines(&two);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].ends_with(" [...]"));
+        assert_eq!(got[1], "next");
+    }
 }

@@ -1,7 +1,10 @@
 //! The private protocol between a [`super::Plugin`] and its worker: frames
 //! of a 4-byte big-endian length and a JSON message, over a socket pair.
-//! The worker speaks first, saying its protocol version and its exports;
-//! then each call is one request and one answer.
+//! The host speaks first: the protocol version and the policy (which so
+//! never appears on the worker's command line, where `ps` would show it
+//! to every user). The worker answers with its protocol version once it
+//! has the code compiled, then with its exports once the plugin is
+//! instantiated; then each call is one request and one answer.
 //!
 //! Values travel as [`WireVal`], a structural copy of the component value
 //! (floats as their bits, byte lists as hex), so nothing is lost either
@@ -14,7 +17,7 @@ use std::io::{Read, Write};
 use wasmtime::component::Val;
 
 /// The protocol version this library and this worker speak.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The largest frame either side accepts: a call's arguments or results.
 pub const MAX_FRAME: u32 = 256 << 20;
@@ -23,10 +26,13 @@ pub const MAX_FRAME: u32 = 256 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FromWorker {
-    /// The first message: who is speaking.
+    /// The first message, once the code is compiled: who is speaking.
     Hello {
         /// The worker's protocol version.
         protocol: u32,
+    },
+    /// The plugin is instantiated (its start function ran).
+    Ready {
         /// The exported functions with their signatures (WIT syntax).
         exports: Vec<(String, String)>,
     },
@@ -49,6 +55,13 @@ pub enum FromWorker {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToWorker {
+    /// The first message: the host's protocol version and the policy.
+    Start {
+        /// The host's protocol version.
+        protocol: u32,
+        /// What the plugin is granted.
+        policy: Box<crate::Policy>,
+    },
     /// Call the export `name` with `args`.
     Call {
         /// The export, as `wsandbox call` names it.
@@ -252,10 +265,22 @@ pub enum Received<M> {
     Closed,
 }
 
-/// Reads one frame. An I/O error is returned as is (a timeout among them);
-/// a frame that is too large, cut short or not a message is a
-/// [`WireError`], as an `InvalidData` error.
+/// Reads one frame of at most [`MAX_FRAME`] bytes. An I/O error is
+/// returned as is (a timeout among them); a frame that is too large, cut
+/// short or not a message is a [`WireError`], as an `InvalidData` error.
 pub fn receive<M: for<'de> Deserialize<'de>>(from: &mut impl Read) -> std::io::Result<Received<M>> {
+    receive_bounded(from, MAX_FRAME, usize::MAX)
+}
+
+/// [`receive`], refusing a frame of more than `max_frame` bytes or
+/// holding more than `max_values` values (JSON objects and strings,
+/// counted before anything is decoded): what decoding it may cost is
+/// bounded by the frame's size.
+pub fn receive_bounded<M: for<'de> Deserialize<'de>>(
+    from: &mut impl Read,
+    max_frame: u32,
+    max_values: usize,
+) -> std::io::Result<Received<M>> {
     let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, WireError(why));
     let mut length = [0u8; 4];
     let mut got = 0;
@@ -269,9 +294,10 @@ pub fn receive<M: for<'de> Deserialize<'de>>(from: &mut impl Read) -> std::io::R
         }
     }
     let length = u32::from_be_bytes(length);
-    if length > MAX_FRAME {
+    let max_frame = max_frame.min(MAX_FRAME);
+    if length > max_frame {
         return Err(invalid(format!(
-            "a frame of {length} bytes (at most {MAX_FRAME})"
+            "a frame of {length} bytes (at most {max_frame})"
         )));
     }
     let mut body = vec![0u8; length as usize];
@@ -279,14 +305,59 @@ pub fn receive<M: for<'de> Deserialize<'de>>(from: &mut impl Read) -> std::io::R
         std::io::ErrorKind::UnexpectedEof => invalid("the channel closed inside a frame".into()),
         _ => e,
     })?;
+    let values = values_in(&body);
+    if values > max_values {
+        return Err(invalid(format!(
+            "a frame of {values} values (at most {max_values})"
+        )));
+    }
     serde_json::from_slice(&body)
         .map(Received::Message)
         .map_err(|e| invalid(format!("not a message of this protocol: {e}")))
 }
 
+/// How many JSON objects and strings `json` holds (each becomes at least
+/// one allocation when decoded); garbage counts as whatever it looks like.
+fn values_in(json: &[u8]) -> usize {
+    let (mut values, mut in_string, mut escaped) = (0, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+            values += 1;
+        } else if b == b'{' {
+            values += 1;
+        }
+    }
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_counted_before_anything_is_decoded() {
+        assert_eq!(values_in(br#"{"returned":[{"u16":1},{"u16":2}]}"#), 6);
+        // Braces and quotes inside strings are not values.
+        assert_eq!(values_in(br#"{"string":"{\"{{"}"#), 3);
+        let list = WireVal::List(vec![WireVal::U16(7); 5000]);
+        let mut frame = Vec::new();
+        send(&mut frame, &FromWorker::Returned(vec![list])).unwrap();
+        let got = receive_bounded::<FromWorker>(&mut &frame[..], MAX_FRAME, 5000);
+        let err = got.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("values (at most 5000)"), "{err}");
+        assert!(receive_bounded::<FromWorker>(&mut &frame[..], MAX_FRAME, 20_000).is_ok());
+        let err = receive_bounded::<FromWorker>(&mut &frame[..], 1000, usize::MAX).unwrap_err();
+        assert!(err.to_string().contains("at most 1000"), "{err}");
+    }
 
     fn round_trip(val: Val) {
         let wire = WireVal::from_val(&val).unwrap();

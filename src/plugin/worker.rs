@@ -4,17 +4,41 @@
 use super::wire::{self, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
 use crate::engine::{CallFailure, Live};
 
-/// Says hello, then answers each call, until the host closes the channel
-/// (`Ok`) or a call ends the instance (a trap, no fuel left: `Ok` after
-/// saying so). Garbage from the host is an `Err`.
+/// The host's first message: the policy. A host of another protocol
+/// version is an error (after the worker said its own, so that the host
+/// can say which it speaks), as is anything else.
+pub fn policy(channel: &mut std::fs::File) -> std::io::Result<crate::Policy> {
+    let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    match wire::receive::<ToWorker>(channel)? {
+        Received::Message(ToWorker::Start { protocol, policy }) if protocol == PROTOCOL => Ok(*policy),
+        Received::Message(ToWorker::Start { protocol, .. }) => {
+            hello(channel)?;
+            Err(invalid(format!(
+                "the host speaks protocol {protocol}, this worker {PROTOCOL}"
+            )))
+        }
+        Received::Message(_) => Err(invalid("the host did not start with the policy".into())),
+        Received::Closed => Err(invalid("the host closed the channel before the policy".into())),
+    }
+}
+
+/// Says which protocol this worker speaks: the code is compiled, and the
+/// plugin is about to be instantiated.
+pub fn hello(channel: &mut std::fs::File) -> std::io::Result<()> {
+    wire::send(channel, &FromWorker::Hello { protocol: PROTOCOL })
+}
+
+/// Says the plugin is instantiated and what it exports, then answers each
+/// call, until the host closes the channel (`Ok`) or a call ends the
+/// instance (a trap, no fuel left: `Ok` after saying so). Garbage from the
+/// host is an `Err`.
 ///
 /// The channel is a socket used as a file: `read` and `write` are on the
 /// sandbox's syscall allow-list, `recvfrom` and `sendto` are not.
 pub fn serve(mut live: Live, channel: &mut std::fs::File, fuel: Option<u64>) -> std::io::Result<()> {
     wire::send(
         channel,
-        &FromWorker::Hello {
-            protocol: PROTOCOL,
+        &FromWorker::Ready {
             exports: live.exports().to_vec(),
         },
     )?;
@@ -58,6 +82,7 @@ pub fn serve(mut live: Live, channel: &mut std::fs::File, fuel: Option<u64>) -> 
                     },
                 }
             }
+            ToWorker::Start { .. } => failed("call", "the policy was given already".into(), false),
             ToWorker::Handle(input) => match wire::unhex(&input) {
                 Err(err) => failed("call", err.0, false),
                 Ok(input) => match live.handle(input) {

@@ -250,14 +250,7 @@ fn a_worker_of_another_protocol_is_refused() {
     use wsandbox::plugin::wire::{FromWorker, send};
     let dir = tempfile::tempdir().unwrap();
     let mut hello = Vec::new();
-    send(
-        &mut hello,
-        &FromWorker::Hello {
-            protocol: 99,
-            exports: vec![],
-        },
-    )
-    .unwrap();
+    send(&mut hello, &FromWorker::Hello { protocol: 99 }).unwrap();
     let frames: [(&str, Vec<u8>); 3] = [
         ("version", hello),
         ("garbage", b"\x00\x00\x00\x10this is not json".to_vec()),
@@ -267,7 +260,7 @@ fn a_worker_of_another_protocol_is_refused() {
         let frame_path = dir.path().join(format!("{name}.frame"));
         std::fs::write(&frame_path, &frame).unwrap();
         let fake = dir.path().join(format!("{name}-worker"));
-        // Called as: FAKE worker [--no-cache] --channel-fd N --policy JSON MODULE.
+        // Called as: FAKE worker [--no-cache] --channel-fd N MODULE.
         std::fs::write(
             &fake,
             format!(
@@ -375,4 +368,199 @@ fn the_example_host_program_runs_the_example_plugin() {
         "{stderr}"
     );
     assert!(stderr.contains("plugin: info: 18 bytes, 6 words"), "{stderr}");
+}
+
+/// A fake worker (a bash script) that finds its channel, writes its pid to
+/// `pid` and then does `body` (`$fd` is the channel); with `frames`, those
+/// frames (the worker's hello and exports) are sent first.
+fn fake_worker(
+    dir: &std::path::Path,
+    name: &str,
+    frames: &[wsandbox::plugin::wire::FromWorker],
+    body: &str,
+) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bytes = Vec::new();
+    for frame in frames {
+        wsandbox::plugin::wire::send(&mut bytes, frame).unwrap();
+    }
+    let frames_path = dir.join(format!("{name}.frames"));
+    std::fs::write(&frames_path, bytes).unwrap();
+    let fake = dir.join(name);
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/bash\nwhile [ \"$1\" != --channel-fd ]; do shift; done\nfd=$2\necho $$ > '{pid}'\ncat '{frames}' >&\"$fd\"\n{body}\n",
+            pid = dir.join(format!("{name}.pid")).display(),
+            frames = frames_path.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake
+}
+
+/// The pid a fake worker wrote.
+fn fake_pid(dir: &std::path::Path, name: &str) -> i32 {
+    std::fs::read_to_string(dir.join(format!("{name}.pid")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A worker that says hello and its (no) exports.
+fn hello_ready() -> Vec<wsandbox::plugin::wire::FromWorker> {
+    use wsandbox::plugin::wire::{FromWorker, PROTOCOL};
+    vec![
+        FromWorker::Hello { protocol: PROTOCOL },
+        FromWorker::Ready { exports: vec![] },
+    ]
+}
+
+/// Every wait on a worker has a deadline: a worker that never says hello,
+/// one that takes no request, one that closed its channel but lives on —
+/// each call fails in time with an error, and the worker is gone.
+#[test]
+fn no_worker_can_make_its_host_wait_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    // A request larger than the socket's buffer, so that a worker that
+    // does not read it blocks the send; and a small one.
+    let big = Val::String("x".repeat(16 << 20));
+    let small = Val::String("x".into());
+    let cases: [(&str, Vec<_>, &str, &Val); 3] = [
+        ("silent", vec![], "exec sleep 100", &small),
+        ("deaf", hello_ready(), "exec sleep 100", &big),
+        (
+            "undead",
+            hello_ready(),
+            "sleep 0.5\neval \"exec $fd>&-\"\nexec sleep 100",
+            &small,
+        ),
+    ];
+    for (name, frames, body, arg) in cases {
+        let fake = fake_worker(dir.path(), name, &frames, body);
+        let mut plugin = Plugin::new(wsandbox_guests::SHAPES, Policy::default())
+            .binary(&fake)
+            .start_timeout(Duration::from_millis(500))
+            .call_timeout(Duration::from_secs(if name == "undead" { 30 } else { 1 }));
+        let started = Instant::now();
+        let err = plugin.call("greet", std::slice::from_ref(arg)).unwrap_err();
+        let took = started.elapsed();
+        match (name, &err) {
+            ("silent", PluginError::Start(why)) => assert!(why.contains("within 500ms"), "{why}"),
+            ("deaf", PluginError::Timeout(limit)) => assert_eq!(*limit, Duration::from_secs(1)),
+            ("undead", PluginError::Died(why)) => assert!(why.contains("killed"), "{why}"),
+            _ => panic!("{name}: {err:?}"),
+        }
+        assert!(took < Duration::from_secs(10), "{name}: took {took:?}");
+        assert!(
+            crate::shell::gone(fake_pid(dir.path(), name), Duration::from_secs(5)),
+            "{name}: the worker lives on"
+        );
+    }
+}
+
+/// A plugin whose start function loops: `start` fails at the call
+/// timeout, and the worker is gone.
+#[test]
+fn a_start_function_that_loops_is_stopped_at_the_call_timeout() {
+    let mut plugin = Plugin::new(wsandbox_guests::wat("spin-start"), Policy::default())
+        .binary(env!("CARGO_BIN_EXE_wsandbox"))
+        .cache(false)
+        .call_timeout(Duration::from_secs(1));
+    let started = Instant::now();
+    match plugin.start() {
+        Err(PluginError::Timeout(limit)) => assert_eq!(limit, Duration::from_secs(1)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(plugin.worker_pid().is_none());
+}
+
+/// An answer is bounded before it is decoded: too many bytes, or too many
+/// values for its bytes, is an error (and a fresh worker answers next).
+#[test]
+fn an_answer_too_costly_to_decode_is_refused() {
+    let mut plugin = shapes().max_answer(1 << 20);
+    // 2 MiB of bytes: 4 MiB of hex on the wire.
+    match plugin.call("values.bytes", &[Val::U32(2 << 20)]) {
+        Err(PluginError::Protocol(why)) => assert!(why.contains("at most 1048576"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // 40 000 strings in 500 KB: more values than 1 MiB may hold.
+    let words = Val::List((0..40_000).map(|_| Val::String("w".into())).collect());
+    match plugin.call("values.reverse", &[words]) {
+        Err(PluginError::Protocol(why)) => assert!(why.contains("values (at most 16384)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let small = Val::List(vec![Val::String("a".into()), Val::String("b".into())]);
+    let reversed = one(plugin.call("values.reverse", &[small]).unwrap());
+    assert_eq!(
+        reversed,
+        Val::List(vec![Val::String("b".into()), Val::String("a".into())])
+    );
+}
+
+/// The policy, env values included, never appears on the worker's
+/// command line, which `ps` shows to every user.
+#[test]
+fn the_policy_is_not_on_the_workers_command_line() {
+    let secret = format!("SECRET{}", std::process::id());
+    let policy = Policy {
+        env: vec![wsandbox::policy::EnvVar {
+            name: "API_TOKEN".into(),
+            value: Some(secret.clone()),
+        }],
+        ..Policy::default()
+    };
+    let mut plugin = Plugin::new(wsandbox_guests::SHAPES, policy)
+        .binary(env!("CARGO_BIN_EXE_wsandbox"))
+        .cache(false);
+    assert_eq!(one(plugin.call("counter", &[]).unwrap()), Val::U32(1));
+    let pid = plugin.worker_pid().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(!cmdline.contains(&secret), "{cmdline}");
+    assert!(!cmdline.contains("API_TOKEN"), "{cmdline}");
+}
+
+/// What a worker writes on stderr reaches the host program's stderr as
+/// lines prefixed with the plugin's name, each cut at 4 KiB, control
+/// characters escaped: a plugin cannot forge the host's log, drive its
+/// terminal, or make it hold a line of any size.
+#[test]
+fn a_workers_stderr_is_bounded_escaped_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_worker(
+        dir.path(),
+        "noisy",
+        &[],
+        "printf 'forged\\nwsandbox: all good\\033[2J\\n' >&2\nhead -c 5000000 /dev/zero | tr '\\0' x >&2\nprintf '\\nlast words\\n' >&2\nexit 3",
+    );
+    let out = crate::example("plugin_host")
+        .arg(wsandbox_guests::WORDS)
+        .env("WSANDBOX_BIN", &fake)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.len() < 20_000, "{} bytes of stderr", stderr.len());
+    assert!(!out.status.success());
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.contains(&"words: forged"), "{stderr}");
+    assert!(lines.contains(&"words: wsandbox: all good\\u{1b}[2J"), "{stderr}");
+    let long: Vec<_> = lines.iter().filter(|l| l.starts_with("words: xxxx")).collect();
+    assert_eq!(long.len(), 1, "{stderr}");
+    assert!(
+        long[0].len() < 4200 && long[0].ends_with(" [...]"),
+        "{}",
+        long[0].len()
+    );
+    assert!(lines.contains(&"words: last words"), "{stderr}");
 }
