@@ -9,6 +9,10 @@
 //! cannot be written is dropped. And a panic in a process of wsandbox's
 //! that was forked ([`end_on_panic`]) ends that process on the spot
 //! instead of unwinding into its caller's stack.
+//!
+//! Text that comes from outside — a client's request, a guest's output,
+//! a module's names — goes into a line through [`escaped`], so that it
+//! cannot end the line, forge another or drive the terminal.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -32,6 +36,64 @@ pub fn out(text: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     stdout.flush()?;
     write_all(stdout.as_fd(), text.as_bytes())
+}
+
+/// Text from a client or a guest as it may appear in a line of the log:
+/// displayed with every character that could end the line, forge another
+/// or drive the terminal written as a Rust escape (`\n`, `\u{1b}`,
+/// `\u{2028}`): control characters (C0 but the tab, DEL, C1), the Unicode
+/// line and paragraph separators, and the bidirectional controls that
+/// reorder what a terminal shows. See [`escaped`].
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a> {
+    text: &'a str,
+    max: usize,
+}
+
+/// `text`, escaped for a line of the log (see [`Escaped`]), whole.
+pub fn escaped(text: &str) -> Escaped<'_> {
+    Escaped {
+        text,
+        max: usize::MAX,
+    }
+}
+
+impl Escaped<'_> {
+    /// At most `max` bytes of the text (whole characters), then ` [...]`.
+    pub fn at_most(self, max: usize) -> Self {
+        Escaped { max, ..self }
+    }
+
+    /// Whether `c` is written as an escape.
+    fn needs_escape(c: char) -> bool {
+        (c.is_control() && c != '\t')
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    }
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        // Runs of plain text are written whole.
+        let mut plain = 0;
+        for (at, c) in self.text.char_indices() {
+            if at + c.len_utf8() > self.max {
+                out.write_str(&self.text[plain..at])?;
+                return out.write_str(" [...]");
+            }
+            if Escaped::needs_escape(c) {
+                out.write_str(&self.text[plain..at])?;
+                for e in c.escape_default() {
+                    out.write_char(e)?;
+                }
+                plain = at + c.len_utf8();
+            }
+        }
+        out.write_str(&self.text[plain..])
+    }
 }
 
 /// `line(format_args!(...))`: a line on stderr that never panics.
@@ -107,6 +169,23 @@ fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_text_cannot_end_a_line_or_drive_the_terminal() {
+        let shown = |text: &str| escaped(text).to_string();
+        assert_eq!(shown("GET /a b\tc ü"), "GET /a b\tc ü");
+        assert_eq!(shown("a\nb\r\x1b[2J\x7f"), "a\\nb\\r\\u{1b}[2J\\u{7f}");
+        // C1 controls (NEL, CSI), the separators, the bidirectional controls.
+        assert_eq!(
+            shown("\u{85}\u{9b}31m\u{2028}\u{2029}\u{202e}\u{2066}\u{200f}"),
+            "\\u{85}\\u{9b}31m\\u{2028}\\u{2029}\\u{202e}\\u{2066}\\u{200f}"
+        );
+        assert_eq!(escaped("abcdef").at_most(3).to_string(), "abc [...]");
+        // Whole characters only, and an escape is never cut.
+        assert_eq!(escaped("aéb").at_most(2).to_string(), "a [...]");
+        assert_eq!(escaped("a\nb").at_most(2).to_string(), "a\\n [...]");
+        assert_eq!(escaped("abc").at_most(3).to_string(), "abc");
+    }
 
     #[test]
     fn a_full_non_blocking_pipe_fails_in_time_without_a_panic() {

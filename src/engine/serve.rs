@@ -341,11 +341,15 @@ async fn handle(
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<Response, std::convert::Infallible> {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let what = format!("{} {}", request.method(), request.uri().path());
+    let asked = Asked {
+        id,
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+    };
     // The server's log has the whole story; the client gets the status
     // and a line that gives nothing of the guest's away.
     let failed = |status: u16, why: String| {
-        crate::say!("wsandbox: [req {id}] {what}: {status}: {why}");
+        asked.log(format_args!("{status}"), &why);
         let told = match status {
             400 => "a request needs a Host header".to_string(),
             503 => "too many requests, try again later".to_string(),
@@ -376,14 +380,11 @@ async fn handle(
             // logged, since the client can only see it cut short.
             tokio::spawn(async move {
                 match task.await {
-                    Ok(Err(Stopped::Timeout(limit))) => {
-                        crate::say!(
-                            "wsandbox: [req {id}] {what}: stopped while answering: past --timeout {limit:?}"
-                        )
-                    }
-                    Ok(Err(Stopped::Failed(why))) => {
-                        crate::say!("wsandbox: [req {id}] {what}: failed while answering: {why}")
-                    }
+                    Ok(Err(Stopped::Timeout(limit))) => asked.log(
+                        format_args!("stopped while answering"),
+                        &format!("past --timeout {limit:?}"),
+                    ),
+                    Ok(Err(Stopped::Failed(why))) => asked.log(format_args!("failed while answering"), &why),
                     _ => {}
                 }
             });
@@ -400,6 +401,31 @@ async fn handle(
             Ok(Err(Stopped::Failed(why))) => failed(500, why),
             Err(err) => failed(500, format!("the request's task failed: {err}")),
         },
+    }
+}
+
+/// A request as the log names it: its id, method and path.
+struct Asked {
+    id: u64,
+    method: hyper::Method,
+    uri: hyper::Uri,
+}
+
+/// The most of a request's path that a line of the log shows.
+const PATH_IN_LOG: usize = 256;
+
+impl Asked {
+    /// One line of the log about this request: `what` happened and `why`,
+    /// every byte of the client's or the guest's escaped.
+    fn log(&self, what: std::fmt::Arguments, why: &str) {
+        use crate::say::escaped;
+        crate::say!(
+            "wsandbox: [req {}] {} {}: {what}: {}",
+            self.id,
+            escaped(self.method.as_str()),
+            escaped(self.uri.path()).at_most(PATH_IN_LOG),
+            escaped(why)
+        );
     }
 }
 
@@ -531,8 +557,8 @@ fn plain(status: u16, text: &str) -> Response {
 }
 
 /// A guest's stdout or stderr: whole lines on the server's stderr, each
-/// prefixed with the request's id and the stream's name, control
-/// characters escaped, at most [`LogStream::LINE`] bytes a line.
+/// prefixed with the request's id and the stream's name, escaped
+/// ([`crate::say::escaped`]), at most [`LogStream::LINE`] bytes a line.
 #[derive(Clone)]
 struct LogStream {
     prefix: Arc<str>,
@@ -571,17 +597,15 @@ struct LineWriter {
 
 impl LineWriter {
     fn emit(&mut self) {
+        use std::fmt::Write as _;
         use std::io::Write as _;
         let mut text = String::with_capacity(self.prefix.len() + self.line.len() + 1);
         text.push_str(&self.prefix);
-        for c in String::from_utf8_lossy(&self.line).chars() {
-            if c.is_control() && c != '\t' {
-                text.extend(c.escape_default());
-            } else {
-                text.push(c);
-            }
-        }
-        text.push('\n');
+        let _ = writeln!(
+            text,
+            "{}",
+            crate::say::escaped(&String::from_utf8_lossy(&self.line))
+        );
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         self.line.clear();
     }

@@ -39,6 +39,9 @@ impl Server {
     }
 
     fn spawn(mut cmd: Command) -> Server {
+        let cmd_is_verbose = cmd
+            .get_args()
+            .any(|arg| arg.to_str().is_some_and(|a| a.starts_with("-v")));
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut process = cmd.spawn().expect("spawn wsandbox serve");
         let stderr = BufReader::new(process.stderr.take().unwrap());
@@ -46,10 +49,16 @@ impl Server {
         let (first_tx, first_rx) = mpsc::channel();
         let collected = log.clone();
         std::thread::spawn(move || {
+            // The address is the first line, or (with -v) the first after
+            // the steps of the outer wall.
             let mut first = Some(first_tx);
+            let verbose = cmd_is_verbose;
             for line in stderr.lines() {
                 let Ok(line) = line else { break };
                 collected.lock().unwrap().push_str(&format!("{line}\n"));
+                if verbose && !line.starts_with("http://") {
+                    continue;
+                }
                 if let Some(tx) = first.take() {
                     let _ = tx.send(line);
                 }
@@ -57,7 +66,7 @@ impl Server {
         });
         let first = first_rx
             .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("serve printed nothing; status {:?}", process.try_wait()));
+            .unwrap_or_else(|_| panic!("serve printed no address; status {:?}", process.try_wait()));
         let addr = first
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("the first line is not the address: {first:?}"))
@@ -680,5 +689,84 @@ fn a_held_load_has_no_failures_and_the_server_does_not_grow() {
         "the server grew from {} KiB to {} KiB across two equal loads",
         rss[0],
         rss[1]
+    );
+}
+
+/// Sends `bytes` on a connection of their own and reads until the server
+/// closes it (or 30 s pass): all it answered.
+fn exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server neither answered nor closed within 30 s: {e}; so far {answer:?}"),
+    }
+    answer
+}
+
+/// The status lines in `answer`, in order.
+fn status_lines(answer: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(answer)
+        .lines()
+        .filter(|line| line.starts_with("HTTP/1."))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A `wasi:http/proxy` component whose core module has a start function
+/// that traps, named (in the name section) with a terminal escape, a C1
+/// control sequence, a line separator and a newline: every request's
+/// instantiation fails, with that name in wasmtime's message.
+const TRAPPING_WITH_HOSTILE_NAMES: &str = r#"(component
+  (import "wasi:http/types@0.2.0" (instance $types
+    (export "incoming-request" (type (sub resource)))
+    (export "response-outparam" (type (sub resource)))))
+  (alias export $types "incoming-request" (type $request))
+  (alias export $types "response-outparam" (type $outparam))
+  (core module $m
+    (func $boom (@name "boom\u{1b}[2J\u{9b}31m\u{2028}\nwsandbox: forged") unreachable)
+    (start $boom)
+    (func (export "handle") (param i32 i32)))
+  (core instance $i (instantiate $m))
+  (func $handle (param "request" (own $request)) (param "response-out" (own $outparam))
+    (canon lift (core func $i "handle")))
+  (instance $handler (export "handle" (func $handle)))
+  (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))
+"#;
+
+#[test]
+fn client_and_guest_bytes_reach_the_log_escaped() {
+    let raw = ["\u{1b}", "\u{85}", "\u{9b}", "\u{2028}", "\u{202e}"];
+    // A path with C1 controls (NEL, CSI), a line separator and a
+    // right-to-left override, in a request the server refuses itself.
+    let server = Server::start(&[], PROBE_HTTP);
+    let path = "/a\u{85}b\u{9b}31m\u{2028}c\u{202e}d";
+    let answer = exchange(&server.addr, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
+    assert_eq!(status_lines(&answer), ["HTTP/1.0 400 Bad Request"]);
+    let log = server.logged(": 400: no Host header");
+    assert!(
+        log.contains(r"GET /a\u{85}b\u{9b}31m\u{2028}c\u{202e}d: 400"),
+        "{log:?}"
+    );
+    for c in raw {
+        assert!(!log.contains(c), "{c:?} reached the log raw: {log:?}");
+    }
+    // A module's function names, in the reason a request failed.
+    let dir = tempfile::tempdir().unwrap();
+    let component = dir.path().join("hostile-names.wat");
+    std::fs::write(&component, TRAPPING_WITH_HOSTILE_NAMES).unwrap();
+    let server = Server::start(&[], s(&component));
+    server.get("/").assert(500);
+    let log = server.logged("cannot instantiate");
+    assert!(log.contains(r"boom\u{1b}[2J\u{9b}31m"), "{log:?}");
+    for c in raw {
+        assert!(!log.contains(c), "{c:?} reached the log raw: {log:?}");
+    }
+    assert!(
+        !log.lines().any(|line| line.starts_with("wsandbox: forged")),
+        "{log:?}"
     );
 }
