@@ -51,6 +51,17 @@ pub struct ServeOptions {
     /// the answer is 503 [default: 256]
     #[arg(long, value_name = "N")]
     max_queued: Option<u32>,
+
+    /// Connections open at once; past them, a new connection waits in the
+    /// kernel's backlog until one closes [default: 512]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+
+    /// Close a connection with no request under way (just opened, or its
+    /// last answer sent) whose next request's head has not arrived in full
+    /// within DURATION [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
+    idle_timeout: Option<std::time::Duration>,
 }
 
 impl ServeOptions {
@@ -59,6 +70,8 @@ impl ServeOptions {
         settings.addr = self.addr.or(settings.addr);
         settings.max_concurrent = self.max_concurrent.or(settings.max_concurrent);
         settings.max_queued = self.max_queued.or(settings.max_queued);
+        settings.max_connections = self.max_connections.or(settings.max_connections);
+        settings.idle_timeout = self.idle_timeout.or(settings.idle_timeout);
     }
 }
 
@@ -79,6 +92,8 @@ impl ServeCommand {
         let serving = Serving {
             max_concurrent: settings.max_concurrent.unwrap_or(defaults.max_concurrent),
             max_queued: settings.max_queued.unwrap_or(defaults.max_queued),
+            max_connections: settings.max_connections.unwrap_or(defaults.max_connections),
+            idle_timeout: settings.idle_timeout.unwrap_or(defaults.idle_timeout),
             timeout: setup.policy.timeout.take(),
             memory: setup.policy.memory.take(),
         };

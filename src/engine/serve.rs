@@ -17,6 +17,14 @@
 //!   touched: they have their own stores.
 //! - [`Serving::max_concurrent`] instances at once; [`Serving::max_queued`]
 //!   more requests wait for a slot; past that, 503 at once.
+//! - [`Serving::max_connections`] connections at once: past them, new ones
+//!   are not accepted — they wait in the kernel's backlog — until one
+//!   closes. A connection with no request under way (just accepted, or
+//!   its last answer sent) has [`Serving::idle_timeout`] to deliver a
+//!   request's whole head, else it is closed without an answer.
+//! - Accepting that fails for a reason that lasts (out of descriptors,
+//!   `EMFILE`): one line, then quiet while it lasts, a pause of 10 ms
+//!   doubling to 250 ms between tries, and one line when it works again.
 //! - Outgoing HTTP is refused (`HTTP-request-denied`) before any socket is
 //!   tried; `wasi:sockets` has no address allowed.
 //! - The guest's stdout and stderr become lines on the server's stderr,
@@ -51,6 +59,13 @@ pub struct Serving {
     pub max_concurrent: u32,
     /// Requests that may wait for an instance; past them, 503.
     pub max_queued: u32,
+    /// Connections open at once; past them, new ones are not accepted
+    /// (they wait in the kernel's backlog) until one closes.
+    pub max_connections: u32,
+    /// How long a connection with no request under way (just accepted,
+    /// or its last answer sent) may take to deliver a request's whole
+    /// head; then it is closed, without an answer.
+    pub idle_timeout: Duration,
     /// Each request's wall-clock limit, from the moment it has a slot.
     pub timeout: Option<Duration>,
     /// Each instance's linear memory limit, in bytes.
@@ -62,6 +77,8 @@ impl Default for Serving {
         Serving {
             max_concurrent: 64,
             max_queued: 256,
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(5),
             timeout: None,
             memory: None,
         }
@@ -72,9 +89,12 @@ impl Default for Serving {
 /// often a guest busy in wasm yields its thread to other requests.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// How long a client has to send a request's head: a connection that
-/// sends nothing is closed after this (the sandbox has 1024 descriptors).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first pause of the accept loop when accepting fails for a reason
+/// that lasts (out of descriptors or memory), doubled at each failure up
+/// to [`ACCEPT_PAUSE_MAX`]: the listening socket stays readable, so
+/// without a pause the loop would spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_millis(250);
 
 /// What one instance of a typical component takes from the pool, per
 /// instance slot (a component is a few core instances, each with at most
@@ -288,34 +308,37 @@ async fn accept_loop(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::Engine(format!("serve: the listening socket: {e}")))?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(shared.serving.max_connections.max(1) as usize));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // The timer starts whenever the connection waits for a request's head:
+    // once accepted, and after each answer.
+    http.keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(shared.serving.idle_timeout);
+    let mut starved = Starved::default();
     ready(address);
     loop {
-        let stream = tokio::select! {
+        // Past the cap, connections wait in the kernel's backlog.
+        let (held, stream) = tokio::select! {
             _ = stop.wait_for(|stop| *stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of descriptors, a connection reset before accept:
-                // the server goes on.
-                Err(err) => {
-                    crate::say!("wsandbox: serve: accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+            accepted = async {
+                let held = connections.clone().acquire_owned().await.ok()?;
+                Some((held, starved.accept(&listener).await))
+            } => match accepted {
+                Some(accepted) => accepted,
+                None => break,
             },
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let connection = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper::service::service_fn(move |request| handle(shared.clone(), request)),
-            );
+        let connection = http.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper::service::service_fn(move |request| handle(shared.clone(), request)),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
+            drop(held);
         });
     }
     drop(listener);
@@ -330,6 +353,69 @@ async fn accept_loop(
         None => graceful.shutdown().await,
     }
     Ok(())
+}
+
+/// The accept loop's account of a failure that lasts — out of
+/// descriptors (`EMFILE`, `ENFILE`) or of memory: one line when it
+/// starts, one when it ends, quiet in between, and a pause before each
+/// new try that doubles up to [`ACCEPT_PAUSE_MAX`].
+#[derive(Default)]
+struct Starved {
+    /// The pause before the next try, while accepting fails.
+    pause: Option<Duration>,
+}
+
+impl Starved {
+    /// The next connection, however many failures it takes.
+    async fn accept(&mut self, listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    if self.pause.take().is_some() {
+                        crate::say!("wsandbox: serve: accepting connections again");
+                    }
+                    return stream;
+                }
+                // A connection reset or refused before it was accepted is
+                // the client's, and over: the next one is tried at once.
+                Err(err) if is_the_connections(&err) => {}
+                Err(err) => {
+                    let pause = match self.pause {
+                        None => {
+                            crate::say!(
+                                "wsandbox: serve: cannot accept connections: {err}; trying again until it can"
+                            );
+                            ACCEPT_PAUSE
+                        }
+                        Some(pause) => (pause * 2).min(ACCEPT_PAUSE_MAX),
+                    };
+                    self.pause = Some(pause);
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `accept` failed for the connection it was about to return
+/// (reset, or a network error pending on it: accept(2) says to try again
+/// at once), not for the server.
+fn is_the_connections(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::ECONNRESET
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
 }
 
 type Response = hyper::Response<HyperOutgoingBody>;

@@ -527,6 +527,8 @@ fn what_cannot_be_served_is_refused_with_one_line() {
     run(&["serve", "--addr", &addr, PROBE_HTTP]).assert_one_line_error(125, &["cannot listen", &addr]);
     run(&["serve", "--addr", "nowhere", PROBE_HTTP]).assert_code(2);
     run(&["serve", "--max-concurrent", "0", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--max-connections", "0", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--idle-timeout", "0s", PROBE_HTTP]).assert_code(2);
 }
 
 #[test]
@@ -769,4 +771,167 @@ fn client_and_guest_bytes_reach_the_log_escaped() {
         !log.lines().any(|line| line.starts_with("wsandbox: forged")),
         "{log:?}"
     );
+}
+
+/// Reads the status line of the answer on `stream` within `limit`: `None`
+/// when nothing came by then.
+fn status_within(stream: &TcpStream, limit: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut line = String::new();
+    match BufReader::new(stream).read_line(&mut line) {
+        Ok(_) if line.starts_with("HTTP/1.") => Some(line.trim_end().to_owned()),
+        Ok(_) => panic!("not a status line: {line:?}"),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(e) => panic!("reading the answer: {e}"),
+    }
+}
+
+/// Whether the server closed `stream` (end of file, or a reset) within
+/// `limit`, reading and dropping whatever came first.
+fn closed_within(mut stream: &TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn past_max_connections_a_client_waits_until_one_closes() {
+    let server = Server::start(&["--max-connections", "2", "--idle-timeout", "60s"], PROBE_HTTP);
+    let mut open: Vec<KeepAlive> = (0..2).map(|_| KeepAlive::open(&server.addr).unwrap()).collect();
+    for connection in &mut open {
+        assert_eq!(connection.get().unwrap(), 200);
+    }
+    // A third connection is not accepted (the kernel holds it): its
+    // request is not answered while the two stay open.
+    let third = TcpStream::connect(&server.addr).unwrap();
+    (&third)
+        .write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+        .unwrap();
+    assert_eq!(
+        status_within(&third, Duration::from_secs(1)),
+        None,
+        "served past the cap"
+    );
+    // One closes: the third is served.
+    drop(open.pop());
+    assert_eq!(
+        status_within(&third, Duration::from_secs(30)).as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    // The one left open was never disturbed.
+    assert_eq!(open[0].get().unwrap(), 200);
+}
+
+#[test]
+fn idle_connections_are_closed_so_others_are_served() {
+    let server = Server::start(&["--max-connections", "8", "--idle-timeout", "300ms"], PROBE_HTTP);
+    // Eight connections take every place: four send nothing, four the
+    // start of a head that never ends.
+    let idle: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let stream = TcpStream::connect(&server.addr).unwrap();
+            if i % 2 == 1 {
+                (&stream).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+            }
+            stream
+        })
+        .collect();
+    // A request still gets its answer, once they are closed — well before
+    // the 30 s a connection could wait for a head before.
+    let asking = TcpStream::connect(&server.addr).unwrap();
+    (&asking)
+        .write_all(
+            format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                server.addr
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        status_within(&asking, Duration::from_secs(10)).as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    for (i, stream) in idle.iter().enumerate() {
+        assert!(
+            closed_within(stream, Duration::from_secs(10)),
+            "idle connection {i} is still open"
+        );
+    }
+    // A kept-alive connection is idle once answered, and closed too ...
+    let mut kept = KeepAlive::open(&server.addr).unwrap();
+    assert_eq!(kept.get().unwrap(), 200);
+    assert!(closed_within(kept.reader.get_ref(), Duration::from_secs(10)));
+    // ... but a request under way is not idle, however long it takes.
+    server.get("/sleep?ms=1000").assert(200);
+}
+
+/// The CPU time (user and system, all threads) the process `pid` has
+/// used, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name,
+    // in USER_HZ (100 a second on Linux).
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_descriptors_the_server_says_so_once_and_recovers() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // More connections than the sandbox has descriptors (1024): this
+    // process needs as many of its own.
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if hard < 4096 {
+        eprintln!(
+            "skipped: this process may open only {hard} descriptors, fewer than the test's connections"
+        );
+        return;
+    }
+    if soft < 4096 {
+        setrlimit(Resource::RLIMIT_NOFILE, hard.min(1 << 16), hard).unwrap();
+    }
+    // No cap below the descriptor limit, and nothing closed for idling.
+    let server = Server::start(
+        &["--max-connections", "100000", "--idle-timeout", "10m"],
+        PROBE_HTTP,
+    );
+    let mut held = Vec::new();
+    while !server.log().contains("cannot accept") && held.len() < 1500 {
+        match TcpStream::connect_timeout(&server.addr.parse().unwrap(), Duration::from_secs(2)) {
+            Ok(stream) => held.push(stream),
+            // The kernel's backlog is full: the server is starved already.
+            Err(_) => break,
+        }
+    }
+    let log = server.logged("cannot accept connections");
+    assert!(log.contains("Too many open files"), "{log}");
+    // While it lasts: quiet, and no busy loop (a spinning accept would
+    // burn about all of one CPU).
+    let pid = server.sandboxed_pid();
+    let (before, started) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let burnt = cpu_ticks(pid) - before;
+    let ticks = started.elapsed().as_secs_f64() * 100.0;
+    assert!((burnt as f64) < ticks / 4.0, "{burnt} ticks of CPU in {ticks:.0}");
+    let log = server.log();
+    assert_eq!(log.matches("cannot accept").count(), 1, "{log}");
+    // Descriptors back: served again, and said so.
+    drop(held);
+    server.get("/").assert(200);
+    server.logged("accepting connections again");
 }
