@@ -30,6 +30,8 @@
 //! max_concurrent = 16
 //! max_connections = 256
 //! idle_timeout = "5s"
+//! request_timeout = "30s"
+//! max_body_size = "16M"
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -105,6 +107,13 @@ pub struct ServeSettings {
     /// its last answer sent) may take to deliver the next request's head.
     #[serde(with = "text::duration", skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<std::time::Duration>,
+    /// How long a client may take to send a request: its head, and its
+    /// body once the request has an instance.
+    #[serde(with = "text::duration", skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<std::time::Duration>,
+    /// The largest request body, in bytes.
+    #[serde(with = "text::size", skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<u64>,
 }
 
 impl ServeSettings {

@@ -62,6 +62,21 @@ pub struct ServeOptions {
     /// within DURATION [default: 5s]
     #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
     idle_timeout: Option<std::time::Duration>,
+
+    /// How long a client may take to send a request: its head, and then
+    /// its body — the function never waits longer for it, counted from
+    /// the moment the request has an instance. Past it the instance is
+    /// stopped, the client gets 408 if nothing was answered yet, and the
+    /// connection is closed [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
+    request_timeout: Option<std::time::Duration>,
+
+    /// The largest request body (64K, 16M): a larger Content-Length gets
+    /// 413 at once, without an instance; a body that grows past it stops
+    /// the instance (413 if nothing was answered yet) and closes the
+    /// connection [default: 16M]
+    #[arg(long, value_name = "SIZE", value_parser = wsandbox::policy::parse_size)]
+    max_body_size: Option<u64>,
 }
 
 impl ServeOptions {
@@ -72,6 +87,8 @@ impl ServeOptions {
         settings.max_queued = self.max_queued.or(settings.max_queued);
         settings.max_connections = self.max_connections.or(settings.max_connections);
         settings.idle_timeout = self.idle_timeout.or(settings.idle_timeout);
+        settings.request_timeout = self.request_timeout.or(settings.request_timeout);
+        settings.max_body_size = self.max_body_size.or(settings.max_body_size);
     }
 }
 
@@ -94,6 +111,8 @@ impl ServeCommand {
             max_queued: settings.max_queued.unwrap_or(defaults.max_queued),
             max_connections: settings.max_connections.unwrap_or(defaults.max_connections),
             idle_timeout: settings.idle_timeout.unwrap_or(defaults.idle_timeout),
+            request_timeout: settings.request_timeout.unwrap_or(defaults.request_timeout),
+            max_body_size: settings.max_body_size.unwrap_or(defaults.max_body_size),
             timeout: setup.policy.timeout.take(),
             memory: setup.policy.memory.take(),
         };

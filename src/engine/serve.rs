@@ -22,6 +22,13 @@
 //!   closes. A connection with no request under way (just accepted, or
 //!   its last answer sent) has [`Serving::idle_timeout`] to deliver a
 //!   request's whole head, else it is closed without an answer.
+//! - [`Serving::request_timeout`]: the head must arrive within it too, and
+//!   a function never waits longer than that, from the moment its request
+//!   has an instance, for the client to send the body ([`RequestBody`]);
+//!   [`Serving::max_body_size`]: a larger `Content-Length` gets 413 before
+//!   any instance. A body that comes too late or grows too large stops
+//!   the instance: 408 or 413 if nothing was answered yet, and the
+//!   connection is closed (the rest of the request is never read).
 //! - Accepting that fails for a reason that lasts (out of descriptors,
 //!   `EMFILE`): one line, then quiet while it lasts, a pause of 10 ms
 //!   doubling to 250 ms between tries, and one line when it works again.
@@ -37,7 +44,7 @@ use super::limits::Limits;
 use super::{Ended, Module, Outcome, unrunnable};
 use crate::{Error, Policy};
 use http_body_util::BodyExt;
-use hyper::body::Bytes;
+use hyper::body::{Body as _, Bytes};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -66,6 +73,17 @@ pub struct Serving {
     /// or its last answer sent) may take to deliver a request's whole
     /// head; then it is closed, without an answer.
     pub idle_timeout: Duration,
+    /// How long a client may take to send a request: its head (within
+    /// the idle timeout too), and its body from the moment the request
+    /// has an instance — the function never waits longer for it. Past
+    /// it, the instance is stopped, the client gets 408 if nothing was
+    /// answered yet, and the connection is closed.
+    pub request_timeout: Duration,
+    /// The largest request body, in bytes: a larger `Content-Length` gets
+    /// 413 before any instance; a body that grows past it stops the
+    /// instance (413 if nothing was answered yet), and the connection is
+    /// closed.
+    pub max_body_size: u64,
     /// Each request's wall-clock limit, from the moment it has a slot.
     pub timeout: Option<Duration>,
     /// Each instance's linear memory limit, in bytes.
@@ -79,6 +97,8 @@ impl Default for Serving {
             max_queued: 256,
             max_connections: 512,
             idle_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_body_size: 16 << 20,
             timeout: None,
             memory: None,
         }
@@ -312,9 +332,10 @@ async fn accept_loop(
     let mut http = hyper::server::conn::http1::Builder::new();
     // The timer starts whenever the connection waits for a request's head:
     // once accepted, and after each answer.
+    let head_timeout = shared.serving.idle_timeout.min(shared.serving.request_timeout);
     http.keep_alive(true)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(shared.serving.idle_timeout);
+        .header_read_timeout(head_timeout);
     let mut starved = Starved::default();
     ready(address);
     loop {
@@ -437,17 +458,36 @@ async fn handle(
     let failed = |status: u16, why: String| {
         asked.log(format_args!("{status}"), &why);
         let told = match status {
-            400 => "a request needs a Host header".to_string(),
-            503 => "too many requests, try again later".to_string(),
-            504 => "the function did not answer in time".to_string(),
-            _ => "the function failed".to_string(),
+            400 => "a request needs a Host header",
+            408 => "the request did not arrive in time",
+            413 => "the request's body is too large",
+            503 => "too many requests, try again later",
+            504 => "the function did not answer in time",
+            _ => "the function failed",
         };
-        Ok(plain(status, &format!("{told} (request {id})")))
+        let mut response = plain(status, &format!("{told} (request {id})"));
+        if matches!(status, 408 | 413) {
+            // What is left of the request is not read: the connection
+            // cannot carry another.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        Ok(response)
     };
     let has_authority =
         request.uri().authority().is_some() || request.headers().contains_key(hyper::header::HOST);
     if !has_authority {
         return failed(400, "no Host header".into());
+    }
+    let announced = request.body().size_hint().lower();
+    if announced > shared.serving.max_body_size {
+        let max = super::limits::human(shared.serving.max_body_size);
+        return failed(
+            413,
+            format!("a body of {announced} bytes announced, over --max-body-size {max}"),
+        );
     }
     let Some(permit) = admit(&shared).await else {
         return failed(
@@ -470,6 +510,9 @@ async fn handle(
                         format_args!("stopped while answering"),
                         &format!("past --timeout {limit:?}"),
                     ),
+                    Ok(Err(Stopped::Unread(unread))) => {
+                        asked.log(format_args!("stopped while answering"), &unread.to_string())
+                    }
                     Ok(Err(Stopped::Failed(why))) => asked.log(format_args!("failed while answering"), &why),
                     _ => {}
                 }
@@ -484,6 +527,7 @@ async fn handle(
                 504,
                 format!("the function did not answer within --timeout {limit:?} and was stopped"),
             ),
+            Ok(Err(Stopped::Unread(unread))) => failed(unread.status(), unread.to_string()),
             Ok(Err(Stopped::Failed(why))) => failed(500, why),
             Err(err) => failed(500, format!("the request's task failed: {err}")),
         },
@@ -519,6 +563,173 @@ impl Asked {
 enum Stopped {
     Timeout(Duration),
     Failed(String),
+    Unread(Unread),
+}
+
+/// Why a request's body could not be read to its end.
+#[derive(Debug, Clone, Copy)]
+enum Unread {
+    /// It grew past this many bytes, [`Serving::max_body_size`].
+    TooLarge(u64),
+    /// The client had not sent it when the function waited for it past
+    /// [`Serving::request_timeout`].
+    Late(Duration),
+}
+
+impl Unread {
+    /// The status for the client, when nothing was answered yet.
+    fn status(self) -> u16 {
+        match self {
+            Unread::TooLarge(_) => 413,
+            Unread::Late(_) => 408,
+        }
+    }
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::TooLarge(max) => write!(
+                out,
+                "the request's body grew past --max-body-size {}; the function was stopped",
+                super::limits::human(*max)
+            ),
+            Unread::Late(limit) => write!(
+                out,
+                "the client did not send the request's body within --request-timeout {limit:?}; the function was stopped"
+            ),
+        }
+    }
+}
+
+/// A request's body as the guest reads it, watched: past
+/// [`Serving::max_body_size`] bytes, or when the guest waits for the
+/// client past the deadline, the instance is told (and stops it), and the
+/// guest gets nothing more — it is about to be dropped. An empty body is
+/// not watched: it costs nothing.
+struct RequestBody {
+    inner: hyper::body::Incoming,
+    /// The bytes it may still have.
+    left: u64,
+    max: u64,
+    timeout: Duration,
+    /// Set the first time the guest waits for the client.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    watch: Watch,
+}
+
+/// What a [`RequestBody`] still has to watch for.
+enum Watch {
+    /// Nothing: the body is empty, or has arrived whole, or failed.
+    Off,
+    /// Its size, and the guest's waiting for the client until `deadline`;
+    /// the instance is told through `tell`.
+    On {
+        tell: oneshot::Sender<Unread>,
+        deadline: tokio::time::Instant,
+    },
+    /// The instance was told; the guest waits until it is stopped.
+    Told,
+}
+
+impl RequestBody {
+    /// `request` with its body watched from now, by `serving`'s limits;
+    /// and where the instance learns that the body cannot be read (none
+    /// for an empty body).
+    fn watch(
+        request: hyper::Request<hyper::body::Incoming>,
+        serving: &Serving,
+    ) -> (hyper::Request<RequestBody>, Option<oneshot::Receiver<Unread>>) {
+        let (parts, inner) = request.into_parts();
+        let (watch, unread) = if inner.is_end_stream() {
+            (Watch::Off, None)
+        } else {
+            let (tell, told) = oneshot::channel();
+            let deadline = tokio::time::Instant::now() + serving.request_timeout;
+            (Watch::On { tell, deadline }, Some(told))
+        };
+        let body = RequestBody {
+            inner,
+            left: serving.max_body_size,
+            max: serving.max_body_size,
+            timeout: serving.request_timeout,
+            timer: None,
+            watch,
+        };
+        (hyper::Request::from_parts(parts, body), unread)
+    }
+
+    /// Tells the instance why the body cannot be read, and holds the guest.
+    fn tell(
+        &mut self,
+        why: Unread,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, WasiHttpError>>> {
+        if let Watch::On { tell, .. } = std::mem::replace(&mut self.watch, Watch::Told) {
+            let _ = tell.send(why);
+        }
+        std::task::Poll::Pending
+    }
+}
+
+type WasiHttpError = wasmtime_wasi_http::Error;
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = WasiHttpError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, WasiHttpError>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let deadline = match this.watch {
+            Watch::Told => return Poll::Pending,
+            Watch::Off => {
+                return std::pin::Pin::new(&mut this.inner)
+                    .poll_frame(cx)
+                    .map_err(WasiHttpError::Hyper);
+            }
+            Watch::On { deadline, .. } => deadline,
+        };
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                // The guest waits for the client: not past the deadline.
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return this.tell(Unread::Late(this.timeout));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    match this.left.checked_sub(data.len() as u64) {
+                        Some(left) => this.left = left,
+                        None => return this.tell(Unread::TooLarge(this.max)),
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    this.watch = Watch::Off;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(ended) => {
+                // Whole, or cut by the client: nothing more to watch.
+                this.watch = Watch::Off;
+                Poll::Ready(ended.map(|frame| frame.map_err(WasiHttpError::Hyper)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !matches!(self.watch, Watch::Told) && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A slot for one more instance: at once, after waiting in the queue, or
@@ -544,7 +755,8 @@ async fn admit(shared: &Shared) -> Option<OwnedSemaphorePermit> {
 }
 
 /// One request's instance, from instantiation to the end of its body,
-/// within the timeout. The slot is given back when it ends.
+/// within the timeout, and no longer than its request's body can be read
+/// ([`RequestBody`]). The slot is given back when it ends.
 async fn instance(
     shared: Arc<Shared>,
     id: u64,
@@ -553,6 +765,7 @@ async fn instance(
     permit: OwnedSemaphorePermit,
 ) -> Result<(), Stopped> {
     let _permit = permit;
+    let (request, unread) = RequestBody::watch(request, &shared.serving);
     let mut store = new_store(&shared, id).map_err(|e| Stopped::Failed(e.to_string()))?;
     let work = async {
         let started = std::time::Instant::now();
@@ -583,11 +796,23 @@ async fn instance(
             Err(err) => Err(Stopped::Failed(why_failed(&shared, &store, err))),
         }
     };
-    match shared.serving.timeout {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or(Err(Stopped::Timeout(limit))),
-        None => work.await,
+    let bounded = async {
+        match shared.serving.timeout {
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .unwrap_or(Err(Stopped::Timeout(limit))),
+            None => work.await,
+        }
+    };
+    match unread {
+        None => bounded.await,
+        // Told that the body cannot be read, the instance is stopped; once
+        // the body is whole (the sender dropped), only `bounded` is left.
+        Some(mut unread) => tokio::select! {
+            biased;
+            Ok(why) = &mut unread => Err(Stopped::Unread(why)),
+            ended = bounded => ended,
+        },
     }
 }
 

@@ -242,6 +242,10 @@ fn the_printed_policy_reads_back_as_the_same_policy() {
         "7",
         "--idle-timeout",
         "2s",
+        "--request-timeout",
+        "1m",
+        "--max-body-size",
+        "64K",
     ]);
     printed.assert_code(0);
     let path = file(dir.path(), "printed.toml", &printed.stdout);
@@ -255,6 +259,8 @@ fn the_printed_policy_reads_back_as_the_same_policy() {
         "max_concurrent = 3",
         "max_connections = 7",
         "idle_timeout = \"2s\"",
+        "request_timeout = \"1m\"",
+        "max_body_size = \"64K\"",
     ] {
         assert!(printed.stdout.contains(line), "{line}: {}", printed.stdout);
     }

@@ -529,6 +529,9 @@ fn what_cannot_be_served_is_refused_with_one_line() {
     run(&["serve", "--max-concurrent", "0", PROBE_HTTP]).assert_code(2);
     run(&["serve", "--max-connections", "0", PROBE_HTTP]).assert_code(2);
     run(&["serve", "--idle-timeout", "0s", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--request-timeout", "0s", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--max-body-size", "0", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--max-body-size", "lots", PROBE_HTTP]).assert_code(2);
 }
 
 #[test]
@@ -934,4 +937,91 @@ fn out_of_descriptors_the_server_says_so_once_and_recovers() {
     drop(held);
     server.get("/").assert(200);
     server.logged("accepting connections again");
+}
+
+/// The status code of a status line.
+fn code_of(status_line: &str) -> u16 {
+    status_line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn slow_bodies_are_cut_at_the_request_timeout_and_free_their_slots() {
+    // Two instances, no --timeout: only the request timeout frees them.
+    let server = Server::start(
+        &["-vv", "--max-concurrent", "2", "--request-timeout", "1s"],
+        wsandbox_guests::API,
+    );
+    // Two clients announce a megabyte and send two bytes of it; the
+    // function reads the whole body before it answers.
+    let slow: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let stream = TcpStream::connect(&server.addr).unwrap();
+            let head = b"POST /sum HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n[1";
+            (&stream).write_all(head).unwrap();
+            stream
+        })
+        .collect();
+    server.logged("[req 1] instantiated");
+    server.logged("[req 2] instantiated");
+    // Both slots are theirs; a request that comes now is served when the
+    // slow ones are cut.
+    let reply = server.post("/sum", b"[1, 2]");
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "{\"count\": 2, \"sum\": 3}\n")
+    );
+    for stream in &slow {
+        let status = status_within(stream, Duration::from_secs(30)).expect("no answer to a slow body");
+        assert_eq!(code_of(&status), 408, "{status}");
+        assert!(closed_within(stream, Duration::from_secs(30)));
+    }
+    server.logged("POST /sum: 408: the client did not send the request's body within --request-timeout 1s");
+    // A head that never ends is closed within the request timeout too,
+    // however long the idle timeout.
+    let server = Server::start(
+        &["--idle-timeout", "10m", "--request-timeout", "500ms"],
+        PROBE_HTTP,
+    );
+    let slow_head = TcpStream::connect(&server.addr).unwrap();
+    (&slow_head).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(closed_within(&slow_head, Duration::from_secs(10)));
+}
+
+#[test]
+fn bodies_past_max_body_size_get_413_and_the_connection_closes() {
+    let server = Server::start(&["-vv", "--max-body-size", "1K"], PROBE_HTTP);
+    // Announced too large: 413 at once, before any instance (and without
+    // a 100 Continue the client would send the body on).
+    let answer = exchange(
+        &server.addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1025\r\n\r\n",
+    );
+    let statuses = status_lines(&answer);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(code_of(&statuses[0]), 413, "{statuses:?}");
+    let log = server.logged("POST /echo: 413: a body of 1025 bytes announced, over --max-body-size 1 KiB");
+    assert!(!log.contains("instantiated"), "the function was called: {log}");
+    // At the limit, served.
+    let body = vec![b'x'; 1024];
+    assert!(server.post("/echo", &body).assert(200).body == body);
+    // Chunked, growing past the limit while the function reads it: 413,
+    // since nothing was answered yet, and the connection closes.
+    let server = Server::start(&["--max-body-size", "1K"], wsandbox_guests::API);
+    let chunk = format!("[{}1]", "1, ".repeat(199));
+    assert_eq!(chunk.len(), 600);
+    let mut request = b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..2 {
+        request.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+    }
+    let answer = exchange(&server.addr, &request);
+    let statuses = status_lines(&answer);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(code_of(&statuses[0]), 413, "{statuses:?}");
+    server.logged("POST /sum: 413: the request's body grew past --max-body-size 1 KiB");
+    // The same within the limit is summed.
+    let mut request =
+        b"POST /sum HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(format!("{:x}\r\n{chunk}\r\n0\r\n\r\n", chunk.len()).as_bytes());
+    let reply = parse(&exchange(&server.addr, &request));
+    assert_eq!(reply.assert(200).text(), "{\"count\": 200, \"sum\": 200}\n");
 }
