@@ -1025,3 +1025,91 @@ fn bodies_past_max_body_size_get_413_and_the_connection_closes() {
     let reply = parse(&exchange(&server.addr, &request));
     assert_eq!(reply.assert(200).text(), "{\"count\": 200, \"sum\": 200}\n");
 }
+
+#[test]
+fn ambiguous_requests_get_400_and_never_reach_the_function() {
+    let server = Server::start(&[], PROBE_HTTP);
+    // Each a head whose framing or fields two parsers could read two ways
+    // (no body follows, so the answer is never lost to a reset).
+    let cases = [
+        (
+            "two different lengths",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        ),
+        (
+            "a list of lengths",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
+        ),
+        (
+            "a signed length",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+        ),
+        (
+            "a folded field (obs-fold, space)",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+        ),
+        (
+            "a folded field (obs-fold, tab)",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n",
+        ),
+        (
+            "a folded length",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n 6\r\n\r\n",
+        ),
+        (
+            "a space before the first field",
+            "GET / HTTP/1.1\r\n Host: x\r\n\r\n",
+        ),
+        (
+            "a space before a colon",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n",
+        ),
+        (
+            "chunked in HTTP/1.0",
+            "POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ),
+        (
+            "chunked, not last",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        ),
+        (
+            "a coding that is not chunked",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ),
+    ];
+    for (what, head) in cases {
+        let answer = exchange(&server.addr, head.as_bytes());
+        assert_eq!(status_lines(&answer), ["HTTP/1.1 400 Bad Request"], "{what}");
+    }
+    // None reached the server's own handler, so no instance: the first
+    // request it numbers is the next one.
+    server.get("/trap").assert(500);
+    let log = server.logged("GET /trap: 500");
+    assert!(log.contains("[req 1] GET /trap: 500"), "{log}");
+}
+
+#[test]
+fn a_request_with_both_length_and_chunked_is_read_chunked_and_ends_its_connection() {
+    // RFC 9112 §6.1, §6.3: Transfer-Encoding wins, and the connection
+    // closes after the answer. A front that went by the length would
+    // take what follows the empty chunked body for a second request: it
+    // is never read.
+    let server = Server::start(&[], PROBE_HTTP);
+    let smuggled = "GET /trap HTTP/1.1\r\nHost: x\r\n\r\n";
+    for fields in [
+        "Content-Length: 40\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 40",
+    ] {
+        let request = format!("POST /echo HTTP/1.1\r\nHost: x\r\n{fields}\r\n\r\n0\r\n\r\n{smuggled}");
+        let answer = exchange(&server.addr, request.as_bytes());
+        assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"], "{fields:?}");
+        assert!(parse(&answer).body.is_empty(), "{fields:?}");
+    }
+    server.get("/trap").assert(500);
+    let log = server.logged("GET /trap: 500");
+    assert_eq!(
+        log.matches("GET /trap").count(),
+        1,
+        "a smuggled request was served: {log}"
+    );
+}
