@@ -15,12 +15,16 @@ use wsandbox::policy::ServeSettings;
 /// connections but can open none. The first line on stderr is the address,
 /// `http://HOST:PORT`, once connections are accepted. --timeout, --memory
 /// and --fuel apply to each request's instance: past the timeout the client
-/// gets 504, a trap (a memory limit included) 500. SIGINT or SIGTERM stops
-/// accepting, lets the requests in flight finish, and exits 0.
+/// gets 504, a trap (a memory limit included) 500. Clients are bounded
+/// too: --max-connections at once, --idle-timeout for a connection with no
+/// request under way, --request-timeout to send a request (408), and
+/// --max-body-size (413). SIGINT or SIGTERM stops accepting, lets the
+/// requests in flight finish, and exits 0.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     wsandbox serve --addr 127.0.0.1:8080 api.wasm\n  \
     wsandbox serve --addr 127.0.0.1:0 --timeout 2s --memory 64M --max-concurrent 16 api.wasm\n  \
+    wsandbox serve --max-connections 256 --idle-timeout 2s --max-body-size 1M api.wasm\n  \
     wsandbox serve --ro-dir ./static::/static --env GREETING=hi api.wasm\n  \
     wsandbox serve --config function.toml api.wasm")]
 pub struct ServeCommand {

@@ -397,8 +397,9 @@ impl Starved {
                     }
                     return stream;
                 }
-                // A connection reset or refused before it was accepted is
-                // the client's, and over: the next one is tried at once.
+                // A connection reset before it was accepted, or with a
+                // network error pending, is the client's and over: the
+                // next one is tried at once.
                 Err(err) if is_the_connections(&err) => {}
                 Err(err) => {
                     let pause = match self.pause {
