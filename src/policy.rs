@@ -28,6 +28,10 @@
 //! [serve]
 //! addr = "127.0.0.1:8080"
 //! max_concurrent = 16
+//! max_connections = 256
+//! idle_timeout = "5s"
+//! request_timeout = "30s"
+//! max_body_size = "16M"
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +99,21 @@ pub struct ServeSettings {
     /// Requests that may wait for an instance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_queued: Option<u32>,
+    /// Connections open at once; past them, a new one waits in the
+    /// kernel's backlog until another closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// How long a connection with no request under way (just opened, or
+    /// its last answer sent) may take to deliver the next request's head.
+    #[serde(with = "text::duration", skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<std::time::Duration>,
+    /// How long a client may take to send a request: its head, and its
+    /// body once the request has an instance.
+    #[serde(with = "text::duration", skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<std::time::Duration>,
+    /// The largest request body, in bytes.
+    #[serde(with = "text::size", skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<u64>,
 }
 
 impl ServeSettings {
@@ -202,6 +221,9 @@ pub enum PolicyError {
     /// `serve` may run no instance at all.
     #[error("serve: max_concurrent must be at least 1")]
     NoConcurrency,
+    /// `serve` may hold no connection at all.
+    #[error("serve: max_connections must be at least 1")]
+    NoConnections,
     /// A policy that cannot be written as a policy file.
     #[error("cannot write the policy as TOML: {0}")]
     Unwritable(String),
@@ -344,6 +366,9 @@ impl Policy {
         }
         if self.serve.max_concurrent == Some(0) {
             return Err(PolicyError::NoConcurrency);
+        }
+        if self.serve.max_connections == Some(0) {
+            return Err(PolicyError::NoConnections);
         }
         Ok(())
     }

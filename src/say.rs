@@ -9,6 +9,10 @@
 //! cannot be written is dropped. And a panic in a process of wsandbox's
 //! that was forked ([`end_on_panic`]) ends that process on the spot
 //! instead of unwinding into its caller's stack.
+//!
+//! Text that comes from outside — a client's request, a guest's output,
+//! a module's names — goes into a line through [`escaped`], so that it
+//! cannot end the line, forge another or drive the terminal.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -34,38 +38,70 @@ pub fn out(text: &str) -> io::Result<()> {
     write_all(stdout.as_fd(), text.as_bytes())
 }
 
+/// Text from a client or a guest as it may appear in a line of the log:
+/// displayed with every character that could end the line, forge another
+/// or drive the terminal written as a Rust escape (`\n`, `\u{1b}`,
+/// `\u{2028}`): control characters (C0 but the tab, DEL, C1), the Unicode
+/// line and paragraph separators, and the bidirectional controls that
+/// reorder what a terminal shows. See [`escaped`].
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a> {
+    text: &'a str,
+    max: usize,
+}
+
+/// `text`, escaped for a line of the log (see [`Escaped`]), whole.
+pub fn escaped(text: &str) -> Escaped<'_> {
+    Escaped {
+        text,
+        max: usize::MAX,
+    }
+}
+
+impl Escaped<'_> {
+    /// At most `max` bytes of the text (whole characters), then ` [...]`.
+    pub fn at_most(self, max: usize) -> Self {
+        Escaped { max, ..self }
+    }
+
+    /// Whether `c` is written as an escape.
+    fn needs_escape(c: char) -> bool {
+        (c.is_control() && c != '\t')
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    }
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        // Runs of plain text are written whole.
+        let mut plain = 0;
+        for (at, c) in self.text.char_indices() {
+            if at + c.len_utf8() > self.max {
+                out.write_str(&self.text[plain..at])?;
+                return out.write_str(" [...]");
+            }
+            if Escaped::needs_escape(c) {
+                out.write_str(&self.text[plain..at])?;
+                for e in c.escape_default() {
+                    out.write_char(e)?;
+                }
+                plain = at + c.len_utf8();
+            }
+        }
+        out.write_str(&self.text[plain..])
+    }
+}
+
 /// `line(format_args!(...))`: a line on stderr that never panics.
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::say::line(format_args!($($arg)*))
     };
-}
-
-/// `text` made safe to put in a log line: at most `max` bytes of it (then
-/// ` [...]`), every character that could end the line, drive a terminal
-/// or reorder what is shown escaped (`\n`, `\u{1b}`): C0 and C1 controls,
-/// the line and paragraph separators (U+2028, U+2029), and the
-/// bidirectional marks, embeddings, overrides and isolates. For every
-/// byte of a line that came from a guest, a plugin or a client.
-pub fn one_line(text: &str, max: usize) -> String {
-    let mut line = String::with_capacity(text.len().min(max) + 8);
-    for c in text.chars() {
-        if line.len() >= max {
-            line.push_str(" [...]");
-            break;
-        }
-        let hostile = c.is_control()
-            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c);
-        if hostile {
-            line.extend(c.escape_default());
-        } else {
-            line.push(c);
-        }
-    }
-    line
 }
 
 /// stderr as an [`io::Write`] (for `tracing`'s output) with the same
@@ -135,21 +171,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hostile_text_is_one_bounded_line() {
-        assert_eq!(one_line("plain text, é 日本", 100), "plain text, é 日本");
-        assert_eq!(one_line("a\nb\r\x1b[2J\x07", 100), "a\\nb\\r\\u{1b}[2J\\u{7}");
-        // C1 controls, the separators a log viewer breaks lines at, and
-        // the bidi controls that reorder what a reader sees.
-        for c in [
-            '\u{85}', '\u{9b}', '\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}', '\u{200f}',
-        ] {
-            let line = one_line(&format!("x{c}y"), 100);
-            assert!(!line.contains(c), "{c:?} left in {line:?}");
-            assert!(line.starts_with("x\\u{") && line.ends_with('y'), "{line:?}");
-        }
-        let long = one_line(&"x".repeat(10_000), 4096);
-        assert_eq!(long.len(), 4096 + " [...]".len());
-        assert!(long.ends_with(" [...]"));
+    fn outside_text_cannot_end_a_line_or_drive_the_terminal() {
+        let shown = |text: &str| escaped(text).to_string();
+        assert_eq!(shown("GET /a b\tc ü"), "GET /a b\tc ü");
+        assert_eq!(shown("a\nb\r\x1b[2J\x7f"), "a\\nb\\r\\u{1b}[2J\\u{7f}");
+        // C1 controls (NEL, CSI), the separators, the bidirectional controls.
+        assert_eq!(
+            shown("\u{85}\u{9b}31m\u{2028}\u{2029}\u{202e}\u{2066}\u{200f}"),
+            "\\u{85}\\u{9b}31m\\u{2028}\\u{2029}\\u{202e}\\u{2066}\\u{200f}"
+        );
+        assert_eq!(escaped("abcdef").at_most(3).to_string(), "abc [...]");
+        // Whole characters only, and an escape is never cut.
+        assert_eq!(escaped("aéb").at_most(2).to_string(), "a [...]");
+        assert_eq!(escaped("a\nb").at_most(2).to_string(), "a\\n [...]");
+        assert_eq!(escaped("abc").at_most(3).to_string(), "abc");
     }
 
     #[test]

@@ -15,12 +15,16 @@ use wsandbox::policy::ServeSettings;
 /// connections but can open none. The first line on stderr is the address,
 /// `http://HOST:PORT`, once connections are accepted. --timeout, --memory
 /// and --fuel apply to each request's instance: past the timeout the client
-/// gets 504, a trap (a memory limit included) 500. SIGINT or SIGTERM stops
-/// accepting, lets the requests in flight finish, and exits 0.
+/// gets 504, a trap (a memory limit included) 500. Clients are bounded
+/// too: --max-connections at once, --idle-timeout for a connection with no
+/// request under way, --request-timeout to send a request (408), and
+/// --max-body-size (413). SIGINT or SIGTERM stops accepting, lets the
+/// requests in flight finish, and exits 0.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     wsandbox serve --addr 127.0.0.1:8080 api.wasm\n  \
     wsandbox serve --addr 127.0.0.1:0 --timeout 2s --memory 64M --max-concurrent 16 api.wasm\n  \
+    wsandbox serve --max-connections 256 --idle-timeout 2s --max-body-size 1M api.wasm\n  \
     wsandbox serve --ro-dir ./static::/static --env GREETING=hi api.wasm\n  \
     wsandbox serve --config function.toml api.wasm")]
 pub struct ServeCommand {
@@ -51,6 +55,32 @@ pub struct ServeOptions {
     /// the answer is 503 [default: 256]
     #[arg(long, value_name = "N")]
     max_queued: Option<u32>,
+
+    /// Connections open at once; past them, a new connection waits in the
+    /// kernel's backlog until one closes [default: 512]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+
+    /// Close a connection with no request under way (just opened, or its
+    /// last answer sent) whose next request's head has not arrived in full
+    /// within DURATION [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
+    idle_timeout: Option<std::time::Duration>,
+
+    /// How long a client may take to send a request: its head, and then
+    /// its body — the function never waits longer for it, counted from
+    /// the moment the request has an instance. Past it the instance is
+    /// stopped, the client gets 408 if nothing was answered yet, and the
+    /// connection is closed [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
+    request_timeout: Option<std::time::Duration>,
+
+    /// The largest request body (64K, 16M): a larger Content-Length gets
+    /// 413 at once, without an instance; a body that grows past it stops
+    /// the instance (413 if nothing was answered yet) and closes the
+    /// connection [default: 16M]
+    #[arg(long, value_name = "SIZE", value_parser = wsandbox::policy::parse_size)]
+    max_body_size: Option<u64>,
 }
 
 impl ServeOptions {
@@ -59,6 +89,10 @@ impl ServeOptions {
         settings.addr = self.addr.or(settings.addr);
         settings.max_concurrent = self.max_concurrent.or(settings.max_concurrent);
         settings.max_queued = self.max_queued.or(settings.max_queued);
+        settings.max_connections = self.max_connections.or(settings.max_connections);
+        settings.idle_timeout = self.idle_timeout.or(settings.idle_timeout);
+        settings.request_timeout = self.request_timeout.or(settings.request_timeout);
+        settings.max_body_size = self.max_body_size.or(settings.max_body_size);
     }
 }
 
@@ -79,6 +113,10 @@ impl ServeCommand {
         let serving = Serving {
             max_concurrent: settings.max_concurrent.unwrap_or(defaults.max_concurrent),
             max_queued: settings.max_queued.unwrap_or(defaults.max_queued),
+            max_connections: settings.max_connections.unwrap_or(defaults.max_connections),
+            idle_timeout: settings.idle_timeout.unwrap_or(defaults.idle_timeout),
+            request_timeout: settings.request_timeout.unwrap_or(defaults.request_timeout),
+            max_body_size: settings.max_body_size.unwrap_or(defaults.max_body_size),
             timeout: setup.policy.timeout.take(),
             memory: setup.policy.memory.take(),
         };

@@ -32,19 +32,20 @@ pub(super) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Res
 }
 
 /// `message` on one line of at most [`MAX_MESSAGE`] bytes, escaped
-/// ([`crate::say::one_line`]): a plugin cannot forge other lines of the
-/// log or drive the terminal.
-fn one_line(message: &str) -> String {
-    crate::say::one_line(message, MAX_MESSAGE)
+/// ([`crate::say::escaped`]): a plugin cannot forge other lines of the log
+/// or drive the terminal.
+fn one_line(message: &str) -> crate::say::Escaped<'_> {
+    crate::say::escaped(message).at_most(MAX_MESSAGE)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_message_is_one_safe_line() {
-        assert_eq!(super::one_line("ok"), "ok");
-        assert_eq!(super::one_line("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
+        let line = |message: &str| super::one_line(message).to_string();
+        assert_eq!(line("ok"), "ok");
+        assert_eq!(line("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
         let long = "x".repeat(10_000);
-        assert!(super::one_line(&long).len() < 4200);
+        assert!(line(&long).len() < 4200);
     }
 }

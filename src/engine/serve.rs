@@ -17,6 +17,21 @@
 //!   touched: they have their own stores.
 //! - [`Serving::max_concurrent`] instances at once; [`Serving::max_queued`]
 //!   more requests wait for a slot; past that, 503 at once.
+//! - [`Serving::max_connections`] connections at once: past them, new ones
+//!   are not accepted — they wait in the kernel's backlog — until one
+//!   closes. A connection with no request under way (just accepted, or
+//!   its last answer sent) has [`Serving::idle_timeout`] to deliver a
+//!   request's whole head, else it is closed without an answer.
+//! - [`Serving::request_timeout`]: the head must arrive within it too, and
+//!   a function never waits longer than that, from the moment its request
+//!   has an instance, for the client to send the body ([`RequestBody`]);
+//!   [`Serving::max_body_size`]: a larger `Content-Length` gets 413 before
+//!   any instance. A body that comes too late or grows too large stops
+//!   the instance: 408 or 413 if nothing was answered yet, and the
+//!   connection is closed (the rest of the request is never read).
+//! - Accepting that fails for a reason that lasts (out of descriptors,
+//!   `EMFILE`): one line, then quiet while it lasts, a pause of 10 ms
+//!   doubling to 250 ms between tries, and one line when it works again.
 //! - Outgoing HTTP is refused (`HTTP-request-denied`) before any socket is
 //!   tried; `wasi:sockets` has no address allowed.
 //! - The guest's stdout and stderr become lines on the server's stderr,
@@ -29,7 +44,7 @@ use super::limits::Limits;
 use super::{Ended, Module, Outcome, unrunnable};
 use crate::{Error, Policy};
 use http_body_util::BodyExt;
-use hyper::body::Bytes;
+use hyper::body::{Body as _, Bytes};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -51,6 +66,24 @@ pub struct Serving {
     pub max_concurrent: u32,
     /// Requests that may wait for an instance; past them, 503.
     pub max_queued: u32,
+    /// Connections open at once; past them, new ones are not accepted
+    /// (they wait in the kernel's backlog) until one closes.
+    pub max_connections: u32,
+    /// How long a connection with no request under way (just accepted,
+    /// or its last answer sent) may take to deliver a request's whole
+    /// head; then it is closed, without an answer.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a request: its head (within
+    /// the idle timeout too), and its body from the moment the request
+    /// has an instance — the function never waits longer for it. Past
+    /// it, the instance is stopped, the client gets 408 if nothing was
+    /// answered yet, and the connection is closed.
+    pub request_timeout: Duration,
+    /// The largest request body, in bytes: a larger `Content-Length` gets
+    /// 413 before any instance; a body that grows past it stops the
+    /// instance (413 if nothing was answered yet), and the connection is
+    /// closed.
+    pub max_body_size: u64,
     /// Each request's wall-clock limit, from the moment it has a slot.
     pub timeout: Option<Duration>,
     /// Each instance's linear memory limit, in bytes.
@@ -62,6 +95,10 @@ impl Default for Serving {
         Serving {
             max_concurrent: 64,
             max_queued: 256,
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_body_size: 16 << 20,
             timeout: None,
             memory: None,
         }
@@ -72,9 +109,12 @@ impl Default for Serving {
 /// often a guest busy in wasm yields its thread to other requests.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// How long a client has to send a request's head: a connection that
-/// sends nothing is closed after this (the sandbox has 1024 descriptors).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first pause of the accept loop when accepting fails for a reason
+/// that lasts (out of descriptors or memory), doubled at each failure up
+/// to [`ACCEPT_PAUSE_MAX`]: the listening socket stays readable, so
+/// without a pause the loop would spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_millis(250);
 
 /// What one instance of a typical component takes from the pool, per
 /// instance slot (a component is a few core instances, each with at most
@@ -288,34 +328,38 @@ async fn accept_loop(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::Engine(format!("serve: the listening socket: {e}")))?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(shared.serving.max_connections.max(1) as usize));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // The timer starts whenever the connection waits for a request's head:
+    // once accepted, and after each answer.
+    let head_timeout = shared.serving.idle_timeout.min(shared.serving.request_timeout);
+    http.keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(head_timeout);
+    let mut starved = Starved::default();
     ready(address);
     loop {
-        let stream = tokio::select! {
+        // Past the cap, connections wait in the kernel's backlog.
+        let (held, stream) = tokio::select! {
             _ = stop.wait_for(|stop| *stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of descriptors, a connection reset before accept:
-                // the server goes on.
-                Err(err) => {
-                    crate::say!("wsandbox: serve: accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+            accepted = async {
+                let held = connections.clone().acquire_owned().await.ok()?;
+                Some((held, starved.accept(&listener).await))
+            } => match accepted {
+                Some(accepted) => accepted,
+                None => break,
             },
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let connection = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper::service::service_fn(move |request| handle(shared.clone(), request)),
-            );
+        let connection = http.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper::service::service_fn(move |request| handle(shared.clone(), request)),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
+            drop(held);
         });
     }
     drop(listener);
@@ -332,6 +376,70 @@ async fn accept_loop(
     Ok(())
 }
 
+/// The accept loop's account of a failure that lasts — out of
+/// descriptors (`EMFILE`, `ENFILE`) or of memory: one line when it
+/// starts, one when it ends, quiet in between, and a pause before each
+/// new try that doubles up to [`ACCEPT_PAUSE_MAX`].
+#[derive(Default)]
+struct Starved {
+    /// The pause before the next try, while accepting fails.
+    pause: Option<Duration>,
+}
+
+impl Starved {
+    /// The next connection, however many failures it takes.
+    async fn accept(&mut self, listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    if self.pause.take().is_some() {
+                        crate::say!("wsandbox: serve: accepting connections again");
+                    }
+                    return stream;
+                }
+                // A connection reset before it was accepted, or with a
+                // network error pending, is the client's and over: the
+                // next one is tried at once.
+                Err(err) if is_the_connections(&err) => {}
+                Err(err) => {
+                    let pause = match self.pause {
+                        None => {
+                            crate::say!(
+                                "wsandbox: serve: cannot accept connections: {err}; trying again until it can"
+                            );
+                            ACCEPT_PAUSE
+                        }
+                        Some(pause) => (pause * 2).min(ACCEPT_PAUSE_MAX),
+                    };
+                    self.pause = Some(pause);
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `accept` failed for the connection it was about to return
+/// (reset, or a network error pending on it: accept(2) says to try again
+/// at once), not for the server.
+fn is_the_connections(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::ECONNRESET
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
+}
+
 type Response = hyper::Response<HyperOutgoingBody>;
 
 /// Answers one request with a fresh instance, or with the error that
@@ -341,23 +449,46 @@ async fn handle(
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<Response, std::convert::Infallible> {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let what = format!("{} {}", request.method(), request.uri().path());
+    let asked = Asked {
+        id,
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+    };
     // The server's log has the whole story; the client gets the status
     // and a line that gives nothing of the guest's away.
     let failed = |status: u16, why: String| {
-        crate::say!("wsandbox: [req {id}] {what}: {status}: {why}");
+        asked.log(format_args!("{status}"), &why);
         let told = match status {
-            400 => "a request needs a Host header".to_string(),
-            503 => "too many requests, try again later".to_string(),
-            504 => "the function did not answer in time".to_string(),
-            _ => "the function failed".to_string(),
+            400 => "a request needs a Host header",
+            408 => "the request did not arrive in time",
+            413 => "the request's body is too large",
+            503 => "too many requests, try again later",
+            504 => "the function did not answer in time",
+            _ => "the function failed",
         };
-        Ok(plain(status, &format!("{told} (request {id})")))
+        let mut response = plain(status, &format!("{told} (request {id})"));
+        if matches!(status, 408 | 413) {
+            // What is left of the request is not read: the connection
+            // cannot carry another.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        Ok(response)
     };
     let has_authority =
         request.uri().authority().is_some() || request.headers().contains_key(hyper::header::HOST);
     if !has_authority {
         return failed(400, "no Host header".into());
+    }
+    let announced = request.body().size_hint().lower();
+    if announced > shared.serving.max_body_size {
+        let max = super::limits::human(shared.serving.max_body_size);
+        return failed(
+            413,
+            format!("a body of {announced} bytes announced, over --max-body-size {max}"),
+        );
     }
     let Some(permit) = admit(&shared).await else {
         return failed(
@@ -376,14 +507,14 @@ async fn handle(
             // logged, since the client can only see it cut short.
             tokio::spawn(async move {
                 match task.await {
-                    Ok(Err(Stopped::Timeout(limit))) => {
-                        crate::say!(
-                            "wsandbox: [req {id}] {what}: stopped while answering: past --timeout {limit:?}"
-                        )
+                    Ok(Err(Stopped::Timeout(limit))) => asked.log(
+                        format_args!("stopped while answering"),
+                        &format!("past --timeout {limit:?}"),
+                    ),
+                    Ok(Err(Stopped::Unread(unread))) => {
+                        asked.log(format_args!("stopped while answering"), &unread.to_string())
                     }
-                    Ok(Err(Stopped::Failed(why))) => {
-                        crate::say!("wsandbox: [req {id}] {what}: failed while answering: {why}")
-                    }
+                    Ok(Err(Stopped::Failed(why))) => asked.log(format_args!("failed while answering"), &why),
                     _ => {}
                 }
             });
@@ -397,9 +528,35 @@ async fn handle(
                 504,
                 format!("the function did not answer within --timeout {limit:?} and was stopped"),
             ),
+            Ok(Err(Stopped::Unread(unread))) => failed(unread.status(), unread.to_string()),
             Ok(Err(Stopped::Failed(why))) => failed(500, why),
             Err(err) => failed(500, format!("the request's task failed: {err}")),
         },
+    }
+}
+
+/// A request as the log names it: its id, method and path.
+struct Asked {
+    id: u64,
+    method: hyper::Method,
+    uri: hyper::Uri,
+}
+
+/// The most of a request's path that a line of the log shows.
+const PATH_IN_LOG: usize = 256;
+
+impl Asked {
+    /// One line of the log about this request: `what` happened and `why`,
+    /// every byte of the client's or the guest's escaped.
+    fn log(&self, what: std::fmt::Arguments, why: &str) {
+        use crate::say::escaped;
+        crate::say!(
+            "wsandbox: [req {}] {} {}: {what}: {}",
+            self.id,
+            escaped(self.method.as_str()),
+            escaped(self.uri.path()).at_most(PATH_IN_LOG),
+            escaped(why)
+        );
     }
 }
 
@@ -407,6 +564,173 @@ async fn handle(
 enum Stopped {
     Timeout(Duration),
     Failed(String),
+    Unread(Unread),
+}
+
+/// Why a request's body could not be read to its end.
+#[derive(Debug, Clone, Copy)]
+enum Unread {
+    /// It grew past this many bytes, [`Serving::max_body_size`].
+    TooLarge(u64),
+    /// The client had not sent it when the function waited for it past
+    /// [`Serving::request_timeout`].
+    Late(Duration),
+}
+
+impl Unread {
+    /// The status for the client, when nothing was answered yet.
+    fn status(self) -> u16 {
+        match self {
+            Unread::TooLarge(_) => 413,
+            Unread::Late(_) => 408,
+        }
+    }
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::TooLarge(max) => write!(
+                out,
+                "the request's body grew past --max-body-size {}; the function was stopped",
+                super::limits::human(*max)
+            ),
+            Unread::Late(limit) => write!(
+                out,
+                "the client did not send the request's body within --request-timeout {limit:?}; the function was stopped"
+            ),
+        }
+    }
+}
+
+/// A request's body as the guest reads it, watched: past
+/// [`Serving::max_body_size`] bytes, or when the guest waits for the
+/// client past the deadline, the instance is told (and stops it), and the
+/// guest gets nothing more — it is about to be dropped. An empty body is
+/// not watched: it costs nothing.
+struct RequestBody {
+    inner: hyper::body::Incoming,
+    /// The bytes it may still have.
+    left: u64,
+    max: u64,
+    timeout: Duration,
+    /// Set the first time the guest waits for the client.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    watch: Watch,
+}
+
+/// What a [`RequestBody`] still has to watch for.
+enum Watch {
+    /// Nothing: the body is empty, or has arrived whole, or failed.
+    Off,
+    /// Its size, and the guest's waiting for the client until `deadline`;
+    /// the instance is told through `tell`.
+    On {
+        tell: oneshot::Sender<Unread>,
+        deadline: tokio::time::Instant,
+    },
+    /// The instance was told; the guest waits until it is stopped.
+    Told,
+}
+
+impl RequestBody {
+    /// `request` with its body watched from now, by `serving`'s limits;
+    /// and where the instance learns that the body cannot be read (none
+    /// for an empty body).
+    fn watch(
+        request: hyper::Request<hyper::body::Incoming>,
+        serving: &Serving,
+    ) -> (hyper::Request<RequestBody>, Option<oneshot::Receiver<Unread>>) {
+        let (parts, inner) = request.into_parts();
+        let (watch, unread) = if inner.is_end_stream() {
+            (Watch::Off, None)
+        } else {
+            let (tell, told) = oneshot::channel();
+            let deadline = tokio::time::Instant::now() + serving.request_timeout;
+            (Watch::On { tell, deadline }, Some(told))
+        };
+        let body = RequestBody {
+            inner,
+            left: serving.max_body_size,
+            max: serving.max_body_size,
+            timeout: serving.request_timeout,
+            timer: None,
+            watch,
+        };
+        (hyper::Request::from_parts(parts, body), unread)
+    }
+
+    /// Tells the instance why the body cannot be read, and holds the guest.
+    fn tell(
+        &mut self,
+        why: Unread,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, WasiHttpError>>> {
+        if let Watch::On { tell, .. } = std::mem::replace(&mut self.watch, Watch::Told) {
+            let _ = tell.send(why);
+        }
+        std::task::Poll::Pending
+    }
+}
+
+type WasiHttpError = wasmtime_wasi_http::Error;
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = WasiHttpError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, WasiHttpError>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let deadline = match this.watch {
+            Watch::Told => return Poll::Pending,
+            Watch::Off => {
+                return std::pin::Pin::new(&mut this.inner)
+                    .poll_frame(cx)
+                    .map_err(WasiHttpError::Hyper);
+            }
+            Watch::On { deadline, .. } => deadline,
+        };
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                // The guest waits for the client: not past the deadline.
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return this.tell(Unread::Late(this.timeout));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    match this.left.checked_sub(data.len() as u64) {
+                        Some(left) => this.left = left,
+                        None => return this.tell(Unread::TooLarge(this.max)),
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    this.watch = Watch::Off;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(ended) => {
+                // Whole, or cut by the client: nothing more to watch.
+                this.watch = Watch::Off;
+                Poll::Ready(ended.map(|frame| frame.map_err(WasiHttpError::Hyper)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !matches!(self.watch, Watch::Told) && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A slot for one more instance: at once, after waiting in the queue, or
@@ -432,7 +756,8 @@ async fn admit(shared: &Shared) -> Option<OwnedSemaphorePermit> {
 }
 
 /// One request's instance, from instantiation to the end of its body,
-/// within the timeout. The slot is given back when it ends.
+/// within the timeout, and no longer than its request's body can be read
+/// ([`RequestBody`]). The slot is given back when it ends.
 async fn instance(
     shared: Arc<Shared>,
     id: u64,
@@ -441,6 +766,7 @@ async fn instance(
     permit: OwnedSemaphorePermit,
 ) -> Result<(), Stopped> {
     let _permit = permit;
+    let (request, unread) = RequestBody::watch(request, &shared.serving);
     let mut store = new_store(&shared, id).map_err(|e| Stopped::Failed(e.to_string()))?;
     let work = async {
         let started = std::time::Instant::now();
@@ -471,11 +797,23 @@ async fn instance(
             Err(err) => Err(Stopped::Failed(why_failed(&shared, &store, err))),
         }
     };
-    match shared.serving.timeout {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or(Err(Stopped::Timeout(limit))),
-        None => work.await,
+    let bounded = async {
+        match shared.serving.timeout {
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .unwrap_or(Err(Stopped::Timeout(limit))),
+            None => work.await,
+        }
+    };
+    match unread {
+        None => bounded.await,
+        // Told that the body cannot be read, the instance is stopped; once
+        // the body is whole (the sender dropped), only `bounded` is left.
+        Some(mut unread) => tokio::select! {
+            biased;
+            Ok(why) = &mut unread => Err(Stopped::Unread(why)),
+            ended = bounded => ended,
+        },
     }
 }
 
@@ -531,8 +869,8 @@ fn plain(status: u16, text: &str) -> Response {
 }
 
 /// A guest's stdout or stderr: whole lines on the server's stderr, each
-/// prefixed with the request's id and the stream's name, control
-/// characters escaped, at most [`LogStream::LINE`] bytes a line.
+/// prefixed with the request's id and the stream's name, escaped
+/// ([`crate::say::escaped`]), at most [`LogStream::LINE`] bytes a line.
 #[derive(Clone)]
 struct LogStream {
     prefix: Arc<str>,
@@ -571,17 +909,15 @@ struct LineWriter {
 
 impl LineWriter {
     fn emit(&mut self) {
+        use std::fmt::Write as _;
         use std::io::Write as _;
         let mut text = String::with_capacity(self.prefix.len() + self.line.len() + 1);
         text.push_str(&self.prefix);
-        for c in String::from_utf8_lossy(&self.line).chars() {
-            if c.is_control() && c != '\t' {
-                text.extend(c.escape_default());
-            } else {
-                text.push(c);
-            }
-        }
-        text.push('\n');
+        let _ = writeln!(
+            text,
+            "{}",
+            crate::say::escaped(&String::from_utf8_lossy(&self.line))
+        );
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         self.line.clear();
     }

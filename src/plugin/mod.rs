@@ -174,7 +174,7 @@ impl Plugin {
     /// The name that prefixes each line the worker writes on stderr
     /// (default: the module's file name without its extension).
     pub fn name(mut self, name: impl Into<String>) -> Plugin {
-        self.name = crate::say::one_line(&name.into(), 64);
+        self.name = crate::say::escaped(&name.into()).at_most(64).to_string();
         self
     }
 
@@ -568,7 +568,9 @@ fn pass_on(mut from: impl std::io::Read, mut each: impl FnMut(String)) {
     let mut line = Vec::with_capacity(256);
     let mut cut = false;
     let mut emit = |line: &mut Vec<u8>, cut: &mut bool| {
-        let mut text = crate::say::one_line(&String::from_utf8_lossy(line), MAX_LINE);
+        let mut text = crate::say::escaped(&String::from_utf8_lossy(line))
+            .at_most(MAX_LINE)
+            .to_string();
         if std::mem::take(cut) && !text.ends_with("[...]") {
             text.push_str(" [...]");
         }

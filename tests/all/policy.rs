@@ -188,6 +188,8 @@ fn a_bad_policy_file_gets_one_clear_line() {
     // A value the file may hold but a sandbox cannot apply.
     let zero = file(dir.path(), "zero.toml", "[serve]\nmax_concurrent = 0\n");
     run(&["policy", "--config", &zero]).assert_one_line_error(125, &["max_concurrent must be at least 1"]);
+    let zero = file(dir.path(), "zero.toml", "[serve]\nmax_connections = 0\n");
+    run(&["policy", "--config", &zero]).assert_one_line_error(125, &["max_connections must be at least 1"]);
     let missing = dir.path().join("missing.toml");
     run(&["run", "--config", s(&missing), p1("hello")])
         .assert_one_line_error(125, &["--config", "no such file or directory"]);
@@ -236,6 +238,14 @@ fn the_printed_policy_reads_back_as_the_same_policy() {
         "127.0.0.1:9000",
         "--max-concurrent",
         "3",
+        "--max-connections",
+        "7",
+        "--idle-timeout",
+        "2s",
+        "--request-timeout",
+        "1m",
+        "--max-body-size",
+        "64K",
     ]);
     printed.assert_code(0);
     let path = file(dir.path(), "printed.toml", &printed.stdout);
@@ -247,6 +257,10 @@ fn the_printed_policy_reads_back_as_the_same_policy() {
         "memory = \"1536K\"",
         "fuel = 12345",
         "max_concurrent = 3",
+        "max_connections = 7",
+        "idle_timeout = \"2s\"",
+        "request_timeout = \"1m\"",
+        "max_body_size = \"64K\"",
     ] {
         assert!(printed.stdout.contains(line), "{line}: {}", printed.stdout);
     }

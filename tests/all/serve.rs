@@ -39,6 +39,9 @@ impl Server {
     }
 
     fn spawn(mut cmd: Command) -> Server {
+        let cmd_is_verbose = cmd
+            .get_args()
+            .any(|arg| arg.to_str().is_some_and(|a| a.starts_with("-v")));
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut process = cmd.spawn().expect("spawn wsandbox serve");
         let stderr = BufReader::new(process.stderr.take().unwrap());
@@ -46,10 +49,16 @@ impl Server {
         let (first_tx, first_rx) = mpsc::channel();
         let collected = log.clone();
         std::thread::spawn(move || {
+            // The address is the first line, or (with -v) the first after
+            // the steps of the outer wall.
             let mut first = Some(first_tx);
+            let verbose = cmd_is_verbose;
             for line in stderr.lines() {
                 let Ok(line) = line else { break };
                 collected.lock().unwrap().push_str(&format!("{line}\n"));
+                if verbose && !line.starts_with("http://") {
+                    continue;
+                }
                 if let Some(tx) = first.take() {
                     let _ = tx.send(line);
                 }
@@ -57,7 +66,7 @@ impl Server {
         });
         let first = first_rx
             .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("serve printed nothing; status {:?}", process.try_wait()));
+            .unwrap_or_else(|_| panic!("serve printed no address; status {:?}", process.try_wait()));
         let addr = first
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("the first line is not the address: {first:?}"))
@@ -518,6 +527,11 @@ fn what_cannot_be_served_is_refused_with_one_line() {
     run(&["serve", "--addr", &addr, PROBE_HTTP]).assert_one_line_error(125, &["cannot listen", &addr]);
     run(&["serve", "--addr", "nowhere", PROBE_HTTP]).assert_code(2);
     run(&["serve", "--max-concurrent", "0", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--max-connections", "0", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--idle-timeout", "0s", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--request-timeout", "0s", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--max-body-size", "0", PROBE_HTTP]).assert_code(2);
+    run(&["serve", "--max-body-size", "lots", PROBE_HTTP]).assert_code(2);
 }
 
 #[test]
@@ -680,5 +694,422 @@ fn a_held_load_has_no_failures_and_the_server_does_not_grow() {
         "the server grew from {} KiB to {} KiB across two equal loads",
         rss[0],
         rss[1]
+    );
+}
+
+/// Sends `bytes` on a connection of their own and reads until the server
+/// closes it (or 30 s pass): all it answered.
+fn exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server neither answered nor closed within 30 s: {e}; so far {answer:?}"),
+    }
+    answer
+}
+
+/// The status lines in `answer`, in order.
+fn status_lines(answer: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(answer)
+        .lines()
+        .filter(|line| line.starts_with("HTTP/1."))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A `wasi:http/proxy` component whose core module has a start function
+/// that traps, named (in the name section) with a terminal escape, a C1
+/// control sequence, a line separator and a newline: every request's
+/// instantiation fails, with that name in wasmtime's message.
+const TRAPPING_WITH_HOSTILE_NAMES: &str = r#"(component
+  (import "wasi:http/types@0.2.0" (instance $types
+    (export "incoming-request" (type (sub resource)))
+    (export "response-outparam" (type (sub resource)))))
+  (alias export $types "incoming-request" (type $request))
+  (alias export $types "response-outparam" (type $outparam))
+  (core module $m
+    (func $boom (@name "boom\u{1b}[2J\u{9b}31m\u{2028}\nwsandbox: forged") unreachable)
+    (start $boom)
+    (func (export "handle") (param i32 i32)))
+  (core instance $i (instantiate $m))
+  (func $handle (param "request" (own $request)) (param "response-out" (own $outparam))
+    (canon lift (core func $i "handle")))
+  (instance $handler (export "handle" (func $handle)))
+  (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))
+"#;
+
+#[test]
+fn client_and_guest_bytes_reach_the_log_escaped() {
+    let raw = ["\u{1b}", "\u{85}", "\u{9b}", "\u{2028}", "\u{202e}"];
+    // A path with C1 controls (NEL, CSI), a line separator and a
+    // right-to-left override, in a request the server refuses itself.
+    let server = Server::start(&[], PROBE_HTTP);
+    let path = "/a\u{85}b\u{9b}31m\u{2028}c\u{202e}d";
+    let answer = exchange(&server.addr, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
+    assert_eq!(status_lines(&answer), ["HTTP/1.0 400 Bad Request"]);
+    let log = server.logged(": 400: no Host header");
+    assert!(
+        log.contains(r"GET /a\u{85}b\u{9b}31m\u{2028}c\u{202e}d: 400"),
+        "{log:?}"
+    );
+    for c in raw {
+        assert!(!log.contains(c), "{c:?} reached the log raw: {log:?}");
+    }
+    // A module's function names, in the reason a request failed.
+    let dir = tempfile::tempdir().unwrap();
+    let component = dir.path().join("hostile-names.wat");
+    std::fs::write(&component, TRAPPING_WITH_HOSTILE_NAMES).unwrap();
+    let server = Server::start(&[], s(&component));
+    server.get("/").assert(500);
+    let log = server.logged("cannot instantiate");
+    assert!(log.contains(r"boom\u{1b}[2J\u{9b}31m"), "{log:?}");
+    for c in raw {
+        assert!(!log.contains(c), "{c:?} reached the log raw: {log:?}");
+    }
+    assert!(
+        !log.lines().any(|line| line.starts_with("wsandbox: forged")),
+        "{log:?}"
+    );
+}
+
+/// Reads the status line of the answer on `stream` within `limit`: `None`
+/// when nothing came by then.
+fn status_within(stream: &TcpStream, limit: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut line = String::new();
+    match BufReader::new(stream).read_line(&mut line) {
+        Ok(_) if line.starts_with("HTTP/1.") => Some(line.trim_end().to_owned()),
+        Ok(_) => panic!("not a status line: {line:?}"),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        Err(e) => panic!("reading the answer: {e}"),
+    }
+}
+
+/// Whether the server closed `stream` (end of file, or a reset) within
+/// `limit`, reading and dropping whatever came first.
+fn closed_within(mut stream: &TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn past_max_connections_a_client_waits_until_one_closes() {
+    let server = Server::start(&["--max-connections", "2", "--idle-timeout", "60s"], PROBE_HTTP);
+    let mut open: Vec<KeepAlive> = (0..2).map(|_| KeepAlive::open(&server.addr).unwrap()).collect();
+    for connection in &mut open {
+        assert_eq!(connection.get().unwrap(), 200);
+    }
+    // A third connection is not accepted (the kernel holds it): its
+    // request is not answered while the two stay open.
+    let third = TcpStream::connect(&server.addr).unwrap();
+    (&third)
+        .write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+        .unwrap();
+    assert_eq!(
+        status_within(&third, Duration::from_secs(1)),
+        None,
+        "served past the cap"
+    );
+    // One closes: the third is served.
+    drop(open.pop());
+    assert_eq!(
+        status_within(&third, Duration::from_secs(30)).as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    // The one left open was never disturbed.
+    assert_eq!(open[0].get().unwrap(), 200);
+}
+
+#[test]
+fn idle_connections_are_closed_so_others_are_served() {
+    let server = Server::start(&["--max-connections", "8", "--idle-timeout", "300ms"], PROBE_HTTP);
+    // Eight connections take every place: four send nothing, four the
+    // start of a head that never ends.
+    let idle: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let stream = TcpStream::connect(&server.addr).unwrap();
+            if i % 2 == 1 {
+                (&stream).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+            }
+            stream
+        })
+        .collect();
+    // A request still gets its answer, once they are closed — well before
+    // the 30 s a connection could wait for a head before.
+    let asking = TcpStream::connect(&server.addr).unwrap();
+    (&asking)
+        .write_all(
+            format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                server.addr
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        status_within(&asking, Duration::from_secs(10)).as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    for (i, stream) in idle.iter().enumerate() {
+        assert!(
+            closed_within(stream, Duration::from_secs(10)),
+            "idle connection {i} is still open"
+        );
+    }
+    // A kept-alive connection is idle once answered, and closed too ...
+    let mut kept = KeepAlive::open(&server.addr).unwrap();
+    assert_eq!(kept.get().unwrap(), 200);
+    assert!(closed_within(kept.reader.get_ref(), Duration::from_secs(10)));
+    // ... but a request under way is not idle, however long it takes.
+    server.get("/sleep?ms=1000").assert(200);
+}
+
+/// The CPU time (user and system, all threads) the process `pid` has
+/// used, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name,
+    // in USER_HZ (100 a second on Linux).
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_descriptors_the_server_says_so_once_and_recovers() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // More connections than the sandbox has descriptors (1024): this
+    // process needs as many of its own.
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if hard < 4096 {
+        eprintln!(
+            "skipped: this process may open only {hard} descriptors, fewer than the test's connections"
+        );
+        return;
+    }
+    if soft < 4096 {
+        setrlimit(Resource::RLIMIT_NOFILE, hard.min(1 << 16), hard).unwrap();
+    }
+    // No cap below the descriptor limit, and nothing closed for idling.
+    let server = Server::start(
+        &["--max-connections", "100000", "--idle-timeout", "10m"],
+        PROBE_HTTP,
+    );
+    let mut held = Vec::new();
+    while !server.log().contains("cannot accept") && held.len() < 1500 {
+        match TcpStream::connect_timeout(&server.addr.parse().unwrap(), Duration::from_secs(2)) {
+            Ok(stream) => held.push(stream),
+            // The kernel's backlog is full: the server is starved already.
+            Err(_) => break,
+        }
+    }
+    let log = server.logged("cannot accept connections");
+    assert!(log.contains("Too many open files"), "{log}");
+    // While it lasts: quiet, and no busy loop (a spinning accept would
+    // burn about all of one CPU).
+    let pid = server.sandboxed_pid();
+    let (before, started) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let burnt = cpu_ticks(pid) - before;
+    let ticks = started.elapsed().as_secs_f64() * 100.0;
+    assert!((burnt as f64) < ticks / 4.0, "{burnt} ticks of CPU in {ticks:.0}");
+    let log = server.log();
+    assert_eq!(log.matches("cannot accept").count(), 1, "{log}");
+    // Descriptors back: served again, and said so.
+    drop(held);
+    server.get("/").assert(200);
+    server.logged("accepting connections again");
+}
+
+/// The status code of a status line.
+fn code_of(status_line: &str) -> u16 {
+    status_line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn slow_bodies_are_cut_at_the_request_timeout_and_free_their_slots() {
+    // Two instances, no --timeout: only the request timeout frees them.
+    let server = Server::start(
+        &["-vv", "--max-concurrent", "2", "--request-timeout", "1s"],
+        wsandbox_guests::API,
+    );
+    // Two clients announce a megabyte and send two bytes of it; the
+    // function reads the whole body before it answers.
+    let slow: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let stream = TcpStream::connect(&server.addr).unwrap();
+            let head = b"POST /sum HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n[1";
+            (&stream).write_all(head).unwrap();
+            stream
+        })
+        .collect();
+    server.logged("[req 1] instantiated");
+    server.logged("[req 2] instantiated");
+    // Both slots are theirs; a request that comes now is served when the
+    // slow ones are cut.
+    let reply = server.post("/sum", b"[1, 2]");
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "{\"count\": 2, \"sum\": 3}\n")
+    );
+    for stream in &slow {
+        let status = status_within(stream, Duration::from_secs(30)).expect("no answer to a slow body");
+        assert_eq!(code_of(&status), 408, "{status}");
+        assert!(closed_within(stream, Duration::from_secs(30)));
+    }
+    server.logged("POST /sum: 408: the client did not send the request's body within --request-timeout 1s");
+    // A head that never ends is closed within the request timeout too,
+    // however long the idle timeout.
+    let server = Server::start(
+        &["--idle-timeout", "10m", "--request-timeout", "500ms"],
+        PROBE_HTTP,
+    );
+    let slow_head = TcpStream::connect(&server.addr).unwrap();
+    (&slow_head).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(closed_within(&slow_head, Duration::from_secs(10)));
+}
+
+#[test]
+fn bodies_past_max_body_size_get_413_and_the_connection_closes() {
+    let server = Server::start(&["-vv", "--max-body-size", "1K"], PROBE_HTTP);
+    // Announced too large: 413 at once, before any instance (and without
+    // a 100 Continue the client would send the body on).
+    let answer = exchange(
+        &server.addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1025\r\n\r\n",
+    );
+    let statuses = status_lines(&answer);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(code_of(&statuses[0]), 413, "{statuses:?}");
+    let log = server.logged("POST /echo: 413: a body of 1025 bytes announced, over --max-body-size 1 KiB");
+    assert!(!log.contains("instantiated"), "the function was called: {log}");
+    // At the limit, served.
+    let body = vec![b'x'; 1024];
+    assert!(server.post("/echo", &body).assert(200).body == body);
+    // Chunked, growing past the limit while the function reads it: 413,
+    // since nothing was answered yet, and the connection closes.
+    let server = Server::start(&["--max-body-size", "1K"], wsandbox_guests::API);
+    let chunk = format!("[{}1]", "1, ".repeat(199));
+    assert_eq!(chunk.len(), 600);
+    let mut request = b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..2 {
+        request.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+    }
+    let answer = exchange(&server.addr, &request);
+    let statuses = status_lines(&answer);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(code_of(&statuses[0]), 413, "{statuses:?}");
+    server.logged("POST /sum: 413: the request's body grew past --max-body-size 1 KiB");
+    // The same within the limit is summed.
+    let mut request =
+        b"POST /sum HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(format!("{:x}\r\n{chunk}\r\n0\r\n\r\n", chunk.len()).as_bytes());
+    let reply = parse(&exchange(&server.addr, &request));
+    assert_eq!(reply.assert(200).text(), "{\"count\": 200, \"sum\": 200}\n");
+}
+
+#[test]
+fn ambiguous_requests_get_400_and_never_reach_the_function() {
+    let server = Server::start(&[], PROBE_HTTP);
+    // Each a head whose framing or fields two parsers could read two ways
+    // (no body follows, so the answer is never lost to a reset).
+    let cases = [
+        (
+            "two different lengths",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        ),
+        (
+            "a list of lengths",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
+        ),
+        (
+            "a signed length",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+        ),
+        (
+            "a folded field (obs-fold, space)",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+        ),
+        (
+            "a folded field (obs-fold, tab)",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n",
+        ),
+        (
+            "a folded length",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n 6\r\n\r\n",
+        ),
+        (
+            "a space before the first field",
+            "GET / HTTP/1.1\r\n Host: x\r\n\r\n",
+        ),
+        (
+            "a space before a colon",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n",
+        ),
+        (
+            "chunked in HTTP/1.0",
+            "POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ),
+        (
+            "chunked, not last",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        ),
+        (
+            "a coding that is not chunked",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ),
+    ];
+    for (what, head) in cases {
+        let answer = exchange(&server.addr, head.as_bytes());
+        assert_eq!(status_lines(&answer), ["HTTP/1.1 400 Bad Request"], "{what}");
+    }
+    // None reached the server's own handler, so no instance: the first
+    // request it numbers is the next one.
+    server.get("/trap").assert(500);
+    let log = server.logged("GET /trap: 500");
+    assert!(log.contains("[req 1] GET /trap: 500"), "{log}");
+}
+
+#[test]
+fn a_request_with_both_length_and_chunked_is_read_chunked_and_ends_its_connection() {
+    // RFC 9112 §6.1, §6.3: Transfer-Encoding wins, and the connection
+    // closes after the answer. A front that went by the length would
+    // take what follows the empty chunked body for a second request: it
+    // is never read.
+    let server = Server::start(&[], PROBE_HTTP);
+    let smuggled = "GET /trap HTTP/1.1\r\nHost: x\r\n\r\n";
+    for fields in [
+        "Content-Length: 40\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 40",
+    ] {
+        let request = format!("POST /echo HTTP/1.1\r\nHost: x\r\n{fields}\r\n\r\n0\r\n\r\n{smuggled}");
+        let answer = exchange(&server.addr, request.as_bytes());
+        assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"], "{fields:?}");
+        assert!(parse(&answer).body.is_empty(), "{fields:?}");
+    }
+    server.get("/trap").assert(500);
+    let log = server.logged("GET /trap: 500");
+    assert_eq!(
+        log.matches("GET /trap").count(),
+        1,
+        "a smuggled request was served: {log}"
     );
 }
