@@ -423,44 +423,50 @@ impl Worker {
                 _ => format!("{err}; {}", self.ended()),
             }));
         }
-        let expected =
-            |what: &str, got: Result<Received<FromWorker>, std::io::Error>, limit: Duration| match got {
-                Ok(Received::Message(message)) => Ok(message),
-                Ok(Received::Closed) => Err(None),
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    Err(Some(PluginError::Start(format!(
-                        "the worker did not {what} within {limit:?}"
-                    ))))
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
-                    Err(Some(PluginError::Protocol(err.to_string())))
-                }
-                Err(err) => Err(Some(PluginError::Start(err.to_string()))),
-            };
         let hello = wire::receive_bounded(&mut channel, 1 << 20, 1 << 10);
-        match expected("compile the plugin", hello, plugin.start_timeout) {
-            Ok(FromWorker::Hello { protocol }) if protocol == PROTOCOL => {}
-            Ok(FromWorker::Hello { protocol }) => return Err(PluginError::Version { found: protocol }),
-            Ok(other) => return Err(PluginError::Protocol(format!("{other:?} before hello"))),
-            Err(None) => return Err(PluginError::Start(self.ended())),
-            Err(Some(err)) => return Err(err),
+        let timed_out = |what: &str| {
+            PluginError::Start(format!(
+                "the worker did not {what} within {:?}",
+                plugin.start_timeout
+            ))
+        };
+        match self.awaited(hello)? {
+            Awaited::Message(FromWorker::Hello { protocol }) if protocol == PROTOCOL => {}
+            Awaited::Message(FromWorker::Hello { protocol }) => {
+                return Err(PluginError::Version { found: protocol });
+            }
+            Awaited::Message(other) => return Err(PluginError::Protocol(format!("{other:?} before hello"))),
+            Awaited::TimedOut => return Err(timed_out("compile the plugin")),
         }
         let limit = plugin.call_timeout.unwrap_or(plugin.start_timeout);
         let mut channel = Deadline::after(&self.channel, Some(limit));
         let ready = wire::receive_bounded(&mut channel, plugin.max_answer, values_of(plugin.max_answer));
-        match expected("instantiate the plugin", ready, limit) {
-            Ok(FromWorker::Ready { exports }) => Ok(exports),
-            Ok(other) => Err(PluginError::Protocol(format!("{other:?} before the exports"))),
-            Err(None) => Err(PluginError::Start(self.ended())),
-            Err(Some(PluginError::Start(_))) if plugin.call_timeout.is_some() => {
-                Err(PluginError::Timeout(limit))
+        match self.awaited(ready)? {
+            Awaited::Message(FromWorker::Ready { exports }) => Ok(exports),
+            Awaited::Message(other) => Err(PluginError::Protocol(format!("{other:?} before the exports"))),
+            Awaited::TimedOut if plugin.call_timeout.is_some() => Err(PluginError::Timeout(limit)),
+            Awaited::TimedOut => Err(timed_out("instantiate the plugin")),
+        }
+    }
+
+    /// What a wait for one of the worker's first messages gave: the
+    /// message, or the deadline passed; any other end is the error.
+    fn awaited(&mut self, got: std::io::Result<Received<FromWorker>>) -> Result<Awaited, PluginError> {
+        match got {
+            Ok(Received::Message(message)) => Ok(Awaited::Message(message)),
+            Ok(Received::Closed) => Err(PluginError::Start(self.ended())),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(Awaited::TimedOut)
             }
-            Err(Some(err)) => Err(err),
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                Err(PluginError::Protocol(err.to_string()))
+            }
+            Err(err) => Err(PluginError::Start(err.to_string())),
         }
     }
 
@@ -552,6 +558,12 @@ impl Worker {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// See [`Worker::awaited`].
+enum Awaited {
+    Message(FromWorker),
+    TimedOut,
 }
 
 /// How many values an answer of at most `max_answer` bytes may hold.

@@ -266,12 +266,8 @@ pub struct Grants {
 /// one that appeared since the path was resolved would change the grant.
 /// What the sandbox mounts is checked to be what is opened here.
 pub fn open_grants(policy: &Policy) -> Result<Vec<OwnedFd>, SysError> {
-    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
     let grants = policy.dirs.iter().map(|dir| {
-        check(openat2(nix::fcntl::AT_FDCWD, &dir.host, how), || {
+        check(open_dir_without_links(&dir.host), || {
             format!(
                 "open grant {:?} (O_PATH, RESOLVE_NO_SYMLINKS: a link in it since it was resolved?)",
                 dir.host
@@ -279,6 +275,16 @@ pub fn open_grants(policy: &Policy) -> Result<Vec<OwnedFd>, SysError> {
         })
     });
     grants.collect()
+}
+
+/// The directory at `path`, `O_PATH`, reached without following any
+/// symbolic link (`RESOLVE_NO_SYMLINKS`).
+fn open_dir_without_links(path: &Path) -> nix::Result<OwnedFd> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(nix::fcntl::AT_FDCWD, path, how)
 }
 
 /// Performs `ops` in order, stopping at the first failure.
@@ -355,11 +361,7 @@ fn apply_one(op: &MountOp, grants: &Grants) -> Result<(), SysError> {
             target,
             read_only,
         } => {
-            use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-            let how = OpenHow::new()
-                .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-            let found = check(openat2(nix::fcntl::AT_FDCWD, source, how), || {
+            let found = check(open_dir_without_links(source), || {
                 format!("open {source:?} (O_PATH, RESOLVE_NO_SYMLINKS)")
             })?;
             let id = |fd: &OwnedFd, what: &str| {
