@@ -29,6 +29,12 @@
 //!   any instance. A body that comes too late or grows too large stops
 //!   the instance: 408 or 413 if nothing was answered yet, and the
 //!   connection is closed (the rest of the request is never read).
+//! - A request whose framing two parsers could read two ways (both
+//!   `Content-Length` and `Transfer-Encoding`, `Content-Length` twice,
+//!   `chunked` twice) gets 400 before any instance, and its connection
+//!   is closed ([`framing`]); the other ambiguities (different lengths,
+//!   folded fields, a coding that is not chunked last) hyper refuses
+//!   itself with 400.
 //! - Accepting that fails for a reason that lasts (out of descriptors,
 //!   `EMFILE`): one line, then quiet while it lasts, a pause of 10 ms
 //!   doubling to 250 ms between tries, and one line when it works again.
@@ -39,6 +45,8 @@
 //! - SIGINT, SIGTERM or SIGHUP: the listener closes, idle connections too,
 //!   requests in flight finish (bounded by the timeout), and `serve`
 //!   returns; a second signal ends it at once.
+
+mod framing;
 
 use super::limits::Limits;
 use super::{Ended, Module, Outcome, unrunnable};
@@ -352,9 +360,15 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let stream = framing::Watched::new(stream);
+        let verdict = stream.verdict();
+        let requests = AtomicU64::new(0);
         let connection = http.serve_connection(
             hyper_util::rt::TokioIo::new(stream),
-            hyper::service::service_fn(move |request| handle(shared.clone(), request)),
+            hyper::service::service_fn(move |request| {
+                let ambiguous = verdict.of(requests.fetch_add(1, Ordering::Relaxed));
+                handle(shared.clone(), request, ambiguous)
+            }),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -443,10 +457,12 @@ fn is_the_connections(err: &std::io::Error) -> bool {
 type Response = hyper::Response<HyperOutgoingBody>;
 
 /// Answers one request with a fresh instance, or with the error that
-/// stopped it.
+/// stopped it; a request whose framing is `ambiguous` gets 400 and ends
+/// its connection.
 async fn handle(
     shared: Arc<Shared>,
     request: hyper::Request<hyper::body::Incoming>,
+    ambiguous: Option<&'static str>,
 ) -> Result<Response, std::convert::Infallible> {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let asked = Asked {
@@ -459,6 +475,7 @@ async fn handle(
     let failed = |status: u16, why: String| {
         asked.log(format_args!("{status}"), &why);
         let told = match status {
+            400 if ambiguous.is_some() => "the request's length is ambiguous",
             400 => "a request needs a Host header",
             408 => "the request did not arrive in time",
             413 => "the request's body is too large",
@@ -467,9 +484,9 @@ async fn handle(
             _ => "the function failed",
         };
         let mut response = plain(status, &format!("{told} (request {id})"));
-        if matches!(status, 408 | 413) {
-            // What is left of the request is not read: the connection
-            // cannot carry another.
+        if matches!(status, 408 | 413) || ambiguous.is_some() {
+            // What is left of the request is not read (or could be read
+            // two ways): the connection cannot carry another.
             response.headers_mut().insert(
                 hyper::header::CONNECTION,
                 hyper::header::HeaderValue::from_static("close"),
@@ -477,6 +494,9 @@ async fn handle(
         }
         Ok(response)
     };
+    if let Some(why) = ambiguous {
+        return failed(400, format!("its framing is ambiguous: {why}"));
+    }
     let has_authority =
         request.uri().authority().is_some() || request.headers().contains_key(hyper::header::HOST);
     if !has_authority {

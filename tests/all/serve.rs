@@ -1089,21 +1089,61 @@ fn ambiguous_requests_get_400_and_never_reach_the_function() {
 }
 
 #[test]
-fn a_request_with_both_length_and_chunked_is_read_chunked_and_ends_its_connection() {
-    // RFC 9112 §6.1, §6.3: Transfer-Encoding wins, and the connection
-    // closes after the answer. A front that went by the length would
-    // take what follows the empty chunked body for a second request: it
-    // is never read.
+fn a_request_with_both_length_and_chunked_gets_400_and_ends_its_connection() {
+    // RFC 9112 §6.1: a front that went by the length would take what
+    // follows the empty chunked body for a second request, hyper goes by
+    // the coding. Neither reading is served: the request gets 400 (the
+    // function never sees it), the connection closes, and what follows
+    // is never read. A request before it on the same connection is
+    // answered as usual.
     let server = Server::start(&[], PROBE_HTTP);
     let smuggled = "GET /trap HTTP/1.1\r\nHost: x\r\n\r\n";
-    for fields in [
-        "Content-Length: 40\r\nTransfer-Encoding: chunked",
-        "Transfer-Encoding: chunked\r\nContent-Length: 40",
+    let first = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none";
+    for (fields, why) in [
+        (
+            "Content-Length: 40\r\nTransfer-Encoding: chunked",
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            "Transfer-Encoding: chunked\r\nContent-Length: 40",
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            "content-length: 5\r\ntransfer-encoding: gzip, chunked",
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            "Content-Length: 5\r\nContent-Length: 5",
+            "Content-Length more than once",
+        ),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            "chunked more than once in Transfer-Encoding",
+        ),
     ] {
-        let request = format!("POST /echo HTTP/1.1\r\nHost: x\r\n{fields}\r\n\r\n0\r\n\r\n{smuggled}");
+        let request = format!("{first}POST /echo HTTP/1.1\r\nHost: x\r\n{fields}\r\n\r\n0\r\n\r\n{smuggled}");
         let answer = exchange(&server.addr, request.as_bytes());
-        assert_eq!(status_lines(&answer), ["HTTP/1.1 200 OK"], "{fields:?}");
-        assert!(parse(&answer).body.is_empty(), "{fields:?}");
+        assert_eq!(
+            status_lines(&answer),
+            ["HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"],
+            "{fields:?}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        let second = &text[text.rfind("http/1.1 400").unwrap()..];
+        assert!(
+            second.contains("\r\nconnection: close\r\n"),
+            "{fields:?}: {second}"
+        );
+        assert!(
+            second.contains("the request's length is ambiguous"),
+            "{fields:?}: {second}"
+        );
+        let log = server.logged(why);
+        assert!(
+            log.contains(&format!("POST /echo: 400: its framing is ambiguous: {why}")),
+            "{log}"
+        );
     }
     server.get("/trap").assert(500);
     let log = server.logged("GET /trap: 500");
@@ -1112,4 +1152,56 @@ fn a_request_with_both_length_and_chunked_is_read_chunked_and_ends_its_connectio
         1,
         "a smuggled request was served: {log}"
     );
+}
+
+#[test]
+fn bodies_that_look_like_heads_are_bodies() {
+    // A body's own lines (a multipart part's `Content-Length:`, a whole
+    // ambiguous request as text) are never taken for a request's head,
+    // framed by a length or chunked, sent whole or a few bytes at a time,
+    // on one kept-alive connection.
+    let server = Server::start(&[], PROBE_HTTP);
+    let lookalike =
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let part = format!(
+        "--b\r\nContent-Disposition: form-data; name=\"f\"\r\nContent-Length: 9\r\n\r\n{lookalike}\r\n--b--\r\n"
+    );
+    let sized = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n{part}",
+        part.len()
+    );
+    let chunked = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x};ext=1\r\n{lookalike}\r\n{:x}\r\n{part}\r\n0\r\nX-Trailer: Content-Length: 1\r\n\r\n",
+        lookalike.len(),
+        part.len()
+    );
+    let last = "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 4\r\n\r\nlast";
+    let all = format!("{sized}{chunked}{last}");
+    for step in [all.len(), 7] {
+        let mut stream = TcpStream::connect(&server.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        for piece in all.as_bytes().chunks(step) {
+            stream.write_all(piece).unwrap();
+        }
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert_eq!(
+            status_lines(&answer),
+            ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK"],
+            "in pieces of {step}: {text}"
+        );
+        // Each body came back whole, the lookalikes inside included.
+        let bodies: Vec<String> = text
+            .split("HTTP/1.1 200 OK\r\n")
+            .skip(1)
+            .map(|reply| parse(format!("HTTP/1.1 200 OK\r\n{reply}").as_bytes()).text())
+            .collect();
+        assert_eq!(
+            bodies,
+            [part.clone(), format!("{lookalike}{part}"), "last".into()],
+            "in pieces of {step}"
+        );
+    }
 }
