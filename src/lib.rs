@@ -16,6 +16,9 @@
 //! [`plugin::Plugin`].
 
 #![warn(missing_docs)]
+// Raw syscalls and every `unsafe` block live in `shell::sys`, the one
+// module allowed them.
+#![deny(unsafe_code)]
 
 pub mod cache;
 pub mod engine;

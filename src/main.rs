@@ -1,5 +1,7 @@
 //! The `wsandbox` binary: parse, execute, print the error, exit.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use clap::Parser;

@@ -60,8 +60,9 @@ impl CheckCommand {
             "privs"
         );
         println!(
-            "{:<8} applied (no core dumps, 1024 open files, 16 GiB file size; only stdio kept)",
-            "limits"
+            "{:<8} applied ({}; only stdio kept)",
+            "limits",
+            shell::limits_described()
         );
         Ok(if all_required {
             0

@@ -34,11 +34,13 @@ mod seccomp;
 // and compiles the rest again only to check the build's output against it.
 #[cfg_attr(not(test), allow(dead_code))]
 mod seccomp_list;
+#[allow(unsafe_code)]
 pub mod sys;
 
 pub use channel::{Applied, Loaded, Message};
 pub use idmap::IdMap;
 pub use idmap::ROOT_SANDBOX_ID;
+pub use rlimits::described as limits_described;
 pub use rootfs::{MountOp, plan as mount_plan};
 pub use seccomp::Syscalls;
 

@@ -56,6 +56,23 @@ pub const LIMITS: [(Resource, u64); 3] = [
     (Resource::RLIMIT_FSIZE, 16 << 30),
 ];
 
+/// What [`apply`] sets on every run, in words (`wsandbox check` says it).
+pub fn described() -> String {
+    let mut said: Vec<String> = LIMITS
+        .iter()
+        .map(|&(resource, value)| match resource {
+            Resource::RLIMIT_CORE if value == 0 => "no core dumps".into(),
+            Resource::RLIMIT_NOFILE => format!("{value} open files"),
+            Resource::RLIMIT_FSIZE if value.is_multiple_of(1 << 30) => {
+                format!("{} GiB file size", value >> 30)
+            }
+            other => format!("{other:?} {value}"),
+        })
+        .collect();
+    said.push(format!("{TASKS} tasks in a user namespace of its own"));
+    said.join(", ")
+}
+
 /// What the engine may use besides the guest's linear memory.
 pub const ENGINE_DATA: u64 = 1 << 30;
 
@@ -99,5 +116,13 @@ mod tests {
                 assert!(cpu_seconds(t, cpus) as f64 > t.as_secs_f64() * cpus as f64);
             }
         }
+    }
+
+    #[test]
+    fn check_says_the_limits_that_are_applied() {
+        assert_eq!(
+            described(),
+            "no core dumps, 1024 open files, 16 GiB file size, 1024 tasks in a user namespace of its own"
+        );
     }
 }
