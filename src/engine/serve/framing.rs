@@ -37,6 +37,9 @@ const MAX_FIELDS: usize = 100;
 /// followed any more.
 const MAX_HEAD: usize = 512 * 1024;
 
+/// The room for a head kept between requests; more is given back.
+const KEPT_HEAD: usize = 8 * 1024;
+
 /// The first request on a connection whose framing is ambiguous.
 #[derive(Debug, Default)]
 pub(super) struct Verdict(OnceLock<Ambiguous>);
@@ -261,6 +264,11 @@ impl Framing {
                 let request = self.heads;
                 self.heads += 1;
                 self.head.clear();
+                if self.head.capacity() > KEPT_HEAD {
+                    // A long head's room is not held for the
+                    // connection's life.
+                    self.head = Vec::new();
+                }
                 self.at = match body {
                     Body::Length(0) => At::Head,
                     Body::Length(n) => At::Length(n),
@@ -528,6 +536,16 @@ mod tests {
         }
         assert_eq!(framing.at, At::Off);
         assert!(framing.head.capacity() == 0);
+    }
+
+    #[test]
+    fn a_long_heads_room_is_given_back() {
+        let mut framing = Framing::default();
+        framing.feed(b"GET / HTTP/1.1\r\nX: ");
+        framing.feed(&[b'a'; 64 * 1024]);
+        framing.feed(b"\r\n\r\n");
+        assert_eq!((framing.heads, framing.at), (1, At::Head));
+        assert!(framing.head.capacity() <= KEPT_HEAD);
     }
 
     #[test]
