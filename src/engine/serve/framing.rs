@@ -32,8 +32,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// with more is refused by hyper, and not followed here.
 const MAX_FIELDS: usize = 100;
 
-/// The longest head followed (hyper's own read buffer stops at 400 KiB
-/// and 8 KiB, and refuses the head): past it, the connection is not
+/// The longest head followed (hyper's own read buffer stops at about
+/// 400 KiB, and hyper refuses the head): past it, the connection is not
 /// followed any more.
 const MAX_HEAD: usize = 512 * 1024;
 
@@ -235,24 +235,20 @@ impl Framing {
         let before = self.head.len();
         let parsed = if before == 0 {
             // The usual case: the whole head in one read, parsed in place.
-            match parse(bytes) {
-                Parsed::Partial => {
-                    self.head.extend_from_slice(bytes);
-                    self.over_long();
-                    return &[];
-                }
-                parsed => parsed,
-            }
+            parse(bytes)
         } else {
             self.head.extend_from_slice(bytes);
-            if !ends_a_head(&self.head, before) {
-                self.over_long();
-                return &[];
+            if ends_a_head(&self.head, before) {
+                parse(&self.head)
+            } else {
+                Parsed::Partial
             }
-            parse(&self.head)
         };
         match parsed {
             Parsed::Partial => {
+                if before == 0 {
+                    self.head.extend_from_slice(bytes);
+                }
                 self.over_long();
                 &[]
             }
