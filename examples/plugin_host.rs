@@ -9,8 +9,9 @@
 //!     guests/components/target/wasm32-wasip2/release/words.wasm < README.md
 //! ```
 //!
-//! The worker binary is `$WSANDBOX_BIN`, else the `wsandbox` built next to
-//! this example, else `wsandbox` on `PATH`.
+//! The worker is this program itself: `main` calls
+//! `wsandbox::plugin::worker_main()` first, so no `wsandbox` binary needs
+//! to be installed.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -19,16 +20,14 @@ use wsandbox::Policy;
 use wsandbox::plugin::Plugin;
 
 fn main() -> ExitCode {
+    // Started as its plugin's worker, this serves the plugin and exits;
+    // otherwise it returns, and the plugins run in copies of this program.
+    wsandbox::plugin::worker_main();
     let Some(path) = std::env::args().nth(1) else {
         eprintln!("usage: plugin_host PLUGIN.wasm < INPUT");
         return ExitCode::from(2);
     };
     let mut plugin = Plugin::new(path, Policy::default()).call_timeout(Duration::from_secs(10));
-    if std::env::var_os("WSANDBOX_BIN").is_none()
-        && let Some(built) = built_wsandbox()
-    {
-        plugin = plugin.binary(built);
-    }
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("plugin_host: cannot read stdin: {e}");
@@ -56,12 +55,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The `wsandbox` binary of the same build: `target/PROFILE/wsandbox`,
-/// next to `target/PROFILE/examples/plugin_host`.
-fn built_wsandbox() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let built = exe.parent()?.parent()?.join("wsandbox");
-    built.is_file().then_some(built)
 }

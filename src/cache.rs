@@ -499,7 +499,7 @@ impl Publisher {
     /// give up the rights it needs (`helper`), else this process. Call only
     /// while the process has a single thread.
     pub fn new(pending: Pending, helper: bool) -> std::io::Result<Publisher> {
-        use crate::shell::sys::{self, Fork};
+        use crate::sys::{self, Fork};
         if !helper {
             return Ok(Publisher::Here(pending));
         }
@@ -574,6 +574,12 @@ pub fn write_entry(sink: &mut File, artifact: &[u8]) -> std::io::Result<()> {
 pub struct Entry(Vec<u8>);
 
 impl Entry {
+    /// The entry's bytes, and where the artifact starts in them (after
+    /// the header: no copy of megabytes).
+    pub fn into_parts(self) -> (Vec<u8>, usize) {
+        (self.0, HEADER)
+    }
+
     /// The artifact (kept in place after the header: no copy of megabytes).
     pub fn artifact(&self) -> &[u8] {
         &self.0[HEADER..]

@@ -29,7 +29,7 @@ pub enum Error {
     Module(#[from] ModuleError),
     /// The outer wall could not be built.
     #[error(transparent)]
-    Shell(#[from] crate::shell::ShellError),
+    Wall(#[from] crate::wall::WallError),
     /// The engine could not be set up.
     #[error("cannot set up the engine: {0}")]
     Engine(String),
@@ -53,7 +53,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Policy(_)
-            | Error::Shell(_)
+            | Error::Wall(_)
             | Error::Engine(_)
             | Error::Report(_)
             | Error::Output(_)

@@ -1,6 +1,6 @@
 //! wsandbox runs untrusted WebAssembly behind two walls.
 //!
-//! - The **outer wall** is the kernel ([`shell`]): before it touches the
+//! - The **outer wall** is the kernel ([`wall`]): before it touches the
 //!   guest, the process isolates itself in fresh namespaces with an empty
 //!   root holding only what was granted, then drops every privilege and
 //!   installs Landlock and a seccomp allow-list.
@@ -9,25 +9,29 @@
 //!   arguments, limits on memory and fuel.
 //!
 //! A run is: a [`Policy`] (plain data) and an [`engine::Module`] loaded from
-//! disk; [`shell::enter`] builds the outer wall; [`engine::load`] gets the
+//! disk; [`wall::enter`] builds the outer wall; [`engine::load`] gets the
 //! machine code (compiled, from the [`cache`], or precompiled) and
 //! [`engine::Program::run`] or [`engine::Program::call`] returns how it
 //! ended. Host programs keep a plugin in a sandboxed worker with
 //! [`plugin::Plugin`].
 
 #![warn(missing_docs)]
-// Raw syscalls and every `unsafe` block live in `shell::sys`, the one
-// module allowed them.
+// Raw syscalls and every `unsafe` block live in `sys`, and the two
+// deserializations of machine code in `engine::artifact`: the only modules
+// allowed them.
 #![deny(unsafe_code)]
 
 pub mod cache;
 pub mod engine;
 pub mod error;
+pub mod launch;
 pub mod plugin;
 pub mod policy;
 pub mod report;
 pub mod say;
-pub mod shell;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod wall;
 
 pub use error::Error;
 pub use policy::Policy;

@@ -422,7 +422,7 @@ impl Policy {
     /// Replaces each passed-through name of `env` by the host's value now
     /// (or drops it when the host has none), so that the guest's
     /// environment no longer depends on this process's: the sandboxed
-    /// process has none ([`crate::shell::enter`] empties it).
+    /// process has none ([`crate::wall::enter`] empties it).
     pub fn take_host_env(&mut self) -> Result<(), PolicyError> {
         self.env = self
             .guest_env()?

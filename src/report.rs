@@ -5,7 +5,7 @@
 
 use crate::Error;
 use crate::engine::{Module, ModuleKind};
-use crate::shell::{Applied, Ending};
+use crate::wall::{Applied, Ending};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::Write;

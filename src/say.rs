@@ -138,7 +138,7 @@ pub fn end_on_panic() {
             "wsandbox: internal error{}: {what}",
             place.unwrap_or_default()
         ));
-        crate::shell::sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32)
+        crate::sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32)
     }));
 }
 

@@ -1,5 +1,5 @@
 //! The outer wall against native code: each attack runs in a fresh sandbox
-//! built by `wsandbox::shell::enter` — exactly what `wsandbox run` builds
+//! built by `wsandbox::wall::enter` — exactly what `wsandbox run` builds
 //! before the engine — as code an escape from wasmtime would run, and must
 //! fail. Attacks run as the caller and, when that is root, as nobody; and
 //! once more in the sandbox `wsandbox serve` builds (the server's syscall
@@ -13,8 +13,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use wsandbox::policy::{Access, DirGrant, Policy};
-use wsandbox::shell::Syscalls;
-use wsandbox::shell::sys::{self, Fork};
+use wsandbox::sys::{self, Fork};
+use wsandbox::wall::Syscalls;
 
 /// What an attack may use: the granted directories, a host listener, and
 /// (in a server's sandbox) that listener's descriptor, handed in.
@@ -453,7 +453,7 @@ struct Run {
     /// The supervisor's and the sandbox's stderr, if not the test's.
     stderr: Option<std::os::fd::OwnedFd>,
     /// The supervisor's callback at the end of the run.
-    on_end: fn(&Target, &wsandbox::shell::Ending),
+    on_end: fn(&Target, &wsandbox::wall::Ending),
 }
 
 impl Default for Run {
@@ -503,10 +503,10 @@ fn spawn_sandbox(target: &Target, uid: Option<u32>, run: Run, body: Body) -> nix
             };
             policy.resolve().unwrap();
             let fd = std::os::fd::AsRawFd::as_raw_fd(&ready_w);
-            let grace = wsandbox::shell::STOP_GRACE;
+            let grace = wsandbox::wall::STOP_GRACE;
             let on_end = run.on_end;
             if let Err(err) =
-                wsandbox::shell::enter(&mut policy, &[fd], Syscalls::Guest, grace, &mut |ending| {
+                wsandbox::wall::enter(&mut policy, &[fd], Syscalls::Guest, grace, &mut |ending| {
                     on_end(target, ending)
                 })
             {
@@ -583,7 +583,7 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
     };
     let supervisor = spawn_sandbox(target, uid, Run::default(), deaf);
     kill(supervisor, Signal::SIGTERM).unwrap();
-    let grace = wsandbox::shell::STOP_GRACE;
+    let grace = wsandbox::wall::STOP_GRACE;
     let (status, took) = wait_for(supervisor, grace + Duration::from_secs(5));
     results.push((
         "ignore a forwarded SIGTERM: killed after the grace period, exit 143",
@@ -714,7 +714,7 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
         };
         let supervisor = spawn_sandbox(target, None, Run::default(), sleep);
         let sandbox = sandbox_of(supervisor);
-        let nobody = wsandbox::shell::ROOT_SANDBOX_ID;
+        let nobody = wsandbox::wall::ROOT_SANDBOX_ID;
         let check = || -> Result<(), String> {
             for pid in [supervisor.as_raw(), sandbox] {
                 if uids(pid) != [nobody; 4] {
@@ -836,11 +836,11 @@ fn scan(inverted_hex: &str) -> ! {
         std::process::exit(2);
     }
     let _ = std::io::stdout().flush();
-    if let Err(err) = wsandbox::shell::enter(
+    if let Err(err) = wsandbox::wall::enter(
         &mut Policy::default(),
         &[],
         Syscalls::Guest,
-        wsandbox::shell::STOP_GRACE,
+        wsandbox::wall::STOP_GRACE,
         &mut |_| {},
     ) {
         eprintln!("cannot enter the sandbox: {err}");
@@ -874,11 +874,11 @@ fn swapped_grant(target: &Target, uid: Option<u32>) -> Result<(), String> {
             policy.resolve().unwrap();
             std::fs::rename(&dir, dir.with_extension("away")).unwrap();
             std::os::unix::fs::symlink(&target.outside, &dir).unwrap();
-            match wsandbox::shell::enter(
+            match wsandbox::wall::enter(
                 &mut policy,
                 &[],
                 Syscalls::Guest,
-                wsandbox::shell::STOP_GRACE,
+                wsandbox::wall::STOP_GRACE,
                 &mut |_| {},
             ) {
                 Err(err) if err.to_string().contains("RESOLVE_NO_SYMLINKS") => sys::exit_now(0),
@@ -1075,11 +1075,11 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
                 Syscalls::Guest => &[],
                 Syscalls::Server => &[target.listener],
             };
-            if let Err(err) = wsandbox::shell::enter(
+            if let Err(err) = wsandbox::wall::enter(
                 &mut policy,
                 keep,
                 syscalls,
-                wsandbox::shell::STOP_GRACE,
+                wsandbox::wall::STOP_GRACE,
                 &mut |_| {},
             ) {
                 eprintln!("cannot enter the sandbox: {err}");

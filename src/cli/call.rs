@@ -3,7 +3,8 @@
 use super::options::PolicyOptions;
 use clap::Args;
 use std::path::PathBuf;
-use wsandbox::engine::{Call, Ended, Outcome};
+use wsandbox::engine::Call;
+use wsandbox::launch::Job;
 
 /// Call one exported function of a component or core module, behind both
 /// walls
@@ -43,23 +44,10 @@ impl CallCommand {
     /// module, and as `run` for traps and limits.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         // The call's syntax is checked before any namespace exists.
-        let call = self.expr.as_deref().map(Call::parse).transpose()?;
-        super::guest::execute(
-            self.policy.setup()?,
-            &self.module,
-            |_| Ok(()),
-            |policy, program| match &call {
-                Some(call) => program.call(policy, call),
-                None => {
-                    for (name, signature) in program.exports() {
-                        println!("{name}: {signature}");
-                    }
-                    Ok(Ended {
-                        outcome: Outcome::Exited(0),
-                        fuel_consumed: None,
-                    })
-                }
-            },
-        )
+        let job = match self.expr.as_deref() {
+            Some(expr) => Job::Call(Call::parse(expr)?),
+            None => Job::List,
+        };
+        self.policy.launch(&self.module, job)?.execute()
     }
 }

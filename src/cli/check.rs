@@ -1,7 +1,7 @@
 //! `wsandbox check`: which isolation layers this host supports, and why not.
 
 use clap::Args;
-use wsandbox::shell::{self, Layer};
+use wsandbox::wall::{self, Layer};
 
 /// Report which isolation layers this host supports, and why not
 #[derive(Debug, Args)]
@@ -14,7 +14,7 @@ impl CheckCommand {
     /// Prints one line per layer; exits 0 when every required layer is
     /// available, 125 otherwise.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
-        let statuses = shell::probe();
+        let statuses = wall::probe();
         let user_ok = statuses
             .iter()
             .any(|s| s.layer == Layer::User && s.available.is_ok());
@@ -50,7 +50,7 @@ impl CheckCommand {
             ),
             false => println!("{:<8} unavailable: the kernel has no seccomp filters", "seccomp"),
         }
-        match shell::sys::landlock_abi() {
+        match wsandbox::sys::landlock_abi() {
             Ok(abi) => println!("{:<8} available (ABI {abi})", "landlock"),
             Err(err) => println!("{:<8} unavailable: {err}", "landlock"),
         }
@@ -62,7 +62,7 @@ impl CheckCommand {
         println!(
             "{:<8} applied ({}; only stdio kept)",
             "limits",
-            shell::limits_described()
+            wall::limits_described()
         );
         Ok(if all_required {
             0

@@ -5,7 +5,6 @@ mod call;
 mod check;
 mod compile;
 mod docs;
-mod guest;
 mod options;
 mod policy;
 mod run;

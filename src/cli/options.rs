@@ -1,7 +1,8 @@
 //! The options shared by every command that runs a guest.
 
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use wsandbox::launch::{CacheChoice, Job, Launch};
 use wsandbox::policy::{Access, DirGrant, EnvVar, Policy};
 use wsandbox::report::{Report, ReportFile};
 
@@ -110,9 +111,10 @@ impl PolicyOptions {
         Ok(policy)
     }
 
-    /// How a command runs its guest: the policy, the cache, the report.
-    /// A policy file that cannot be read is reported too.
-    pub fn setup(&self) -> Result<super::guest::Setup, wsandbox::Error> {
+    /// The launch of `module` for `job` these options describe: the
+    /// policy, the cache, the report. A policy file that cannot be read is
+    /// reported too.
+    pub fn launch(&self, module: &Path, job: Job) -> Result<Launch, wsandbox::Error> {
         let policy = self.to_policy().inspect_err(|err| {
             if let Some(mut report) = self
                 .report
@@ -122,16 +124,13 @@ impl PolicyOptions {
                 report.write(&Report::error(err, std::time::Duration::ZERO, None));
             }
         })?;
-        Ok(super::guest::Setup {
-            policy,
-            cache: match (&self.cache_dir, self.no_cache) {
-                (_, true) => super::guest::CacheChoice::Off,
-                (Some(dir), false) => super::guest::CacheChoice::At(dir.clone()),
-                (None, false) => super::guest::CacheChoice::Default,
-            },
-            report: self.report.clone(),
-            keep: Vec::new(),
-            purpose: wsandbox::engine::Purpose::Command,
-        })
+        Ok(Launch::new(module, job)
+            .policy(policy)
+            .cache(match (&self.cache_dir, self.no_cache) {
+                (_, true) => CacheChoice::Off,
+                (Some(dir), false) => CacheChoice::At(dir.clone()),
+                (None, false) => CacheChoice::Default,
+            })
+            .report(self.report.clone()))
     }
 }

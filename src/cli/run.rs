@@ -3,7 +3,7 @@
 use super::options::PolicyOptions;
 use clap::Args;
 use std::path::Path;
-use wsandbox::engine::Program;
+use wsandbox::launch::Job;
 
 /// Run a WASI command (a p1 core module or a p2 component, detected)
 #[derive(Debug, Args)]
@@ -27,11 +27,7 @@ impl RunCommand {
     /// exit code: the guest's own, 134 when it trapped, 124 at a limit.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         let (module, args) = self.module_and_args.split_first().expect("clap requires MODULE");
-        super::guest::execute(
-            self.policy.setup()?,
-            Path::new(module),
-            Program::check_command,
-            |policy, program| program.run(policy, args),
-        )
+        let job = Job::Run { args: args.to_vec() };
+        self.policy.launch(Path::new(module), job)?.execute()
     }
 }

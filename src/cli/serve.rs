@@ -3,9 +3,9 @@
 
 use super::options::PolicyOptions;
 use clap::Args;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use wsandbox::engine::{Purpose, Serving};
+use wsandbox::engine::Serving;
+use wsandbox::launch::Job;
 use wsandbox::policy::ServeSettings;
 
 /// Serve a wasi:http proxy component, a fresh instance per request
@@ -103,13 +103,11 @@ impl ServeCommand {
     /// Binds the address, then serves behind both walls until SIGINT or
     /// SIGTERM: exit 0 after the requests in flight finished.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
-        let mut setup = self.policy.setup()?;
-        self.serve.apply(&mut setup.policy.serve);
-        let settings = setup.policy.serve;
+        // The job is set below, once the address is bound.
+        let mut launch = self.policy.launch(&self.component, Job::List)?;
+        self.serve.apply(&mut launch.policy.serve);
+        let settings = &launch.policy.serve;
         let defaults = Serving::default();
-        // The timeout and the memory limit are each request's, not the
-        // sandbox's: the supervisor must not kill the server at the
-        // timeout, nor bound its data by one instance's memory.
         let serving = Serving {
             max_concurrent: settings.max_concurrent.unwrap_or(defaults.max_concurrent),
             max_queued: settings.max_queued.unwrap_or(defaults.max_queued),
@@ -117,23 +115,14 @@ impl ServeCommand {
             idle_timeout: settings.idle_timeout.unwrap_or(defaults.idle_timeout),
             request_timeout: settings.request_timeout.unwrap_or(defaults.request_timeout),
             max_body_size: settings.max_body_size.unwrap_or(defaults.max_body_size),
-            timeout: setup.policy.timeout.take(),
-            memory: setup.policy.memory.take(),
+            ..defaults
         };
-        setup.purpose = Purpose::Serve(serving);
         let addr = settings
             .addr
             .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("the default address parses"));
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|err| wsandbox::Error::Listen(format!("--addr {addr}: cannot listen: {err}")))?;
-        setup.keep.push(listener.as_raw_fd());
-        super::guest::execute(
-            setup,
-            &self.component,
-            |_| Ok(()),
-            move |policy, program| {
-                program.serve(policy, listener, |address| wsandbox::say!("http://{address}"))
-            },
-        )
+        launch.job = Job::Serve { listener, serving };
+        launch.execute()
     }
 }

@@ -7,6 +7,8 @@
 //! building an engine may start threads, and compiling is the first thing
 //! that touches the untrusted bytes with more than a parser.
 
+#[allow(unsafe_code)]
+mod artifact;
 mod call;
 mod component;
 mod core;
@@ -18,6 +20,7 @@ pub mod serve;
 mod wasi;
 mod wit;
 
+pub use artifact::{Artifact, Precompiled};
 pub use call::Call;
 pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
@@ -69,16 +72,19 @@ impl CodeSource {
     }
 }
 
-/// The compilation cache as the engine sees it: an entry to try (already
-/// checked against its checksum by [`crate::cache`]) and where to write
-/// the code when it has to compile.
+/// Machine code the engine may use instead of compiling, and where to
+/// write the code when it has to compile: the compilation cache as the
+/// engine sees it, and the word that a precompiled module may run.
 #[derive(Debug, Default)]
 pub struct CodeCache {
     /// A cached artifact for this module and these engine settings.
-    pub entry: Option<crate::cache::Entry>,
+    pub entry: Option<Artifact>,
     /// Where a freshly compiled artifact goes; dropped (closed) by [`load`]
     /// before it returns, so the guest can never write to it.
     pub sink: Option<std::fs::File>,
+    /// Precompiled modules may run (the policy must allow them too);
+    /// without this word the engine refuses them.
+    pub precompiled: Option<Precompiled>,
 }
 
 /// A module compiled and linked, ready to run.
@@ -121,7 +127,18 @@ pub fn load_for(
     tracing::debug!("engine: built ({purpose:?}): {:.3} ms", ms_since(started));
     let started = std::time::Instant::now();
     let (code, source) = if module.precompiled {
-        let code = deserialize(&engine, module, &module.bytes).map_err(|err| {
+        let Some(word) = cache.precompiled else {
+            return Err(unrunnable(
+                module,
+                "a precompiled module runs only when its caller trusts it (engine::Precompiled)",
+            ));
+        };
+        let code = deserialize(
+            &engine,
+            module,
+            artifact::Vouched::Precompiled(&module.bytes, word),
+        )
+        .map_err(|err| {
             let metered = if policy.fuel.is_some() { " --metered" } else { "" };
             let serve = if matches!(purpose, Purpose::Serve(_)) {
                 " --serve"
@@ -141,7 +158,7 @@ pub fn load_for(
     } else if let Some(code) = cache
         .entry
         .take()
-        .and_then(|entry| deserialize(&engine, module, entry.artifact()).ok())
+        .and_then(|entry| deserialize(&engine, module, artifact::Vouched::Artifact(&entry)).ok())
     {
         // An entry the engine refuses (another wasmtime, other settings,
         // another CPU) is stale: it is compiled afresh below.
@@ -563,14 +580,13 @@ fn compile_code(engine: &wasmtime::Engine, module: &Module) -> Result<Code, Erro
     .map_err(|e| invalid(module, e))
 }
 
-/// Loads an artifact of `module`'s kind. The caller vouches for `bytes`:
-/// they are the user's trusted artifact or a cache entry wsandbox wrote.
-fn deserialize(engine: &wasmtime::Engine, module: &Module, bytes: &[u8]) -> Result<Code, Error> {
-    match module.kind {
-        ModuleKind::Core => crate::shell::sys::deserialize_module(engine, bytes).map(Code::Core),
-        ModuleKind::Component => crate::shell::sys::deserialize_component(engine, bytes).map(Code::Component),
-    }
-    .map_err(|e| {
+/// Loads an artifact of `module`'s kind that someone vouched for.
+fn deserialize(
+    engine: &wasmtime::Engine,
+    module: &Module,
+    bytes: artifact::Vouched<'_>,
+) -> Result<Code, Error> {
+    artifact::deserialize(engine, module.kind, bytes).map_err(|e| {
         invalid_reason(
             module,
             format!("incompatible artifact: {}", crate::error::one_line(&e)),

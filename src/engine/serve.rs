@@ -293,7 +293,7 @@ pub(super) fn serve(
                 .flatten()
                 .last()
                 .map_or(1, |signal| 128 + signal as i32);
-            crate::shell::sys::exit_now(code);
+            crate::sys::exit_now(code);
         })
         .map_err(|e| setup("starting the signal thread", &e))?;
     let shared = Arc::new(Shared {

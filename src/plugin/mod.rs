@@ -1,13 +1,14 @@
 //! Plugins for host programs: a component kept alive in a sandboxed worker
 //! process, called like a function.
 //!
-//! A [`Plugin`] starts `wsandbox worker` — the same binary, behind the same
-//! two walls as `wsandbox run`, under the [`Policy`] you give — which
-//! compiles the component once (with the compilation cache), instantiates
-//! it once, and answers calls over a private socket. State persists
-//! between calls. A trap, a call past its time limit or a worker that died
-//! is an error value, and the next call starts a fresh worker. Several
-//! plugins (and several workers of one module) may run at once.
+//! A [`Plugin`] starts a worker — the host program itself or `wsandbox
+//! worker`, behind the same two walls as `wsandbox run`, under the
+//! [`Policy`] you give — which compiles the component once (with the
+//! compilation cache), instantiates it once, and answers calls over a
+//! private socket. State persists between calls. A trap, a call past its
+//! time limit or a worker that died is an error value, and the next call
+//! starts a fresh worker. Several plugins (and several workers of one
+//! module) may run at once.
 //!
 //! ```no_run
 //! use wsandbox::Policy;
@@ -20,8 +21,10 @@
 //! # Ok::<(), wsandbox::plugin::PluginError>(())
 //! ```
 //!
-//! The worker binary is found in this order: [`Plugin::binary`], the
-//! `WSANDBOX_BIN` environment variable, then `wsandbox` on `PATH`. It must
+//! The worker is, in this order: the binary [`Plugin::binary`] names; the
+//! one the `WSANDBOX_BIN` environment variable names; this program itself
+//! when its `main` called [`worker_main`] first (a copy of it,
+//! `/proc/self/exe`, serves the plugin); `wsandbox` on `PATH`. It must
 //! speak this library's protocol version ([`wire::PROTOCOL`]); another is
 //! refused. Any value but resources, streams, futures and maps can cross
 //! both ways; `handle`'s bytes cross without a value per byte.
@@ -48,6 +51,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub use wasmtime::component::Val;
@@ -350,9 +354,9 @@ fn not_the_world(func: &str) -> PluginError {
 impl Worker {
     fn start(plugin: &Plugin) -> Result<Worker, PluginError> {
         let start_error = |what: String| PluginError::Start(what);
-        let binary = find_binary(plugin.binary.as_deref()).ok_or_else(|| {
+        let (binary, itself) = find_binary(plugin.binary.as_deref()).ok_or_else(|| {
             start_error(
-                "no wsandbox binary: set Plugin::binary, WSANDBOX_BIN, or put wsandbox on PATH".into(),
+                "no worker: call wsandbox::plugin::worker_main() first in main, set Plugin::binary or WSANDBOX_BIN, or put wsandbox on PATH".into(),
             )
         })?;
         let (channel, theirs) = UnixStream::pair().map_err(|e| start_error(format!("socketpair: {e}")))?;
@@ -360,7 +364,15 @@ impl Worker {
             let _spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
             inheritable(&theirs).map_err(|e| start_error(format!("fcntl: {e}")))?;
             let mut command = Command::new(&binary);
-            command.arg("worker");
+            if itself {
+                // Its own name, not /proc/self/exe, in `ps`.
+                if let Some(name) = std::env::args_os().next() {
+                    std::os::unix::process::CommandExt::arg0(&mut command, name);
+                }
+                command.arg(WORKER_ARG);
+            } else {
+                command.arg("worker");
+            }
             if !plugin.cache {
                 command.arg("--no-cache");
             }
@@ -664,16 +676,61 @@ impl std::io::Write for Deadline<'_> {
 
 /// The wsandbox binary: `explicit`, else `$WSANDBOX_BIN`, else `wsandbox`
 /// on `PATH`.
-fn find_binary(explicit: Option<&Path>) -> Option<PathBuf> {
+/// The worker to start: its program, and whether it is this program
+/// (started with [`WORKER_ARG`]) or a `wsandbox` binary (`wsandbox worker`).
+fn find_binary(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
     if let Some(path) = explicit {
-        return Some(path.into());
+        return Some((path.into(), false));
     }
     if let Some(path) = std::env::var_os("WSANDBOX_BIN").filter(|p| !p.is_empty()) {
-        return Some(path.into());
+        return Some((path.into(), false));
+    }
+    if SELF_WORKER.load(Ordering::Relaxed) {
+        return Some((PathBuf::from("/proc/self/exe"), true));
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join("wsandbox"))
         .find(|path| path.is_file())
+        .map(|path| (path, false))
+}
+
+/// The first argument that makes a program that called [`worker_main`] a
+/// plugin worker.
+pub const WORKER_ARG: &str = "--wsandbox-plugin-worker";
+
+/// [`worker_main`] was called: this program is its own plugins' worker.
+static SELF_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Makes this program the worker of its own plugins, so that no `wsandbox`
+/// binary need be installed: call it first in `main`, before any thread
+/// starts.
+///
+/// Started by a [`Plugin`] as a worker (its first argument is
+/// [`WORKER_ARG`]), it serves the plugin behind both walls and ends the
+/// process; otherwise it returns at once, and from then on this program's
+/// plugins run in copies of it (`/proc/self/exe`) unless
+/// [`Plugin::binary`] or `WSANDBOX_BIN` names another worker.
+///
+/// ```no_run
+/// // First thing in `main`:
+/// wsandbox::plugin::worker_main();
+/// // ... then the host program, with its plugins.
+/// ```
+pub fn worker_main() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(std::ffi::OsStr::new(WORKER_ARG)) {
+        SELF_WORKER.store(true, Ordering::Relaxed);
+        return;
+    }
+    let code = match worker::from_args(args) {
+        Ok(code) => code,
+        Err(err) => {
+            crate::say!("wsandbox: {err}");
+            err.exit_code()
+        }
+    };
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(code.into())
 }
 
 /// Lets `socket` be inherited by the next program this process spawns.

@@ -2,7 +2,67 @@
 //! answering calls over the channel until the host closes it.
 
 use super::wire::{self, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
-use crate::engine::{CallFailure, Live};
+use crate::engine::{CallFailure, Live, Program};
+use crate::launch::{CacheChoice, Job, Launch};
+use crate::{Error, Policy};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// The worker's whole life: reads the policy from `channel` (never from
+/// the command line, which every user can read), then serves the plugin at
+/// `module` behind both walls until the host closes the channel. Returns
+/// the exit code, in the supervisor and in the sandbox.
+pub fn run(channel: OwnedFd, module: &Path, cache: bool) -> Result<u8, Error> {
+    let mut channel = std::fs::File::from(channel);
+    let policy = policy(&mut channel).map_err(|e| Error::Call(format!("the plugin's channel: {e}")))?;
+    Launch::new(
+        module,
+        Job::Worker {
+            channel: channel.into(),
+        },
+    )
+    .policy(policy)
+    .cache(if cache {
+        CacheChoice::Default
+    } else {
+        CacheChoice::Off
+    })
+    .execute()
+}
+
+/// A worker started as `PROGRAM --wsandbox-plugin-worker --channel-fd FD
+/// [--no-cache] MODULE` ([`super::worker_main`]): `args` are those after
+/// the first.
+pub(super) fn from_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<u8, Error> {
+    let usage = |why: &str| Error::Call(format!("a plugin worker's arguments: {why}"));
+    let (mut fd, mut cache, mut module) = (None, true, None);
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--channel-fd") => {
+                let value = args.next().and_then(|v| v.to_str()?.parse::<i32>().ok());
+                fd = Some(value.ok_or_else(|| usage("--channel-fd needs a descriptor number"))?);
+            }
+            Some("--no-cache") => cache = false,
+            _ if module.is_none() && args.peek().is_none() => module = Some(std::path::PathBuf::from(arg)),
+            _ => return Err(usage(&format!("unexpected {:?}", arg))),
+        }
+    }
+    let fd = fd.ok_or_else(|| usage("no --channel-fd"))?;
+    let module = module.ok_or_else(|| usage("no module"))?;
+    let channel = crate::sys::inherited_fd(fd).map_err(crate::wall::WallError::from)?;
+    run(channel, &module, cache)
+}
+
+/// Inside both walls: says hello, instantiates the plugin, and answers the
+/// host over `channel` until it closes it.
+pub(crate) fn serve_channel(policy: &Policy, program: Program, channel: OwnedFd) -> Result<(), Error> {
+    let failed = |e: std::io::Error| Error::Call(format!("the plugin's channel failed: {e}"));
+    let mut channel = std::fs::File::from(channel);
+    hello(&mut channel).map_err(failed)?;
+    let live = program.instantiate(policy)?;
+    serve(live, &mut channel, policy.fuel).map_err(failed)
+}
 
 /// The host's first message: the policy. A host of another protocol
 /// version is an error (after the worker said its own, so that the host

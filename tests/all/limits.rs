@@ -251,7 +251,7 @@ fn a_stopped_supervisor_does_not_let_a_guest_spin_on(kind: Kind) {
     kill(supervisor, Signal::SIGSTOP).unwrap();
     // The limit is CPU time, not wall time: on a loaded machine the guest
     // takes longer to use it up.
-    let allowed = wsandbox::shell::sys::online_cpus() as f64 + 1.0;
+    let allowed = wsandbox::sys::online_cpus() as f64 + 1.0;
     let (mut used, stopped) = (0.0f64, Instant::now());
     let killed = loop {
         match cpu() {

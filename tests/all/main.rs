@@ -14,7 +14,7 @@ mod readme;
 mod report;
 mod run;
 mod serve;
-mod shell;
+mod wall;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -153,7 +153,7 @@ fn a_call_past_its_time_limit_is_stopped() {
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1500), "took {took:?}");
     assert!(
-        crate::shell::gone(pid as i32, Duration::from_secs(2)),
+        crate::wall::gone(pid as i32, Duration::from_secs(2)),
         "the worker was left running"
     );
     assert_eq!(
@@ -338,36 +338,55 @@ fn an_unprivileged_host_gets_the_same_worker() {
 }
 
 /// The example host program of `examples/plugin_host.rs` runs the example
-/// plugin on its stdin.
+/// plugin on its stdin, with itself as the worker
+/// (`wsandbox::plugin::worker_main`): no `wsandbox` binary anywhere — an
+/// empty environment, `PATH` empty, no `WSANDBOX_BIN` — as the caller and
+/// as nobody.
 #[test]
-fn the_example_host_program_runs_the_example_plugin() {
+fn the_example_host_program_is_its_own_worker() {
     use std::io::Write;
-    let mut host = crate::example("plugin_host");
-    host.arg(wsandbox_guests::WORDS)
-        .env("WSANDBOX_BIN", env!("CARGO_BIN_EXE_wsandbox"))
-        .env("XDG_CACHE_HOME", crate::TEST_CACHE)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = host.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"to be or not to be")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "{\"lines\": 1, \"words\": 6, \"top\": [[\"be\", 2], [\"to\", 2], [\"not\", 1]]}\n"
-    );
-    assert!(
-        stderr.contains("plugin_host: words 1.0.0: counts the lines"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("plugin: info: 18 bytes, 6 words"), "{stderr}");
+    for caller in crate::callers() {
+        let example = crate::example("plugin_host");
+        let program = example.get_program().to_str().unwrap().to_owned();
+        let mut host = match caller {
+            crate::Caller::Me => std::process::Command::new(&program),
+            crate::Caller::Nobody => {
+                let mut cmd = std::process::Command::new("/usr/bin/setpriv");
+                cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                    .arg(crate::for_nobody(&program));
+                cmd
+            }
+        };
+        host.arg(crate::for_nobody(wsandbox_guests::WORDS))
+            .env_clear()
+            .env("PATH", "")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = host.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"to be or not to be")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{caller:?}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "{\"lines\": 1, \"words\": 6, \"top\": [[\"be\", 2], [\"to\", 2], [\"not\", 1]]}\n",
+            "{caller:?}"
+        );
+        assert!(
+            stderr.contains("plugin_host: words 1.0.0: counts the lines"),
+            "{caller:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("plugin: info: 18 bytes, 6 words"),
+            "{caller:?}: {stderr}"
+        );
+    }
 }
 
 /// A fake worker (a bash script) that finds its channel, writes its pid to
@@ -455,7 +474,7 @@ fn no_worker_can_make_its_host_wait_forever() {
         }
         assert!(took < Duration::from_secs(10), "{name}: took {took:?}");
         assert!(
-            crate::shell::gone(fake_pid(dir.path(), name), Duration::from_secs(5)),
+            crate::wall::gone(fake_pid(dir.path(), name), Duration::from_secs(5)),
             "{name}: the worker lives on"
         );
     }

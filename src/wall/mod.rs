@@ -34,8 +34,6 @@ mod seccomp;
 // and compiles the rest again only to check the build's output against it.
 #[cfg_attr(not(test), allow(dead_code))]
 mod seccomp_list;
-#[allow(unsafe_code)]
-pub mod sys;
 
 pub use channel::{Applied, Loaded, Message};
 pub use idmap::IdMap;
@@ -45,6 +43,7 @@ pub use rootfs::{MountOp, plan as mount_plan};
 pub use seccomp::Syscalls;
 
 use crate::Policy;
+use crate::sys::{self, Fork, SysError};
 use channel::{Receiver, Sender};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
@@ -52,7 +51,6 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use sys::{Fork, SysError};
 
 /// A kernel isolation layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +144,7 @@ pub struct LayerStatus {
 /// The outer wall could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ShellError {
+pub enum WallError {
     /// A system call failed in the parent.
     #[error(transparent)]
     Sys(#[from] SysError),
@@ -303,7 +301,7 @@ pub fn enter(
     syscalls: Syscalls,
     stop_grace: std::time::Duration,
     on_end: &mut dyn FnMut(&Ending),
-) -> Result<Sandbox, ShellError> {
+) -> Result<Sandbox, WallError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
     let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     let host_root = idmap::is_host_root();
@@ -500,7 +498,7 @@ fn idmapped_trees(
     opened: &[OwnedFd],
     euid: u32,
     egid: u32,
-) -> Result<Vec<OwnedFd>, ShellError> {
+) -> Result<Vec<OwnedFd>, WallError> {
     if policy.dirs.is_empty() {
         return Ok(Vec::new());
     }
@@ -582,7 +580,7 @@ fn flags_of(layers: &[Layer]) -> CloneFlags {
 /// When the kernel refused the full set: which layers it grants. Without
 /// `allow_degraded` a missing required layer is an error; with it, the run
 /// goes on with what is granted and says on stderr what is missing.
-fn degrade(policy: &Policy) -> Result<Isolation, ShellError> {
+fn degrade(policy: &Policy) -> Result<Isolation, WallError> {
     let statuses = probe();
     let user_ok = statuses
         .iter()
@@ -592,7 +590,7 @@ fn degrade(policy: &Policy) -> Result<Isolation, ShellError> {
         .partition(|s| s.available.is_ok() && (user_ok || s.layer == Layer::User));
     let missing_required: Vec<LayerStatus> = refused.iter().filter(|s| s.layer.required()).cloned().collect();
     if !missing_required.is_empty() && !policy.allow_degraded {
-        return Err(ShellError::Unavailable {
+        return Err(WallError::Unavailable {
             missing: missing_required,
         });
     }

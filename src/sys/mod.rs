@@ -118,13 +118,25 @@ pub fn drop_capabilities() -> Result<(), SysError> {
 /// in the namespaces `flags` name (as the first process of a new pid
 /// namespace when `CLONE_NEWPID` is among them).
 ///
-/// Call only while the process has a single thread: the child is a copy of
-/// this thread alone.
+/// Refused (`EBUSY`) unless the process has a single thread: the child is a
+/// copy of this thread alone, and would inherit locks the others held.
 pub fn clone(flags: nix::sched::CloneFlags) -> Result<Fork, SysError> {
+    let threads = threads();
+    if threads != Some(1) {
+        return Err(SysError {
+            call: format!(
+                "clone({}) in a process of {} threads (it must have one)",
+                flag_names(flags),
+                threads.map_or("unknown".into(), |n| n.to_string())
+            ),
+            errno: Errno::EBUSY,
+        });
+    }
     let raw = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a null stack, clone behaves like fork: the child resumes
-    // here on a copy of this stack. The caller guarantees a single thread,
-    // so no lock is held by a thread that does not exist in the child.
+    // here on a copy of this stack. The process has a single thread (just
+    // checked; only this thread could start another), so no lock is held
+    // by a thread that does not exist in the child.
     let ret = unsafe { libc::syscall(libc::SYS_clone, raw, 0usize, 0usize, 0usize, 0usize) };
     match ret {
         -1 => Err(SysError {
@@ -140,6 +152,15 @@ pub fn clone(flags: nix::sched::CloneFlags) -> Result<Fork, SysError> {
 fn flag_names(flags: nix::sched::CloneFlags) -> String {
     let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
     names.join("|")
+}
+
+/// The number of threads of this process (`num_threads` of
+/// `/proc/self/stat`), if procfs says.
+pub fn threads() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command (which may hold spaces and parentheses)
+    // start at field 3; num_threads is field 20.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(17)?.parse().ok()
 }
 
 /// Ends this process at once, without running exit handlers: for a child
@@ -485,50 +506,38 @@ pub fn scrub_args_and_env() -> Result<(), SysError> {
     Ok(())
 }
 
-/// Loads a core module's machine code serialized by wasmtime.
-///
-/// Only for bytes wsandbox vouches for: an artifact the user trusted with
-/// `--allow-precompiled`, or a cache entry wsandbox wrote whose checksum
-/// holds. Either way it runs inside the outer wall.
-pub fn deserialize_module(engine: &wasmtime::Engine, bytes: &[u8]) -> wasmtime::Result<wasmtime::Module> {
-    // SAFETY: wasmtime requires `bytes` to come from its own `serialize`;
-    // the callers pass only trusted artifacts or checksummed cache entries
-    // (see above), and wasmtime still checks the engine's version, settings
-    // and CPU features before it maps the code.
-    unsafe { wasmtime::Module::deserialize(engine, bytes) }
-}
-
-/// Loads a component's machine code serialized by wasmtime; as
-/// [`deserialize_module`].
-pub fn deserialize_component(
-    engine: &wasmtime::Engine,
-    bytes: &[u8],
-) -> wasmtime::Result<wasmtime::component::Component> {
-    // SAFETY: as in `deserialize_module`: trusted or checksummed bytes of
-    // wasmtime's own format, checked for compatibility by wasmtime.
-    unsafe { wasmtime::component::Component::deserialize(engine, bytes) }
-}
-
-/// Takes ownership of descriptor `fd`, which this process inherited (a
-/// plugin worker's channel, named on its command line). Refuses stdio and
-/// a descriptor that is not open.
+/// Takes ownership of descriptor `fd`, which this process inherited across
+/// `exec` (a plugin worker's channel, named on its command line), and marks
+/// it close-on-exec. Refuses stdio, a descriptor that is not open, and one
+/// that is close-on-exec: every descriptor Rust's standard library opens
+/// is, so such a one may be owned by something in this process — as is a
+/// descriptor this function took already.
 pub fn inherited_fd(fd: i32) -> Result<OwnedFd, SysError> {
     use std::os::fd::FromRawFd;
-    let call = || format!("fcntl({fd}, F_GETFD)");
+    static TAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _taking = TAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let refused = |errno| SysError {
+        call: format!("fcntl({fd}, F_GETFD): not an inherited descriptor"),
+        errno,
+    };
     if fd < 3 {
-        return Err(SysError {
-            call: call(),
-            errno: Errno::EBADF,
-        });
+        return Err(refused(Errno::EBADF));
     }
     // SAFETY: F_GETFD only reads the descriptor's flags.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(SysError {
-            call: call(),
-            errno: Errno::last(),
-        });
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(refused(Errno::last()));
     }
-    // SAFETY: the descriptor is open, and this process was handed it to
-    // own: nothing else in it refers to it (it is taken once, at start-up).
+    if flags & libc::FD_CLOEXEC != 0 {
+        return Err(refused(Errno::EBADF));
+    }
+    // SAFETY: F_SETFD only sets the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(refused(Errno::last()));
+    }
+    // SAFETY: the descriptor is open and was not close-on-exec: nothing of
+    // this process's Rust code opened it (the standard library opens every
+    // descriptor close-on-exec) and no earlier call took it (it would be
+    // close-on-exec now; the lock orders the calls).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -24,7 +24,7 @@ const MAX_TEXT: usize = 16 * 1024;
 /// sent only once every step has succeeded (a failing step ends the run
 /// with `SetupFailed` instead), so the lockdown flags are always true in a
 /// report: they name what was applied, for readers of the report; the
-/// outside checks of `tests/all/shell.rs` (`/proc/<pid>/status`) are what
+/// outside checks of `tests/all/wall.rs` (`/proc/<pid>/status`) are what
 /// show each step really took effect. `landlock`, `own_session` and the
 /// namespace lists do vary with the host and the policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

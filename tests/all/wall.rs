@@ -680,7 +680,7 @@ fn resource_limits_are_lowered() {
     drop(sandbox);
     // With --timeout T, the kernel's backstop: CPUs × T + 1 s of CPU time.
     let sandbox = Sandbox::start(Caller::Me, &["--timeout", "30s"]);
-    let cpu = (30 * wsandbox::shell::sys::online_cpus() + 1).to_string();
+    let cpu = (30 * wsandbox::sys::online_cpus() + 1).to_string();
     assert_eq!(
         limit_in(&sandbox.read("limits"), "Max cpu time"),
         [cpu.as_str(), cpu.as_str()]
