@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub use wasmtime::component::Val;
-use wire::{FromWorker, PROTOCOL, Received, ToWorker, WireVal};
+use wire::{Failure, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
 
 /// What went wrong with a plugin call. After `Trapped`, `OutOfFuel`,
 /// `Timeout` and `Died` the worker is gone, and the next call starts a
@@ -133,6 +133,10 @@ const BYTES_PER_VALUE: u32 = 64;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a worker that closed its channel may take to exit.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How long a worker's end waits for the rest of its stderr to be passed
+/// on once it exited.
+const STDERR_GRACE: Duration = Duration::from_secs(1);
+
 /// The longest line of a worker's stderr passed on, in bytes.
 const MAX_LINE: usize = 4096;
 
@@ -145,6 +149,9 @@ struct Worker {
     /// The last line the worker wrote on stderr (its error, if it failed);
     /// every line is also passed on to this process's stderr.
     last_line: Arc<Mutex<String>>,
+    /// Disconnects once the worker's stderr reached its end and every line
+    /// was passed on.
+    stderr_done: std::sync::mpsc::Receiver<()>,
 }
 
 /// Serializes the spawning of workers: the worker's end of its channel is
@@ -289,10 +296,10 @@ impl Plugin {
                 if fatal {
                     self.stop();
                 }
-                Err(match kind.as_str() {
-                    "trap" => PluginError::Trapped(message),
-                    "fuel" => PluginError::OutOfFuel(message),
-                    _ => PluginError::Call(message),
+                Err(match kind {
+                    Failure::Trap => PluginError::Trapped(message),
+                    Failure::Fuel => PluginError::OutOfFuel(message),
+                    Failure::Call => PluginError::Call(message),
                 })
             }
             Ok(answer) => Ok(answer),
@@ -388,13 +395,15 @@ impl Worker {
             spawned.map_err(|e| start_error(format!("{}: {e}", binary.display())))?
         };
         let last_line = Arc::new(Mutex::new(String::new()));
+        let (done, stderr_done) = std::sync::mpsc::channel::<()>();
         if let Some(stderr) = process.stderr.take() {
             let (last_line, name) = (Arc::clone(&last_line), plugin.name.clone());
             std::thread::spawn(move || {
                 pass_on(stderr, |line| {
                     crate::say!("{name}: {line}");
                     *last_line.lock().unwrap_or_else(|e| e.into_inner()) = line;
-                })
+                });
+                drop(done);
             });
         }
         let mut worker = Worker {
@@ -402,6 +411,7 @@ impl Worker {
             channel,
             exports: Vec::new(),
             last_line,
+            stderr_done,
         };
         match worker.begin(plugin) {
             Ok(exports) => {
@@ -478,7 +488,9 @@ impl Worker {
             Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
                 Err(PluginError::Protocol(err.to_string()))
             }
-            Err(err) => Err(PluginError::Start(err.to_string())),
+            // A worker that exited with our message unread resets the
+            // channel: how it ended is the news.
+            Err(err) => Err(PluginError::Start(format!("{err}; {}", self.ended()))),
         }
     }
 
@@ -546,8 +558,9 @@ impl Worker {
                 Err(err) => break Err(err.to_string()),
             }
         };
-        // Let the stderr thread pass on the worker's last line.
-        std::thread::sleep(Duration::from_millis(20));
+        // Every line the worker wrote is passed on before its end is told
+        // (something it started may hold its stderr open: not for long).
+        let _ = self.stderr_done.recv_timeout(STDERR_GRACE);
         let line = self.last_line.lock().map(|l| l.clone()).unwrap_or_default();
         let status = status.unwrap_or_else(|e| e);
         if line.is_empty() {

@@ -42,13 +42,26 @@ pub enum FromWorker {
     Handled(Result<String, String>),
     /// A call failed; the worker goes on unless `fatal`.
     Failed {
-        /// `call` (unknown export, bad arguments), `trap`, `fuel`.
-        kind: String,
+        /// How.
+        kind: Failure,
         /// One line.
         message: String,
         /// The instance is gone (a trap): the worker exits.
         fatal: bool,
     },
+}
+
+/// How a call failed, in a [`FromWorker::Failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// The call does not fit the plugin: an unknown export, arguments of
+    /// the wrong number or type, a value that cannot cross.
+    Call,
+    /// The plugin trapped.
+    Trap,
+    /// The call burnt all its fuel.
+    Fuel,
 }
 
 /// A message to the worker.

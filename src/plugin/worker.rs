@@ -1,7 +1,7 @@
 //! The worker's side of a plugin: inside both walls, one live instance
 //! answering calls over the channel until the host closes it.
 
-use super::wire::{self, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
+use super::wire::{self, Failure, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
 use crate::engine::{CallFailure, Live, Program};
 use crate::launch::{CacheChoice, Job, Launch};
 use crate::{Error, Policy};
@@ -107,16 +107,13 @@ pub fn serve(mut live: Live, channel: &mut std::fs::File, fuel: Option<u64>) -> 
             Received::Closed => return Ok(()),
             Received::Message(message) => message,
         };
-        let failed = |kind: &str, message: String, fatal: bool| FromWorker::Failed {
-            kind: kind.into(),
-            message,
-            fatal,
-        };
+        let failed =
+            |kind: Failure, message: String, fatal: bool| FromWorker::Failed { kind, message, fatal };
         let failure = |failure: CallFailure| match failure {
-            CallFailure::Call(message) => failed("call", message, false),
-            CallFailure::Trapped(message) => failed("trap", message, true),
+            CallFailure::Call(message) => failed(Failure::Call, message, false),
+            CallFailure::Trapped(message) => failed(Failure::Trap, message, true),
             CallFailure::OutOfFuel => failed(
-                "fuel",
+                Failure::Fuel,
                 format!("the call ran out of fuel (--fuel {})", fuel.unwrap_or_default()),
                 true,
             ),
@@ -128,7 +125,7 @@ pub fn serve(mut live: Live, channel: &mut std::fs::File, fuel: Option<u64>) -> 
                     .map(WireVal::into_val)
                     .collect::<Result<Vec<_>, _>>()
                 {
-                    Err(err) => failed("call", err.0, false),
+                    Err(err) => failed(Failure::Call, err.0, false),
                     Ok(args) => match live.call(&name, &args) {
                         Ok(results) => match results
                             .iter()
@@ -136,15 +133,15 @@ pub fn serve(mut live: Live, channel: &mut std::fs::File, fuel: Option<u64>) -> 
                             .collect::<Result<Vec<_>, _>>()
                         {
                             Ok(results) => FromWorker::Returned(results),
-                            Err(err) => failed("call", err.0, false),
+                            Err(err) => failed(Failure::Call, err.0, false),
                         },
                         Err(err) => failure(err),
                     },
                 }
             }
-            ToWorker::Start { .. } => failed("call", "the policy was given already".into(), false),
+            ToWorker::Start { .. } => failed(Failure::Call, "the policy was given already".into(), false),
             ToWorker::Handle(input) => match wire::unhex(&input) {
-                Err(err) => failed("call", err.0, false),
+                Err(err) => failed(Failure::Call, err.0, false),
                 Ok(input) => match live.handle(input) {
                     Ok(output) => FromWorker::Handled(output.map(|bytes| crate::cache::hex(&bytes))),
                     Err(err) => failure(err),
