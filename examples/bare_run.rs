@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         .and_then(|()| Module::load(Path::new(module)).map_err(wsandbox::Error::from))
         .and_then(|module| engine::run(&policy, &module, args));
     match run {
-        Ok(ended) => ExitCode::from(ended.outcome.exit_code()),
+        Ok(ended) => ExitCode::from(wsandbox::launch::outcome_code(&ended.outcome)),
         Err(err) => {
             eprintln!("bare_run: {err}");
             ExitCode::from(err.exit_code())

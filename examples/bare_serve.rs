@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             program.serve(&policy, listener, |address| eprintln!("http://{address}"))
         });
     match served {
-        Ok(ended) => ExitCode::from(ended.outcome.exit_code()),
+        Ok(ended) => ExitCode::from(wsandbox::launch::outcome_code(&ended.outcome)),
         Err(err) => {
             eprintln!("bare_serve: {err}");
             ExitCode::from(err.exit_code())

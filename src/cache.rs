@@ -549,12 +549,6 @@ impl Publisher {
             }
         }
     }
-
-    /// In the sandboxed process: lets go of the publisher without closing
-    /// descriptors the sandbox has already closed.
-    pub fn abandon_in_sandbox(self) {
-        std::mem::forget(self);
-    }
 }
 
 /// Writes `artifact` as an entry: header (its MAC left zero: the sandbox

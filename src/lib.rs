@@ -27,7 +27,6 @@ pub mod error;
 pub mod launch;
 pub mod plugin;
 pub mod policy;
-pub mod report;
 pub mod say;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -11,13 +11,15 @@
 use nix::sched::CloneFlags;
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use wsandbox::policy::{Access, DirGrant, Policy};
 use wsandbox::sys::{self, Fork};
-use wsandbox::wall::Syscalls;
+use wsandbox::wall::{Entered, Syscalls};
 
 /// What an attack may use: the granted directories, a host listener, and
 /// (in a server's sandbox) that listener's descriptor, handed in.
+#[derive(Clone)]
 struct Target {
     ro: PathBuf,
     rw: PathBuf,
@@ -453,7 +455,7 @@ struct Run {
     /// The supervisor's and the sandbox's stderr, if not the test's.
     stderr: Option<std::os::fd::OwnedFd>,
     /// The supervisor's callback at the end of the run.
-    on_end: fn(&Target, &wsandbox::wall::Ending),
+    on_end: fn(&Target, &wsandbox::wall::Ending, u8),
 }
 
 impl Default for Run {
@@ -461,7 +463,7 @@ impl Default for Run {
         Run {
             timeout: None,
             stderr: None,
-            on_end: |_, _| {},
+            on_end: |_, _, _| {},
         }
     }
 }
@@ -502,19 +504,37 @@ fn spawn_sandbox(target: &Target, uid: Option<u32>, run: Run, body: Body) -> nix
                 ..Policy::default()
             };
             policy.resolve().unwrap();
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&ready_w);
-            let grace = wsandbox::wall::STOP_GRACE;
             let on_end = run.on_end;
-            if let Err(err) =
-                wsandbox::wall::enter(&mut policy, &[fd], Syscalls::Guest, grace, &mut |ending| {
-                    on_end(target, ending)
-                })
-            {
-                eprintln!("cannot enter the sandbox: {err}");
-                sys::exit_now(125);
-            }
-            body(fd)
+            let kept = enter(&mut policy, vec![ready_w], Syscalls::Guest, |ending, code| {
+                on_end(target, ending, code)
+            });
+            body(kept[0].as_raw_fd())
         }
+    }
+}
+
+/// Builds the outer wall for `policy`, keeping `keep`, as a launch does:
+/// returns the kept descriptors in the sandbox. The supervisor waits as a
+/// launch's does (`wsandbox::launch::supervise`), calls `on_end` with how
+/// the run ended and its exit code, and exits with that code.
+fn enter(
+    policy: &mut Policy,
+    keep: Vec<OwnedFd>,
+    syscalls: Syscalls,
+    on_end: impl FnOnce(&wsandbox::wall::Ending, u8),
+) -> Vec<OwnedFd> {
+    match wsandbox::wall::enter(policy, keep, syscalls, wsandbox::wall::STOP_GRACE) {
+        Err(err) => {
+            eprintln!("cannot enter the sandbox: {err}");
+            sys::exit_now(125)
+        }
+        Ok(Entered::Supervisor(supervisor)) => {
+            let (ending, code) = wsandbox::launch::supervise(supervisor, policy.timeout);
+            on_end(&ending, code);
+            let _ = std::io::stdout().flush();
+            sys::exit_now(code.into())
+        }
+        Ok(Entered::Sandbox(mut sandbox)) => sandbox.take_kept(),
     }
 }
 
@@ -650,8 +670,8 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
     let run = Run {
         timeout: Some(Duration::from_secs(1)),
         stderr: Some(jammed_w),
-        on_end: |target, ending| {
-            let _ = std::fs::write(target.rw.join("ended"), ending.exit_code.to_string());
+        on_end: |target, _, code| {
+            let _ = std::fs::write(target.rw.join("ended"), code.to_string());
         },
     };
     let supervisor = spawn_sandbox(target, uid, run, jam);
@@ -686,7 +706,7 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
     ));
     let _ = std::fs::remove_file(&unwound);
     let run = Run {
-        on_end: |_, _| panic!("the supervisor's callback panics"),
+        on_end: |_, _, _| panic!("the supervisor's callback panics"),
         ..Run::default()
     };
     let quits: Body = |fd| {
@@ -836,16 +856,7 @@ fn scan(inverted_hex: &str) -> ! {
         std::process::exit(2);
     }
     let _ = std::io::stdout().flush();
-    if let Err(err) = wsandbox::wall::enter(
-        &mut Policy::default(),
-        &[],
-        Syscalls::Guest,
-        wsandbox::wall::STOP_GRACE,
-        &mut |_| {},
-    ) {
-        eprintln!("cannot enter the sandbox: {err}");
-        sys::exit_now(125);
-    }
+    enter(&mut Policy::default(), Vec::new(), Syscalls::Guest, |_, _| {});
     sys::exit_now(if memory_holds(&mappings, &inverted) { 1 } else { 0 })
 }
 
@@ -876,15 +887,18 @@ fn swapped_grant(target: &Target, uid: Option<u32>) -> Result<(), String> {
             std::os::unix::fs::symlink(&target.outside, &dir).unwrap();
             match wsandbox::wall::enter(
                 &mut policy,
-                &[],
+                Vec::new(),
                 Syscalls::Guest,
                 wsandbox::wall::STOP_GRACE,
-                &mut |_| {},
             ) {
                 Err(err) if err.to_string().contains("RESOLVE_NO_SYMLINKS") => sys::exit_now(0),
                 Err(err) => {
                     eprintln!("    another error: {err}");
                     sys::exit_now(1)
+                }
+                Ok(Entered::Supervisor(supervisor)) => {
+                    let (_, code) = wsandbox::launch::supervise(supervisor, None);
+                    sys::exit_now(code.into())
                 }
                 Ok(_) => {
                     let seen = std::fs::read_to_string(dir.join("secret"));
@@ -1071,20 +1085,21 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
             policy.resolve().unwrap();
             // Returns in the sandboxed process only; its exit status comes
             // back through the supervising parent.
-            let keep: &[std::os::fd::RawFd] = match syscalls {
-                Syscalls::Guest => &[],
-                Syscalls::Server => &[target.listener],
+            let keep: Vec<OwnedFd> = match syscalls {
+                Syscalls::Guest => Vec::new(),
+                // A descriptor of the listener's of this process's own: the
+                // sandbox keeps it under another number.
+                Syscalls::Server => {
+                    // SAFETY: the listener is open for the test's whole life.
+                    let listener = unsafe { std::os::fd::BorrowedFd::borrow_raw(target.listener) };
+                    vec![listener.try_clone_to_owned().expect("dup")]
+                }
             };
-            if let Err(err) = wsandbox::wall::enter(
-                &mut policy,
-                keep,
-                syscalls,
-                wsandbox::wall::STOP_GRACE,
-                &mut |_| {},
-            ) {
-                eprintln!("cannot enter the sandbox: {err}");
-                sys::exit_now(125);
-            }
+            let kept = enter(&mut policy, keep, syscalls, |_, _| {});
+            let target = &Target {
+                listener: kept.first().map_or(target.listener, |fd| fd.as_raw_fd()),
+                ..target.clone()
+            };
             match attack(target) {
                 Ok(()) => sys::exit_now(0),
                 Err(what) => {

@@ -2,9 +2,9 @@
 
 use clap::Args;
 use std::path::{Path, PathBuf};
+use wsandbox::launch::report::{Report, ReportFile};
 use wsandbox::launch::{CacheChoice, Job, Launch};
 use wsandbox::policy::{Access, DirGrant, EnvVar, Policy};
-use wsandbox::report::{Report, ReportFile};
 
 /// What the guest is granted. Nothing is granted unless named here or in
 /// the policy file.

@@ -51,7 +51,8 @@ pub enum Purpose {
 }
 
 /// Where a program's machine code came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CodeSource {
     /// Compiled from the module for this run.
     Compiled,

@@ -1,6 +1,5 @@
-//! How a guest's run ended, and the exit code each ending maps to.
-
-use crate::error::{EXIT_TIMEOUT, EXIT_TRAPPED};
+//! How a guest's run ended (`launch::outcome_code` maps each ending to
+//! an exit code).
 
 /// The end of a guest's run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,19 +23,6 @@ pub enum Outcome {
         /// The result is a `result`'s `err`: the call failed on its own terms.
         failed: bool,
     },
-}
-
-impl Outcome {
-    /// The exit code of `wsandbox run` for this outcome.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            // Unix keeps the low 8 bits of an exit status.
-            Outcome::Exited(code) => *code as u8,
-            Outcome::Trapped { .. } => EXIT_TRAPPED,
-            Outcome::OutOfFuel => EXIT_TIMEOUT,
-            Outcome::Returned { failed, .. } => u8::from(*failed),
-        }
-    }
 }
 
 /// Sorts the error that ended a guest's entry point into an outcome.

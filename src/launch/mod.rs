@@ -15,20 +15,24 @@
 //! # Ok::<(), wsandbox::Error>(())
 //! ```
 //!
-//! [`Launch::execute`] returns in both processes the wall makes: in the
-//! supervisor (outside) with the code to exit with, after the sandbox
-//! ended; in the sandbox, after the job, with the guest's code. Call it
-//! from `main` (while the process has one thread) and exit with its code.
+//! [`Launch::execute`] returns the code to exit with once the sandbox
+//! ended. Call it while the process has one thread (from `main`): the
+//! sandbox is a copy of this process, made by `clone`.
 
-use crate::cache::{Cache, Publisher};
+pub mod report;
+
+use crate::cache::{Cache, Pending, Publisher};
 use crate::engine::{
-    self, Artifact, Call, CodeCache, Ended, Module, Outcome, Precompiled, Program, Purpose, Serving,
+    self, Artifact, Call, CodeCache, CodeSource, Ended, Module, Outcome, Precompiled, Program, Purpose,
+    Serving,
 };
-use crate::report::{ModuleInfo, Report, ReportFile};
-use crate::wall::{self, Loaded};
+use crate::error::{EXIT_SANDBOX_FAILED, EXIT_TIMEOUT, EXIT_TRAPPED};
+use crate::wall::{self, End, Entered, Sandbox};
 use crate::{Error, Policy};
+use report::{ModuleInfo, Report, ReportFile};
+use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -132,18 +136,18 @@ impl Launch {
         self
     }
 
-    /// Runs the job behind both walls and returns the exit code (DESIGN.md):
-    /// in the supervisor, the sandbox's once it ended; in the sandbox, the
-    /// job's. With a report, the outcome is written whatever it is. Must
-    /// be called while the process has a single thread.
+    /// Runs the job behind both walls and returns the exit code of
+    /// DESIGN.md once the sandbox ended; with a report, the outcome is
+    /// written whatever it is. Returns only in the caller's process: the
+    /// sandboxed copy of it ends after the job, with the job's exit code
+    /// (and, when the job failed, its error on stderr), never returning
+    /// into the caller's frames. Refused while the process has more than
+    /// one thread.
     pub fn execute(self) -> Result<u8, Error> {
         let started = Instant::now();
         let mut report = self.report.as_deref().map(ReportFile::create).transpose()?;
         let mut module_info = None;
-        let result = match self.job {
-            Job::Compile { .. } => compile(self),
-            _ => walled(self, &mut report, &mut module_info, started),
-        };
+        let result = walled(self, &mut report, &mut module_info, started);
         // Only failures before the sandbox existed return here; a sandboxed
         // run is reported by its supervisor.
         if let (Err(err), Some(report)) = (&result, &mut report) {
@@ -165,14 +169,153 @@ fn stop_grace(purpose: &Purpose) -> Duration {
     }
 }
 
-/// The engine a job needs, and the descriptors of the caller's that the
-/// sandbox keeps.
-fn purpose_of(job: &Job) -> (Purpose, Vec<RawFd>) {
-    match job {
-        Job::Serve { listener, serving } => (Purpose::Serve(*serving), vec![listener.as_raw_fd()]),
-        Job::Worker { channel } => (Purpose::Command, vec![channel.as_raw_fd()]),
-        _ => (Purpose::Command, Vec::new()),
+/// What the sandbox does with the program: a [`Job`] without the
+/// descriptors, which the wall keeps for it.
+#[derive(Debug)]
+enum Work {
+    Run(Vec<String>),
+    Call(Call),
+    List,
+    Serve(Serving),
+    Worker,
+    Compile { metered: bool, serve: bool },
+}
+
+impl Work {
+    /// The job's work, its descriptor (a listener, a channel) and, for
+    /// `compile`, its output.
+    fn of(job: Job) -> (Work, Option<OwnedFd>, Option<PathBuf>) {
+        match job {
+            Job::Run { args } => (Work::Run(args), None, None),
+            Job::Call(call) => (Work::Call(call), None, None),
+            Job::List => (Work::List, None, None),
+            Job::Serve { listener, serving } => (Work::Serve(serving), Some(listener.into()), None),
+            Job::Worker { channel } => (Work::Worker, Some(channel), None),
+            Job::Compile {
+                output,
+                metered,
+                serve,
+            } => (Work::Compile { metered, serve }, None, Some(output)),
+        }
     }
+
+    /// The engine it needs.
+    fn purpose(&self) -> Purpose {
+        match self {
+            Work::Serve(serving) => Purpose::Serve(*serving),
+            Work::Compile { serve: true, .. } => Purpose::Serve(Serving::default()),
+            _ => Purpose::Command,
+        }
+    }
+}
+
+/// What the sandbox tells its supervisor, above the wall's own messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Said {
+    /// Just before the guest's first instruction: how its code was loaded.
+    Loaded(Loaded),
+    /// How the guest ended (the guest's process says it: untrusted).
+    Ended(Told),
+}
+
+/// How the guest's code was loaded, said before it started (so not the
+/// guest's word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loaded {
+    /// Where its machine code came from.
+    pub code: CodeSource,
+    /// Freshly compiled code was written whole to the unnamed file passed
+    /// in for it (a cache entry, `compile`'s output), which is closed now:
+    /// the supervisor may name it.
+    pub written: bool,
+}
+
+/// How the guest ended, as the sandbox told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Told {
+    /// How.
+    pub how: GuestEnd,
+    /// What (a trap's message, an error's line).
+    pub message: Option<String>,
+    /// The fuel it burnt, when metered.
+    pub fuel_consumed: Option<u64>,
+}
+
+/// How a guest ended, in the sandbox's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestEnd {
+    /// It exited (or a call returned).
+    Exited,
+    /// It trapped.
+    Trapped,
+    /// It ran out of fuel.
+    Fuel,
+    /// It never ran: the job failed.
+    Error,
+}
+
+/// What the supervisor makes of what the sandbox said: the first account
+/// of the loading (sent before the guest ran, so wsandbox's own) and the
+/// first of the end (the guest's process's: untrusted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    /// How the code was loaded; absent if the guest never started.
+    pub loaded: Option<Loaded>,
+    /// How the guest ended, as told.
+    pub ended: Option<Told>,
+}
+
+impl Account {
+    /// Reads `said`, ignoring what is not one of the launch's messages.
+    pub fn of(said: &[serde_json::Value]) -> Account {
+        let mut account = Account::default();
+        for value in said {
+            match Said::deserialize(value) {
+                Ok(Said::Loaded(loaded)) if account.loaded.is_none() => account.loaded = Some(loaded),
+                Ok(Said::Ended(told)) if account.ended.is_none() => account.ended = Some(told),
+                _ => {}
+            }
+        }
+        account
+    }
+
+    /// The sandbox said, before the guest ran, that it wrote its file.
+    fn written(&self) -> bool {
+        self.loaded.is_some_and(|loaded| loaded.written)
+    }
+}
+
+/// The exit code of wsandbox for a sandbox that ended so (DESIGN.md): its
+/// own status, 128+S for a signal, 124 past the timeout, 125 when the wall
+/// could not be built.
+pub fn exit_code(end: &End) -> u8 {
+    match end {
+        // Unix keeps the low 8 bits of an exit status.
+        End::Exited { code, .. } => *code as u8,
+        End::Signaled(signal) => (128 + signal) as u8,
+        End::TimedOut => EXIT_TIMEOUT,
+        End::SetupFailed(_) | End::Lost => EXIT_SANDBOX_FAILED,
+    }
+}
+
+/// The exit code of a guest that ended so.
+pub fn outcome_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        // Unix keeps the low 8 bits of an exit status.
+        Outcome::Exited(code) => *code as u8,
+        Outcome::Trapped { .. } => EXIT_TRAPPED,
+        Outcome::OutOfFuel => EXIT_TIMEOUT,
+        Outcome::Returned { failed, .. } => u8::from(*failed),
+    }
+}
+
+/// A file the sandbox writes and the supervisor names once whole: a cache
+/// entry, or `compile`'s output.
+struct Sink {
+    file: std::fs::File,
+    publisher: Publisher,
 }
 
 fn walled(
@@ -183,8 +326,8 @@ fn walled(
 ) -> Result<u8, Error> {
     // 1. Everything that can fail on bad input, before any namespace.
     let mut policy = launch.policy;
-    let mut job = launch.job;
-    if let Job::Serve { serving, .. } = &mut job {
+    let (mut work, job_fd, output) = Work::of(launch.job);
+    if let Work::Serve(serving) = &mut work {
         // The timeout and the memory limit are each request's, not the
         // sandbox's: the supervisor must not kill the server at the
         // timeout, nor bound its data by one instance's memory.
@@ -196,90 +339,178 @@ fn walled(
     // values of passed-through names are read now.
     policy.take_host_env()?;
     let module = Module::load(&launch.module)?;
-    engine::admit(&policy, &module)?;
+    match &work {
+        Work::Compile { .. } => engine::compilable(&module)?,
+        _ => engine::admit(&policy, &module)?,
+    }
     if report.is_some() {
         *module_info = Some(ModuleInfo::of(&module));
     }
-    let (purpose, keep) = purpose_of(&job);
+    let purpose = work.purpose();
     // The compilation cache lives outside the walls: its entry is read, or
-    // an unnamed file reserved for a new one, before they exist.
-    let (mut code_cache, mut publisher) = open_cache(&launch.cache, &policy, &module, purpose);
+    // an unnamed file reserved for a new one, before they exist; as is
+    // `compile`'s output.
+    let (mut code_cache, sink) = match &output {
+        Some(out) => (CodeCache::default(), Some(reserve_output(out)?)),
+        None => open_cache(&launch.cache, &policy, &module, purpose),
+    };
     if policy.allow_precompiled {
         code_cache.precompiled = Some(Precompiled::allowed_by_policy());
     }
-    let keep: Vec<RawFd> = code_cache
-        .sink
-        .iter()
-        .map(|sink| sink.as_raw_fd())
-        .chain(keep)
-        .collect();
-    // 2-9. The outer wall; only the sandboxed child returns. The parent
-    // names a freshly written cache entry (if the child said, before the
-    // guest ran, that it wrote one), reports how the run ended, then exits
-    // with its code.
-    let mut on_end = |ending: &wall::Ending| {
-        if let Some(publisher) = publisher.take() {
-            publisher.finish(ending.loaded.as_ref().is_some_and(|l| l.written));
-        }
-        if let Some(report) = report.as_mut() {
-            report.write(&Report::ended(ending, started.elapsed(), module_info.clone()));
-        }
-    };
-    let syscalls = match &purpose {
-        Purpose::Command => wall::Syscalls::Guest,
-        Purpose::Serve(_) => wall::Syscalls::Server,
+    let (sink_file, publisher) = sink.map(|s| (s.file, s.publisher)).unzip();
+    let has_sink = sink_file.is_some();
+    let keep: Vec<OwnedFd> = sink_file.map(OwnedFd::from).into_iter().chain(job_fd).collect();
+    // 2-9. The outer wall.
+    let syscalls = match purpose {
+        Purpose::Serve(_) if !matches!(work, Work::Compile { .. }) => wall::Syscalls::Server,
+        _ => wall::Syscalls::Guest,
     };
     let grace = stop_grace(&purpose);
-    let mut sandbox = wall::enter(&mut policy, &keep, syscalls, grace, &mut on_end)?;
-    if let Purpose::Serve(_) = purpose {
+    let supervisor = match wall::enter(&mut policy, keep, syscalls, grace)? {
+        Entered::Supervisor(supervisor) => supervisor,
+        Entered::Sandbox(sandbox) => inside(sandbox, &policy, &module, code_cache, has_sink, work, output),
+    };
+    let (ending, code) = supervise(supervisor, policy.timeout);
+    let account = Account::of(&ending.said);
+    // A fresh cache entry is named if the sandbox said, before the guest
+    // ran, that it wrote one; `compile`'s output only if the compiler
+    // also exited 0.
+    if let Some(publisher) = publisher {
+        publisher.finish(account.written() && (output.is_none() || code == 0));
+    }
+    if let Some(report) = report.as_mut() {
+        report.write(&Report::ended(
+            &ending,
+            &account,
+            started.elapsed(),
+            module_info.clone(),
+        ));
+    }
+    let _ = std::io::stdout().flush();
+    Ok(code)
+}
+
+/// The supervisor's half of a launch: waits for the sandbox's end, says on
+/// stderr why the wall failed or that the guest ran past `timeout`, and
+/// returns how it ended with wsandbox's exit code for it. From here on the
+/// process only supervises and reports: a panic ends it with 125, in one
+/// line, without unwinding.
+pub fn supervise(supervisor: wall::Supervisor, timeout: Option<Duration>) -> (wall::Ending, u8) {
+    crate::say::end_on_panic();
+    let ending = supervisor.wait();
+    match &ending.end {
+        End::SetupFailed(error) => crate::say!("wsandbox: cannot set up the sandbox: {error}"),
+        End::TimedOut => crate::say!(
+            "wsandbox: the guest ran past its time limit (--timeout {:?}) and was stopped",
+            timeout.unwrap_or_default()
+        ),
+        _ => {}
+    }
+    let code = exit_code(&ending.end);
+    (ending, code)
+}
+
+/// The sandboxed process, walls up: does the work and ends the process
+/// with its exit code (its error, if it failed, on stderr). It never
+/// returns: the caller's values in this copy of the process are not its
+/// own to drop.
+fn inside(
+    mut sandbox: Sandbox,
+    policy: &Policy,
+    module: &Module,
+    mut code_cache: CodeCache,
+    has_sink: bool,
+    work: Work,
+    output: Option<PathBuf>,
+) -> ! {
+    let mut kept = sandbox.take_kept().into_iter();
+    let sink = if has_sink {
+        kept.next().map(std::fs::File::from)
+    } else {
+        None
+    };
+    let job_fd = kept.next();
+    let code = match work {
+        Work::Compile { metered, serve } => {
+            let purpose = Work::Compile { metered, serve }.purpose();
+            let out = output.unwrap_or_default();
+            compile_inside(&mut sandbox, module, metered, purpose, sink, &out)
+        }
+        work => {
+            code_cache.sink = sink;
+            run_inside(&mut sandbox, policy, module, code_cache, work, job_fd)
+        }
+    };
+    let code = code.unwrap_or_else(|err| {
+        crate::say!("wsandbox: {err}");
+        err.exit_code()
+    });
+    let _ = std::io::stdout().flush();
+    std::process::exit(code.into())
+}
+
+/// The inner wall (step 10): load the code (closing the cache's file), say how,
+/// and only then let the guest's code run; say how it ended.
+fn run_inside(
+    sandbox: &mut Sandbox,
+    policy: &Policy,
+    module: &Module,
+    code_cache: CodeCache,
+    work: Work,
+    job_fd: Option<OwnedFd>,
+) -> Result<u8, Error> {
+    if let Purpose::Serve(_) = work.purpose() {
         // Before the engine starts threads: termination signals are the
         // server's to take (gracefully), in every thread.
         let _ = engine::serve::termination_signals().thread_block();
     }
-    if let Some(report) = report.take() {
-        report.abandon_in_sandbox();
-    }
-    if let Some(publisher) = publisher.take() {
-        publisher.abandon_in_sandbox();
-    }
-    // 10. The inner wall: load the code (closing the cache's file), say
-    // how, and only then let the guest's code run.
-    let ended = engine::load_for(&policy, &module, code_cache, purpose).and_then(|program| {
-        if let Job::Run { .. } = job {
+    let tell = |sandbox: &mut Sandbox, how, message: Option<String>, fuel_consumed| {
+        let message = message.map(|mut text| {
+            wall::truncate(&mut text);
+            text
+        });
+        sandbox.say(&Said::Ended(Told {
+            how,
+            message,
+            fuel_consumed,
+        }));
+    };
+    let ended = engine::load_for(policy, module, code_cache, work.purpose()).and_then(|program| {
+        if let Work::Run(_) = work {
             program.check_command()?;
         }
-        sandbox.loaded(Loaded {
-            code: program.source.name().into(),
+        sandbox.say(&Said::Loaded(Loaded {
+            code: program.source,
             written: program.cached,
-        });
-        work(&policy, program, job)
+        }));
+        work_with(policy, program, work, job_fd)
     });
     let ended = match ended {
         Ok(ended) => ended,
         Err(err) => {
-            sandbox.ended("error", Some(err.to_string()), None);
+            tell(sandbox, GuestEnd::Error, Some(err.to_string()), None);
             return Err(err);
         }
     };
     let fuel = ended.fuel_consumed;
     match &ended.outcome {
-        Outcome::Exited(_) => sandbox.ended("exited", None, fuel),
+        Outcome::Exited(_) => tell(sandbox, GuestEnd::Exited, None, fuel),
         Outcome::Returned { value, .. } => {
             if let Some(value) = value {
                 // stdout may be closed or full for good: the run's end is
-                // still reported.
+                // still told.
                 if let Err(err) = crate::say::out(&format!("{value}\n")) {
                     crate::say!("wsandbox: cannot write the result on stdout: {err}");
                 }
             }
-            sandbox.ended("exited", None, fuel);
+            tell(sandbox, GuestEnd::Exited, None, fuel);
         }
         Outcome::Trapped { message, backtrace } => {
             crate::say!("wsandbox: guest trapped: {message}");
             if let Some(backtrace) = backtrace {
                 crate::say!("{backtrace}");
             }
-            sandbox.ended("trapped", Some(message.clone()), fuel);
+            tell(sandbox, GuestEnd::Trapped, Some(message.clone()), fuel);
         }
         Outcome::OutOfFuel => {
             let message = format!(
@@ -287,22 +518,23 @@ fn walled(
                 policy.fuel.unwrap_or_default()
             );
             crate::say!("wsandbox: {message}");
-            sandbox.ended("fuel", Some(message), fuel);
+            tell(sandbox, GuestEnd::Fuel, Some(message), fuel);
         }
     }
-    Ok(ended.outcome.exit_code())
+    Ok(outcome_code(&ended.outcome))
 }
 
-/// Does `job` with the loaded program, inside both walls.
-fn work(policy: &Policy, program: Program, job: Job) -> Result<Ended, Error> {
+/// Does the work with the loaded program.
+fn work_with(policy: &Policy, program: Program, work: Work, job_fd: Option<OwnedFd>) -> Result<Ended, Error> {
     let exited = Ended {
         outcome: Outcome::Exited(0),
         fuel_consumed: None,
     };
-    match job {
-        Job::Run { args } => program.run(policy, &args),
-        Job::Call(call) => program.call(policy, &call),
-        Job::List => {
+    let fd = || job_fd.ok_or_else(|| Error::Engine("the job's descriptor was not kept".into()));
+    match work {
+        Work::Run(args) => program.run(policy, &args),
+        Work::Call(call) => program.call(policy, &call),
+        Work::List => {
             let mut listing = String::new();
             for (name, signature) in program.exports() {
                 listing.push_str(&format!("{name}: {signature}\n"));
@@ -312,15 +544,37 @@ fn work(policy: &Policy, program: Program, job: Job) -> Result<Ended, Error> {
             }
             Ok(exited)
         }
-        Job::Serve { listener, .. } => {
+        Work::Serve(_) => {
+            let listener = std::net::TcpListener::from(fd()?);
             program.serve(policy, listener, |address| crate::say!("http://{address}"))
         }
-        Job::Worker { channel } => {
-            crate::plugin::worker::serve_channel(policy, program, channel)?;
+        Work::Worker => {
+            crate::plugin::worker::serve_channel(policy, program, fd()?)?;
             Ok(exited)
         }
-        Job::Compile { .. } => unreachable!("compile is not a walled run"),
+        Work::Compile { .. } => Err(Error::Engine("compile is not a program's work".into())),
     }
+}
+
+/// `compile` inside (step 10): compile, write the artifact to the reserved file, close
+/// it, and say it was written whole.
+fn compile_inside(
+    sandbox: &mut Sandbox,
+    module: &Module,
+    metered: bool,
+    purpose: Purpose,
+    sink: Option<std::fs::File>,
+    out: &Path,
+) -> Result<u8, Error> {
+    let artifact = engine::compile(module, metered, purpose)?;
+    let mut sink = sink.ok_or_else(|| cannot_write(out, &std::io::Error::other("not kept")))?;
+    sink.write_all(&artifact).map_err(|e| cannot_write(out, &e))?;
+    drop(sink);
+    sandbox.say(&Said::Loaded(Loaded {
+        code: CodeSource::Compiled,
+        written: true,
+    }));
+    Ok(0)
 }
 
 /// The cache's entry for `module`, and an unnamed file in the cache for the
@@ -337,7 +591,7 @@ fn open_cache(
     policy: &Policy,
     module: &Module,
     purpose: Purpose,
-) -> (CodeCache, Option<Publisher>) {
+) -> (CodeCache, Option<Sink>) {
     if module.precompiled {
         return (CodeCache::default(), None);
     }
@@ -375,84 +629,22 @@ fn open_cache(
         return (found(entry), None);
     }
     let reserved = cache.reserve(&key).and_then(|pending| {
-        let sink = pending.sink()?;
+        let file = pending.sink()?;
         let publisher = Publisher::new(pending, helper)?;
-        Ok((sink, publisher))
+        Ok(Sink { file, publisher })
     });
-    match reserved {
-        Ok((sink, publisher)) => (
-            CodeCache {
-                sink: Some(sink),
-                ..found(entry)
-            },
-            Some(publisher),
-        ),
-        Err(_) => (found(entry), None),
-    }
+    (found(entry), reserved.ok())
 }
 
-/// `compile`: the module read and the output reserved before any
-/// namespace; the compiler runs inside the walls and writes the artifact
-/// to the reserved file, which the supervisor names once the sandbox said
-/// it wrote it whole and exited 0.
-fn compile(launch: Launch) -> Result<u8, Error> {
-    let Job::Compile {
-        output: out,
-        metered,
-        serve,
-    } = launch.job
-    else {
-        unreachable!("compile() is for Job::Compile");
-    };
-    // 1. The module read and the output reserved, before any namespace.
-    let module = Module::load(&launch.module)?;
-    engine::compilable(&module)?;
-    let output = reserve(&out)?;
-    let mut sink = Some(output.sink().map_err(|e| cannot_write(&out, &e))?);
-    let keep: Vec<_> = sink.iter().map(|s| s.as_raw_fd()).collect();
-    let mut publisher =
-        Some(Publisher::new(output, wall::gives_up_root()).map_err(|e| cannot_write(&out, &e))?);
-    let mut policy = Policy {
-        allow_degraded: launch.policy.allow_degraded,
-        ..Policy::default()
-    };
-    // 2-9. The outer wall. The parent names OUT once the child said it
-    // wrote it whole and the child exited 0.
-    let mut on_end = |ending: &wall::Ending| {
-        if let Some(publisher) = publisher.take() {
-            let written = ending.loaded.as_ref().is_some_and(|l| l.written);
-            publisher.finish(written && ending.exit_code == 0);
-        }
-    };
-    let mut sandbox = wall::enter(
-        &mut policy,
-        &keep,
-        wall::Syscalls::Guest,
-        wall::STOP_GRACE,
-        &mut on_end,
-    )?;
-    if let Some(publisher) = publisher.take() {
-        publisher.abandon_in_sandbox();
-    }
-    // 10. Compile, write, close.
-    let purpose = if serve {
-        Purpose::Serve(Serving::default())
-    } else {
-        Purpose::Command
-    };
-    let artifact = engine::compile(&module, metered, purpose)?;
-    let mut sink = sink.take().expect("the sink is kept for the sandbox");
-    sink.write_all(&artifact).map_err(|e| cannot_write(&out, &e))?;
-    drop(sink);
-    sandbox.loaded(Loaded {
-        code: "compiled".into(),
-        written: true,
-    });
-    Ok(0)
+/// An unnamed file beside `out`, named `out` once written whole.
+fn reserve_output(out: &Path) -> Result<Sink, Error> {
+    let pending = reserve(out)?;
+    let file = pending.sink().map_err(|e| cannot_write(out, &e))?;
+    let publisher = Publisher::new(pending, wall::gives_up_root()).map_err(|e| cannot_write(out, &e))?;
+    Ok(Sink { file, publisher })
 }
 
-/// An unnamed file beside `out`, named `out` once written.
-fn reserve(out: &Path) -> Result<crate::cache::Pending, Error> {
+fn reserve(out: &Path) -> Result<Pending, Error> {
     let name = out
         .file_name()
         .ok_or_else(|| Error::Output(format!("-o {}: not a file name", out.display())))?;
@@ -460,7 +652,7 @@ fn reserve(out: &Path) -> Result<crate::cache::Pending, Error> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    crate::cache::Pending::new(dir, &name.to_string_lossy(), 0o644).map_err(|e| cannot_write(out, &e))
+    Pending::new(dir, &name.to_string_lossy(), 0o644).map_err(|e| cannot_write(out, &e))
 }
 
 fn cannot_write(out: &Path, e: &std::io::Error) -> Error {

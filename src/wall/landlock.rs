@@ -29,7 +29,8 @@ pub enum LandlockError {
 }
 
 /// What Landlock enforces for this process, for `check` and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Enforcement {
     /// Every right wsandbox asks for.
     Full,

@@ -2,10 +2,13 @@
 //! in new user, mount, pid, uts, ipc and net namespaces (and cgroup where
 //! the kernel allows), with an empty root holding only what was granted.
 //!
-//! [`enter`] is the whole sequence, one step per line, in the order of
-//! `DESIGN.md`. It returns only in the sandboxed child — the first process
-//! of the new pid namespace — which then runs the engine. The parent stays
-//! in the host's namespaces, supervises, and exits with the child's status.
+//! [`enter`] is the whole sequence, in the order of `DESIGN.md`: before
+//! the clone here (`prepare`), the child's steps 4-9 in
+//! `child.rs`, the parent's part in `supervisor.rs`. It returns in both
+//! processes: in the sandboxed child — the first process of the new pid
+//! namespace — as [`Entered::Sandbox`], which then runs the engine; in the
+//! caller's process, which stays in the host's namespaces, as
+//! [`Entered::Supervisor`], which waits for the child's end.
 //!
 //! The namespaces are created by a single `clone` rather than `unshare`
 //! then `fork`, so that the parent stays in every namespace of the host
@@ -24,36 +27,39 @@
 //! See namespaces(7), user_namespaces(7), pid_namespaces(7).
 
 mod channel;
+mod child;
 mod idmap;
 mod landlock;
 mod privs;
 mod rlimits;
 mod rootfs;
 mod seccomp;
+mod supervisor;
 // The list is compiled to BPF by build.rs; the crate keeps its profiles,
 // and compiles the rest again only to check the build's output against it.
 #[cfg_attr(not(test), allow(dead_code))]
 mod seccomp_list;
 
-pub use channel::{Applied, Loaded, Message};
+pub use channel::{Applied, truncate};
 pub use idmap::IdMap;
 pub use idmap::ROOT_SANDBOX_ID;
+pub use landlock::Enforcement;
 pub use rlimits::described as limits_described;
 pub use rootfs::{MountOp, plan as mount_plan};
 pub use seccomp::Syscalls;
+pub use supervisor::Supervisor;
 
 use crate::Policy;
 use crate::sys::{self, Fork, SysError};
-use channel::{Receiver, Sender};
+use channel::{Message, Sender};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::Pid;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use nix::sys::wait::waitpid;
+use std::os::fd::OwnedFd;
 
 /// A kernel isolation layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Layer {
     /// User namespace: mapped ids, no privilege on the host.
     User,
@@ -204,64 +210,83 @@ fn try_clone(flags: CloneFlags) -> Result<(), SysError> {
 pub struct Isolation {
     /// Layers applied.
     pub applied: Vec<Layer>,
-    /// Layers that were refused (only with `--allow-degraded`).
+    /// Layers that were refused (only with `allow_degraded`).
     pub missing: Vec<Layer>,
 }
 
-/// How a supervised run ended, as the parent saw it.
+/// How the sandbox ended, as the kernel and the supervisor saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Setup failed inside the sandbox, before any code of the caller's
+    /// ran there: why (the failing call, its arguments and errno).
+    SetupFailed(String),
+    /// Killed past the policy's timeout, by the supervisor or by the
+    /// kernel's CPU limit.
+    TimedOut,
+    /// Ended by this signal: sent to it, or forwarded by the supervisor and
+    /// not heeded within the grace period.
+    Signaled(i32),
+    /// Exited with this status; `forwarded` is the signal the supervisor
+    /// forwarded before, if it did.
+    Exited {
+        /// The exit status.
+        code: i32,
+        /// The SIGINT/SIGTERM/SIGHUP forwarded to it.
+        forwarded: Option<i32>,
+    },
+    /// The supervisor could not wait for it (never on Linux).
+    Lost,
+}
+
+/// How a supervised run ended.
 #[derive(Debug, Clone)]
 pub struct Ending {
-    /// The code wsandbox exits with: the child's, or 128+S.
-    pub exit_code: i32,
-    /// The signal that ended the sandbox, when one did (sent to the
-    /// sandbox, or forwarded to it by wsandbox).
-    pub signal: Option<i32>,
-    /// Why setup failed, when it did.
-    pub setup_error: Option<String>,
-    /// The run passed the policy's timeout and was killed.
-    pub timed_out: bool,
+    /// How the sandbox ended.
+    pub end: End,
     /// What the child applied (absent when setup failed).
     pub applied: Option<Applied>,
-    /// How the child said the guest ended, and its message: untrusted (the
-    /// guest ran in that process), absent if it said nothing.
-    pub guest: Option<(String, Option<String>)>,
-    /// The fuel the child said the guest burnt (untrusted, as `guest`).
-    pub fuel_consumed: Option<u64>,
-    /// How the guest's code was loaded, as the child said before the guest
-    /// started (so not the guest's word); absent if it never started.
-    pub loaded: Option<Loaded>,
+    /// What the code above the wall said from inside ([`Sandbox::say`]),
+    /// in order. Untrusted: the guest ran in that process, and can only
+    /// add to what was said before it started.
+    pub said: Vec<serde_json::Value>,
     /// CPU time the sandbox used, user and system, in milliseconds.
     pub cpu_ms: f64,
     /// The sandbox's peak resident memory, in bytes.
     pub peak_memory_bytes: u64,
 }
 
-/// The sandboxed process's side of the wall: what was applied, and the
-/// line to its supervisor.
+/// What [`enter`] returns in each of the two processes it makes.
+#[derive(Debug)]
+pub enum Entered {
+    /// Outside (the caller's own process): the sandbox's supervisor.
+    Supervisor(Supervisor),
+    /// Inside: the sandboxed process, walls up.
+    Sandbox(Sandbox),
+}
+
+/// The sandboxed process's side of the wall: what was applied, the line to
+/// its supervisor, and the descriptors it kept.
 #[derive(Debug)]
 pub struct Sandbox {
     /// The layers in place.
     pub isolation: Isolation,
     sender: Sender,
+    kept: Vec<OwnedFd>,
 }
 
 impl Sandbox {
-    /// Tells the supervisor how the guest's code was loaded. Call it once,
-    /// after every descriptor the guest must not have is closed and just
-    /// before the guest starts: the supervisor believes only this first
-    /// account.
-    pub fn loaded(&mut self, loaded: Loaded) {
-        self.sender.send(&Message::Loaded(loaded));
+    /// Tells the supervisor `what`: it arrives in [`Ending::said`]. The
+    /// supervisor reads a bounded amount in all (256 KiB).
+    pub fn say(&mut self, what: &impl serde::Serialize) {
+        if let Ok(value) = serde_json::to_value(what) {
+            self.sender.send(&Message::Said(value));
+        }
     }
 
-    /// Tells the supervisor how the guest ended: `exited`, `trapped`,
-    /// `fuel` or `error`, with a message and the fuel burnt.
-    pub fn ended(&mut self, outcome: &str, message: Option<String>, fuel_consumed: Option<u64>) {
-        self.sender.send(&Message::Ended {
-            outcome: outcome.into(),
-            message,
-            fuel_consumed,
-        });
+    /// The descriptors [`enter`] was given to keep, in the order given
+    /// (empty once taken).
+    pub fn take_kept(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.kept)
     }
 }
 
@@ -269,14 +294,29 @@ impl Sandbox {
 /// still alive is sent `SIGKILL`, for a command (`run`, `call`).
 pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The exit status of a sandbox whose setup failed (its supervisor reports
+/// [`End::SetupFailed`] whatever the status).
+const SETUP_FAILED: i32 = 125;
+
 /// Whether [`enter`] will give up host root before the sandbox exists (it
 /// does when called by root): what must be done as root is done before.
 pub fn gives_up_root() -> bool {
     idmap::is_host_root()
 }
 
+/// What the child needs from before the clone.
+struct Prepared {
+    ids: IdMap,
+    host_root: bool,
+    grants: rootfs::Grants,
+    report: (OwnedFd, OwnedFd),
+    go: (OwnedFd, OwnedFd),
+    signals: SigSet,
+    steps: Steps,
+}
+
 /// Builds the outer wall around this process for `policy`, whose paths are
-/// resolved. Must be called while the process has a single thread.
+/// resolved. Refused while the process has more than one thread.
 ///
 /// The granted directories are opened here, once; what the sandbox mounts
 /// is each directory opened, with every mount below it, read-only all the
@@ -285,24 +325,61 @@ pub fn gives_up_root() -> bool {
 /// [`rootfs::inside_path`]: a read-only grant inside a read-write one is
 /// mounted apart).
 ///
-/// Returns only in the sandboxed child, where of the caller's descriptors
-/// only stdio and `keep` stay open, `syscalls` is the seccomp allow-list,
-/// and the environment is empty and every argument and environment string
-/// zeroed (read what the guest needs before: [`Policy::take_host_env`]).
-/// The parent closes its copies of `keep` (they are the sandbox's),
-/// supervises, calls `on_end` with how the run ended (to write a report),
-/// and exits. A sandbox still alive `stop_grace` after a forwarded
-/// SIGINT/SIGTERM/SIGHUP is killed (exit still 128+S). A panic in either
-/// process from then on ends it with exit code 125, without unwinding
-/// ([`crate::say::end_on_panic`]).
+/// Returns in both processes. In the caller's own process,
+/// [`Entered::Supervisor`]; its copies of `keep` are closed (they are the
+/// sandbox's). In the sandboxed child, [`Entered::Sandbox`]: of the
+/// caller's descriptors only stdio and `keep` (in [`Sandbox::take_kept`])
+/// stay open, `syscalls` is the seccomp allow-list, the environment is
+/// empty and every argument and environment string zeroed (read what the
+/// guest needs before: [`Policy::take_host_env`]).
+///
+/// The child is a copy of the caller: every other descriptor the caller's
+/// values hold is closed under them, so the child must end the process
+/// when it is done (`exit`), never return into the caller's frames or drop
+/// their values — as [`crate::launch`] does. A panic in the child ends it
+/// with exit code 125, without unwinding ([`crate::say::end_on_panic`]).
+/// A sandbox still alive `stop_grace` after a forwarded
+/// SIGINT/SIGTERM/SIGHUP is killed.
 pub fn enter(
     policy: &mut Policy,
-    keep: &[std::os::fd::RawFd],
+    keep: Vec<OwnedFd>,
     syscalls: Syscalls,
     stop_grace: std::time::Duration,
-    on_end: &mut dyn FnMut(&Ending),
-) -> Result<Sandbox, WallError> {
+) -> Result<Entered, WallError> {
     // 1. The policy is valid and resolved, and the module read (by the caller).
+    let prepared = prepare(policy)?;
+    // 2-3. One clone into the new namespaces; the parent supervises.
+    let (isolation, fork) = match sys::clone(flags_of(&Layer::ALL)) {
+        Ok(fork) => (
+            Isolation {
+                applied: Layer::ALL.to_vec(),
+                missing: vec![],
+            },
+            fork,
+        ),
+        Err(err) if err.errno == nix::errno::Errno::EBUSY => return Err(err.into()),
+        Err(_) => {
+            let isolation = degrade(policy)?;
+            let fork = sys::clone(flags_of(&isolation.applied))?;
+            (isolation, fork)
+        }
+    };
+    match fork {
+        Fork::Parent(child) => {
+            drop(keep);
+            let supervisor = Supervisor::new(child, prepared, &isolation, policy.timeout, stop_grace)?;
+            Ok(Entered::Supervisor(supervisor))
+        }
+        Fork::Child => Ok(Entered::Sandbox(child::sandbox(
+            prepared, isolation, policy, keep, syscalls,
+        ))),
+    }
+}
+
+/// Before the clone: the ids, the granted directories opened (and for
+/// root, id-mapped copies of them; then root is given up), the pipes, and
+/// the termination signals blocked.
+fn prepare(policy: &Policy) -> Result<Prepared, WallError> {
     let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     let host_root = idmap::is_host_root();
     let ids = IdMap::for_caller(euid, egid, host_root, policy.uid, policy.gid);
@@ -319,153 +396,20 @@ pub fn enter(
     if host_root {
         become_sandbox_user(ids.host_uid, ids.host_gid)?;
     }
-    let (report_read, report_write) = sys::pipe()?;
-    let (go_read, go_write) = sys::pipe()?;
+    let report = sys::pipe()?;
+    let go = sys::pipe()?;
     let signals = termination_signals();
     sys::check(signals.thread_block(), || "sigprocmask(SIG_BLOCK)".into())?;
-    // 2-3. One clone into the new namespaces; the parent supervises.
     steps.done("prepared: ids, pipes, signals");
-    let (isolation, fork) = match sys::clone(flags_of(&Layer::ALL)) {
-        Ok(fork) => (
-            Isolation {
-                applied: Layer::ALL.to_vec(),
-                missing: vec![],
-            },
-            fork,
-        ),
-        Err(_) => {
-            let isolation = degrade(policy)?;
-            let fork = sys::clone(flags_of(&isolation.applied))?;
-            (isolation, fork)
-        }
-    };
-    let go = match fork {
-        Fork::Parent(child) => {
-            drop((report_write, go_read));
-            sys::close_passed(keep);
-            if host_root {
-                // Root's maps are written from outside, then root is gone
-                // for good; the child waits for `go` until then.
-                let own_users = isolation.applied.contains(&Layer::User);
-                if let Err(err) = write_child_maps(child, &ids, own_users) {
-                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
-                    return Err(err.into());
-                }
-            }
-            // The supervisor never returns, nor unwinds into the caller's
-            // stack below (its destructors would run twice).
-            crate::say::end_on_panic();
-            supervise(
-                child,
-                go_write,
-                Receiver::new(report_read),
-                &signals,
-                Lifetime {
-                    timeout: policy.timeout,
-                    stop_grace,
-                },
-                on_end,
-            )
-        }
-        Fork::Child => {
-            // The caller's destructors are the original process's to run.
-            crate::say::end_on_panic();
-            drop((report_read, go_write));
-            go_read
-        }
-    };
-    let setup = (|grants: rootfs::Grants| -> Result<Applied, SetupError> {
-        // 4. Die with the parent; no core dumps or ptrace; signals act again.
-        sys::check(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL), || {
-            "prctl(PR_SET_PDEATHSIG)".into()
-        })?;
-        // Nothing of the caller's environment or argv is left to read.
-        sys::scrub_args_and_env()?;
-        wait_for_parent(go)?;
-        steps.done("the supervisor let go");
-        // (2.) The id maps: one id, its own, written by the process itself
-        // (root's by the parent, before `go`); root's saved uid 0 is gone.
-        let own_users = isolation.applied.contains(&Layer::User);
-        if host_root {
-            let (uid, gid) = if own_users {
-                (ids.inside_uid, ids.inside_gid)
-            } else {
-                (ids.host_uid, ids.host_gid)
-            };
-            drop_ids(uid, gid)?;
-        } else if own_users {
-            idmap::write_own(&ids)?;
-        }
-        steps.done("id maps");
-        sys::check(nix::sys::prctl::set_dumpable(false), || {
-            "prctl(PR_SET_DUMPABLE, 0)".into()
-        })?;
-        sys::check(signals.thread_unblock(), || "sigprocmask(SIG_UNBLOCK)".into())?;
-        sys::exit_on_termination_signals()?;
-        // 5-6. Private mounts, tmpfs root, grants, /dev, pivot_root, /proc, old root gone, root read-only.
-        if isolation.applied.contains(&Layer::Mount) {
-            let own_users = isolation.applied.contains(&Layer::User);
-            rootfs::apply(&rootfs::plan(policy, host_root, own_users), &grants)?;
-            steps.done("mounts: empty root, grants, /dev, /proc, pivot_root");
-            let inside: Vec<_> = (0..policy.dirs.len())
-                .map(|i| rootfs::inside_path(policy, i))
-                .collect();
-            for (dir, inside) in policy.dirs.iter_mut().zip(inside) {
-                dir.host = inside;
-            }
-        }
-        drop(grants);
-        // 7. Hostname, and `lo` up in the empty network namespace.
-        if isolation.applied.contains(&Layer::Uts) {
-            sys::check(nix::unistd::sethostname(&policy.hostname), || {
-                format!("sethostname({:?})", policy.hostname)
-            })?;
-        }
-        if isolation.applied.contains(&Layer::Net) {
-            sys::interface_up("lo")?;
-            steps.done("hostname and lo");
-        }
-        // 8. Limits (the kernel's backstop for the timeout too); no descriptor of the caller's but stdio and `keep`; a session of its own.
-        rlimits::apply(policy.memory, own_users, policy.timeout)?;
-        steps.done("rlimits");
-        let keep: Vec<_> = keep.iter().copied().chain([report_write.as_raw_fd()]).collect();
-        sys::close_fds_except(&keep)?;
-        steps.done("descriptors closed");
-        if !policy.keep_terminal {
-            sys::check(nix::unistd::setsid(), || "setsid()".into())?;
-        }
-        // 9. No capability in any set, no way to gain one back, Landlock...
-        privs::drop_all()?;
-        steps.done("capabilities dropped");
-        let landlock = landlock::restrict(policy, &rootfs::DEVICES)?;
-        steps.done("landlock");
-        // ...and the syscall allow-list, last.
-        seccomp::install(syscalls)?;
-        steps.done("seccomp");
-        Ok(Applied {
-            namespaces: isolation.applied.iter().map(|l| l.name().into()).collect(),
-            missing: isolation.missing.iter().map(|l| l.name().into()).collect(),
-            host_ids: (ids.host_uid, ids.host_gid),
-            capabilities_dropped: true,
-            no_new_privs: true,
-            seccomp: true,
-            landlock: landlock.name().into(),
-            rlimits: true,
-            fds_closed: true,
-            own_session: !policy.keep_terminal,
-        })
-    })(grants);
-    // The parent learns the outcome of setup: what was applied, or why not.
-    let mut sender = Sender::new(report_write);
-    match setup {
-        Ok(applied) => sender.send(&Message::Ready(applied)),
-        Err(err) => {
-            sender.send(&Message::SetupFailed(err.to_string()));
-            sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
-        }
-    }
-    Ok(Sandbox { isolation, sender })
+    Ok(Prepared {
+        ids,
+        host_root,
+        grants,
+        report,
+        go,
+        signals,
+        steps,
+    })
 }
 
 /// Logs each step of the wall with the time it took (at debug level:
@@ -535,44 +479,6 @@ fn become_sandbox_user(uid: u32, gid: u32) -> Result<(), SysError> {
     })
 }
 
-/// Root's parent, after the clone: with its saved uid 0 as effective uid
-/// for a moment, writes the child's id maps (when it has a user namespace
-/// of its own), then drops uid 0 from every set. Neither process was
-/// dumpable at any point.
-fn write_child_maps(child: Pid, ids: &IdMap, own_users: bool) -> Result<(), SysError> {
-    use nix::unistd::{Uid, setresuid};
-    let (root, uid) = (Uid::from_raw(0), Uid::from_raw(ids.host_uid));
-    let keep = Uid::from_raw(u32::MAX);
-    let written = match own_users {
-        true => sys::check(setresuid(keep, root, keep), || "setresuid(-1, 0, -1)".into())
-            .and_then(|()| idmap::write(child, ids)),
-        false => Ok(()),
-    };
-    if let Err(err) = sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})")) {
-        // Never go on with a way back to root.
-        let _ = writeln!(std::io::stderr(), "wsandbox: cannot give up root: {err}");
-        sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
-    }
-    written
-}
-
-/// Sets every uid and every gid of this process to `uid` and `gid`, and
-/// checks none is left as it was: for root's child, whose saved uid was 0.
-fn drop_ids(uid: u32, gid: u32) -> Result<(), SysError> {
-    use nix::unistd::{Gid, Uid, getresuid, setresgid, setresuid};
-    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
-    sys::check(setresgid(gid, gid, gid), || format!("setresgid({gid})"))?;
-    sys::check(setresuid(uid, uid, uid), || format!("setresuid({uid})"))?;
-    let ids = sys::check(getresuid(), || "getresuid()".into())?;
-    if [ids.real, ids.effective, ids.saved] != [uid; 3] {
-        return Err(SysError {
-            call: format!("setresuid({uid}): still {ids:?}"),
-            errno: nix::errno::Errno::EPERM,
-        });
-    }
-    Ok(())
-}
-
 fn flags_of(layers: &[Layer]) -> CloneFlags {
     layers.iter().fold(CloneFlags::empty(), |f, l| f | l.flag())
 }
@@ -615,187 +521,4 @@ fn termination_signals() -> SigSet {
         set.add(signal);
     }
     set
-}
-
-/// In the child: waits until the parent has written the id maps, and makes
-/// sure the parent is still alive now that its death would kill this
-/// process. `go` is closed by the parent only when it exits.
-fn wait_for_parent(go: OwnedFd) -> Result<(), SysError> {
-    let mut go = std::fs::File::from(go);
-    let mut byte = [0u8; 1];
-    match go.read(&mut byte) {
-        Ok(1) => {}
-        _ => sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32),
-    }
-    let mut fds = [nix::poll::PollFd::new(go.as_fd(), nix::poll::PollFlags::POLLIN)];
-    let ready = sys::check(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), || {
-        "poll(go pipe)".into()
-    })?;
-    let hung_up = ready > 0
-        && fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP));
-    if hung_up {
-        sys::exit_now(crate::error::EXIT_SANDBOX_FAILED as i32);
-    }
-    Ok(())
-}
-
-/// How long a sandbox may live: its timeout, and how long it has to end
-/// after a forwarded signal.
-struct Lifetime {
-    timeout: Option<std::time::Duration>,
-    stop_grace: std::time::Duration,
-}
-
-/// The parent: lets the child go, relays its setup error if any, forwards
-/// SIGINT/SIGTERM/SIGHUP (and sends `SIGKILL` if the sandbox is still
-/// alive a grace period later), kills the sandbox at the timeout (exit
-/// 124), and exits with the child's status (128+S when a signal killed it
-/// or was forwarded before it was killed), after telling `on_end` how the
-/// run ended.
-///
-/// The timeout is the outer wall's: the guest runs uninstrumented, and
-/// whether it spins in wasm or blocks in a host call, `SIGKILL` ends it —
-/// this process's, or the kernel's at the CPU limit if this process was
-/// stopped: a sandbox killed by `SIGKILL` after the deadline timed out.
-fn supervise(
-    child: Pid,
-    go: OwnedFd,
-    mut messages: Receiver,
-    signals: &SigSet,
-    lifetime: Lifetime,
-    on_end: &mut dyn FnMut(&Ending),
-) -> ! {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use std::time::{Duration, Instant};
-    let timeout = lifetime.timeout;
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
-    // The signals stay blocked; they are read from a descriptor, so that
-    // waiting can end at the deadline too.
-    let signal_fd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
-    let mut go = std::fs::File::from(go);
-    let _ = go.write_all(b"g");
-    let (setup_error, applied) = match messages.next() {
-        Some(Message::Ready(applied)) => (None, Some(applied)),
-        Some(Message::SetupFailed(error)) => (Some(error), None),
-        _ => (None, None),
-    };
-    if let Some(error) = &setup_error {
-        crate::say!("wsandbox: cannot set up the sandbox: {error}");
-    }
-    let mut forwarded: Option<i32> = None;
-    // When a sandbox that was sent a signal is killed, if still alive.
-    let mut kill_at: Option<Instant> = None;
-    let mut grace_over = false;
-    let mut timed_out = false;
-    let forward = |signal: Signal, forwarded: &mut Option<i32>, kill_at: &mut Option<Instant>| {
-        let _ = nix::sys::signal::kill(child, signal);
-        *forwarded = Some(signal as i32);
-        kill_at.get_or_insert(Instant::now() + lifetime.stop_grace);
-    };
-    let (exit_code, signal) = loop {
-        match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, _)) | Ok(WaitStatus::Signaled(..)) if timed_out => {
-                break (crate::error::EXIT_TIMEOUT as i32, None);
-            }
-            // The kernel's CPU limit, while this process was stopped.
-            Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if past_deadline() => {
-                timed_out = true;
-                break (crate::error::EXIT_TIMEOUT as i32, None);
-            }
-            // Killed past the grace period: the signal it did not heed.
-            Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if grace_over => {
-                let signal = forwarded.unwrap_or(Signal::SIGKILL as i32);
-                break (128 + signal, Some(signal));
-            }
-            Ok(WaitStatus::Exited(_, code)) => break (code, forwarded),
-            Ok(WaitStatus::Signaled(_, signal, _)) => break (128 + signal as i32, Some(signal as i32)),
-            Ok(_) => {}
-            Err(_) => break (crate::error::EXIT_SANDBOX_FAILED as i32, None),
-        }
-        let now = Instant::now();
-        let left = deadline.map(|d| d.saturating_duration_since(now));
-        if left == Some(Duration::ZERO) && !timed_out {
-            timed_out = true;
-            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-            continue;
-        }
-        if !grace_over && kill_at.is_some_and(|at| now >= at) {
-            grace_over = true;
-            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
-            continue;
-        }
-        let Some(signal_fd) = &signal_fd else {
-            // No signalfd (never on Linux ≥ 2.6.27): plain waiting.
-            match signals.wait() {
-                Ok(Signal::SIGCHLD) | Err(_) => {}
-                Ok(signal) => forward(signal, &mut forwarded, &mut kill_at),
-            }
-            continue;
-        };
-        // The next thing to do, if nothing happens before: the deadline, or
-        // the end of the grace period.
-        let next = [
-            left.filter(|_| !timed_out),
-            kill_at
-                .filter(|_| !grace_over)
-                .map(|at| at.saturating_duration_since(now)),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let wait = match next {
-            // Round up, so the moment is not polled for in a busy loop.
-            Some(next) => {
-                PollTimeout::try_from(next + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
-            }
-            None => PollTimeout::NONE,
-        };
-        let _ = poll(&mut [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)], wait);
-        while let Ok(Some(info)) = signal_fd.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) | Err(_) => {}
-                Ok(signal) => forward(signal, &mut forwarded, &mut kill_at),
-            }
-        }
-    };
-    if timed_out {
-        let limit = timeout.unwrap_or_default();
-        crate::say!("wsandbox: the guest ran past its time limit (--timeout {limit:?}) and was stopped");
-    }
-    let said = messages.drain();
-    let loaded = said.iter().find_map(|m| match m {
-        Message::Loaded(loaded) => Some(loaded.clone()),
-        _ => None,
-    });
-    let (guest, fuel_consumed) = said
-        .into_iter()
-        .find_map(|m| match m {
-            Message::Ended {
-                outcome,
-                message,
-                fuel_consumed,
-            } => Some(((outcome, message), fuel_consumed)),
-            _ => None,
-        })
-        .unzip();
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok();
-    let ms = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e3 + t.tv_usec() as f64 / 1e3;
-    on_end(&Ending {
-        exit_code,
-        signal,
-        setup_error,
-        timed_out,
-        applied,
-        guest,
-        fuel_consumed: fuel_consumed.flatten(),
-        loaded,
-        cpu_ms: usage.map_or(0.0, |u| ms(u.user_time()) + ms(u.system_time())),
-        peak_memory_bytes: usage.map_or(0, |u| u.max_rss() as u64 * 1024),
-    });
-    let _ = std::io::stdout().flush();
-    std::process::exit(exit_code)
 }
