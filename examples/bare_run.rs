@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         .resolve()
         .map_err(wsandbox::Error::from)
         .and_then(|()| Module::load(Path::new(module)).map_err(wsandbox::Error::from))
-        .and_then(|module| engine::run(&policy, &module, args));
+        .and_then(|module| Ok(engine::run(&policy, &module, args)?));
     match run {
         Ok(ended) => ExitCode::from(wsandbox::launch::outcome_code(&ended.outcome)),
         Err(err) => {

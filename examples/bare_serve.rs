@@ -28,11 +28,12 @@ fn main() -> ExitCode {
                 CodeCache::default(),
                 Purpose::Serve(Serving::default()),
             )
+            .map_err(wsandbox::Error::from)
         })
         .and_then(|program| {
             let listener = std::net::TcpListener::bind(addr.as_str())
                 .map_err(|e| wsandbox::Error::Listen(format!("{addr}: cannot listen: {e}")))?;
-            program.serve(&policy, listener, |address| eprintln!("http://{address}"))
+            Ok(program.serve(&policy, listener, |address| eprintln!("http://{address}"))?)
         });
     match served {
         Ok(ended) => ExitCode::from(wsandbox::launch::outcome_code(&ended.outcome)),

@@ -48,6 +48,18 @@ pub enum Error {
     Listen(String),
 }
 
+impl From<crate::engine::Error> for Error {
+    fn from(err: crate::engine::Error) -> Error {
+        use crate::engine::Error as Engine;
+        match err {
+            Engine::Module(err) => Error::Module(err),
+            Engine::Policy(err) => Error::Policy(err),
+            Engine::Engine(why) => Error::Engine(why),
+            Engine::Call(why) => Error::Call(why),
+        }
+    }
+}
+
 impl Error {
     /// The exit code DESIGN.md assigns to this failure.
     pub fn exit_code(&self) -> u8 {
@@ -62,17 +74,5 @@ impl Error {
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,
         }
-    }
-}
-
-/// `err` with its causes (`{:#}`) on one line: wasmtime's messages may span
-/// several (a value printed with `{:#?}`), and every failure of wsandbox's
-/// is one line.
-pub(crate) fn one_line(err: &dyn std::fmt::Display) -> String {
-    let text = format!("{err:#}");
-    if text.contains('\n') {
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    } else {
-        text
     }
 }

@@ -166,6 +166,18 @@ fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `err` with its causes (`{:#}`) on one line: wasmtime's messages may span
+/// several (a value printed with `{:#?}`), and every failure of wsandbox's
+/// is one line.
+pub fn error_line(err: &dyn std::fmt::Display) -> String {
+    let text = format!("{err:#}");
+    if text.contains('\n') {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,8 @@
 //! `norm({x: 1, y: -2})`, `wsandbox:shapes/values.add(2, 3)`. The result is
 //! printed in WAVE too.
 
+use super::Error;
 use super::{Outcome, wit};
-use crate::Error;
 use wasmtime::component::wasm_wave::{self, untyped::UntypedFuncCall};
 
 /// A call as the user wrote it: an export's name and WAVE arguments. Its

@@ -1,9 +1,9 @@
 //! Components: linked against WASI preview 2 and the plugin world's host,
 //! run as commands (`wasi:cli/run`) or called export by export.
 
+use super::Error;
 use super::limits::Limits;
 use super::{Ended, Module, Outcome, unrunnable};
-use crate::Error;
 use wasmtime::Engine;
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
@@ -32,12 +32,12 @@ pub(super) type Linked = InstancePre<Host>;
 /// Links `component` against WASI preview 2 and `wsandbox:plugin/host`.
 pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
-    let engine_error = |e: wasmtime::Error| Error::Engine(crate::error::one_line(&e));
+    let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
     super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
     linker
         .instantiate_pre(component)
-        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))
+        .map_err(|e| unrunnable(module, crate::say::error_line(&e)))
 }
 
 /// `linked` as a WASI command: it must export `wasi:cli/run`.
@@ -47,7 +47,7 @@ fn command(module: &Module, linked: Linked) -> Result<CommandPre<Host>, Error> {
             module,
             format!(
                 "no entry point: the component does not export `wasi:cli/run` ({})",
-                crate::error::one_line(&e)
+                crate::say::error_line(&e)
             ),
         )
     })

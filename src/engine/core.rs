@@ -1,9 +1,9 @@
 //! Core modules: linked against WASI preview 1, run as commands (`_start`)
 //! or called export by export.
 
+use super::Error;
 use super::limits::Limits;
 use super::{Ended, Module, Outcome, unrunnable};
-use crate::Error;
 use wasmtime::{Engine, InstancePre, Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -21,10 +21,10 @@ pub(super) type Linked = InstancePre<Host>;
 pub(super) fn link(engine: &Engine, module: &Module, compiled: &wasmtime::Module) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi)
-        .map_err(|e| Error::Engine(crate::error::one_line(&e)))?;
+        .map_err(|e| Error::Engine(crate::say::error_line(&e)))?;
     linker
         .instantiate_pre(compiled)
-        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))
+        .map_err(|e| unrunnable(module, crate::say::error_line(&e)))
 }
 
 /// Checks that `linked` is a WASI command: it exports `_start`.

@@ -27,7 +27,30 @@ pub use outcome::Outcome;
 pub use plugin_host::GUEST_INTERFACE;
 pub use serve::Serving;
 
-use crate::{Error, Policy};
+use crate::Policy;
+use crate::policy::PolicyError;
+use crate::say::error_line;
+
+/// Why the engine could not load or run a program. The crate's
+/// [`crate::Error`] takes each case as its own (`From`), with its exit code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The module is invalid or cannot be run here.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    /// The policy names something the engine cannot grant (a directory
+    /// that cannot be opened, a variable that is not UTF-8).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The engine could not be set up.
+    #[error("cannot set up the engine: {0}")]
+    Engine(String),
+    /// A call that does not fit the program: not a call, an unknown
+    /// export, arguments of the wrong number or type.
+    #[error("{0}")]
+    Call(String),
+}
 
 /// How a guest's run ended, and what it used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,16 +99,32 @@ impl CodeSource {
 /// Machine code the engine may use instead of compiling, and where to
 /// write the code when it has to compile: the compilation cache as the
 /// engine sees it, and the word that a precompiled module may run.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CodeCache {
     /// A cached artifact for this module and these engine settings.
     pub entry: Option<Artifact>,
-    /// Where a freshly compiled artifact goes; dropped (closed) by [`load`]
-    /// before it returns, so the guest can never write to it.
-    pub sink: Option<std::fs::File>,
+    /// Where a freshly compiled artifact goes: called once with it, says
+    /// whether it was written whole (in the cache's own format: the engine
+    /// knows nothing of it). Dropped (its file closed) by [`load`] before
+    /// it returns, so the guest can never write to it.
+    pub sink: Option<ArtifactSink>,
     /// Precompiled modules may run (the policy must allow them too);
     /// without this word the engine refuses them.
     pub precompiled: Option<Precompiled>,
+}
+
+/// Writes a freshly compiled artifact somewhere; says whether it was
+/// written whole.
+pub type ArtifactSink = Box<dyn FnOnce(&[u8]) -> bool>;
+
+impl std::fmt::Debug for CodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeCache")
+            .field("entry", &self.entry)
+            .field("sink", &self.sink.is_some())
+            .field("precompiled", &self.precompiled)
+            .finish()
+    }
 }
 
 /// A module compiled and linked, ready to run.
@@ -376,12 +415,9 @@ impl Program {
         let wasi = wasi::builder(policy, &[self.identity.program_name()])?;
         let limits = limits::Limits::new(policy.memory, policy.fuel);
         let mut store = component::store(&self.engine, wasi, limits);
-        let instance = linked.instantiate(&mut store).map_err(|e| {
-            unrunnable(
-                &self.identity,
-                format!("cannot instantiate: {}", crate::error::one_line(&e)),
-            )
-        })?;
+        let instance = linked
+            .instantiate(&mut store)
+            .map_err(|e| unrunnable(&self.identity, format!("cannot instantiate: {}", error_line(&e))))?;
         Ok(Live {
             store,
             instance,
@@ -454,7 +490,7 @@ pub fn compile(module: &Module, metered: bool, purpose: Purpose) -> Result<Vec<u
     let engine = new_engine(metered, purpose)?;
     compile_code(&engine, module)?
         .serialize()
-        .map_err(|e| Error::Engine(crate::error::one_line(&e)))
+        .map_err(|e| Error::Engine(error_line(&e)))
 }
 
 /// Refuses what cannot be compiled again: an artifact of `wsandbox compile`.
@@ -552,7 +588,7 @@ fn new_engine(metered: bool, purpose: Purpose) -> Result<wasmtime::Engine, Error
     if let Purpose::Serve(serving) = &purpose {
         serve::configure(&mut config, serving);
     }
-    wasmtime::Engine::new(&config).map_err(|e| Error::Engine(crate::error::one_line(&e)))
+    wasmtime::Engine::new(&config).map_err(|e| Error::Engine(error_line(&e)))
 }
 
 /// Machine code of either kind.
@@ -587,24 +623,19 @@ fn deserialize(
     module: &Module,
     bytes: artifact::Vouched<'_>,
 ) -> Result<Code, Error> {
-    artifact::deserialize(engine, module.kind, bytes).map_err(|e| {
-        invalid_reason(
-            module,
-            format!("incompatible artifact: {}", crate::error::one_line(&e)),
-        )
-    })
+    artifact::deserialize(engine, module.kind, bytes)
+        .map_err(|e| invalid_reason(module, format!("incompatible artifact: {}", error_line(&e))))
 }
 
-/// Writes `code` to the cache's sink as an entry; a failure only means the
-/// next run compiles again.
-fn write_artifact(code: &Code, mut sink: std::fs::File) -> bool {
-    code.serialize()
-        .is_ok_and(|artifact| crate::cache::write_entry(&mut sink, &artifact).is_ok())
+/// Writes `code` to the cache's sink; a failure only means the next run
+/// compiles again.
+fn write_artifact(code: &Code, sink: ArtifactSink) -> bool {
+    code.serialize().is_ok_and(|artifact| sink(&artifact))
 }
 
 /// An error about `module`'s contents.
 fn invalid(module: &Module, err: wasmtime::Error) -> Error {
-    invalid_reason(module, crate::error::one_line(&err))
+    invalid_reason(module, error_line(&err))
 }
 
 fn invalid_reason(module: &Module, reason: impl Into<String>) -> Error {

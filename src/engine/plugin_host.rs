@@ -26,7 +26,7 @@ pub(super) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Res
                 Some(Val::String(message)) => message.as_str(),
                 _ => "",
             };
-            crate::say!("plugin: {level}: {}", one_line(message));
+            crate::say!("plugin: {level}: {}", logged(message));
             Ok(())
         })
 }
@@ -34,7 +34,7 @@ pub(super) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Res
 /// `message` on one line of at most [`MAX_MESSAGE`] bytes, escaped
 /// ([`crate::say::escaped`]): a plugin cannot forge other lines of the log
 /// or drive the terminal.
-fn one_line(message: &str) -> crate::say::Escaped<'_> {
+fn logged(message: &str) -> crate::say::Escaped<'_> {
     crate::say::escaped(message).at_most(MAX_MESSAGE)
 }
 
@@ -42,7 +42,7 @@ fn one_line(message: &str) -> crate::say::Escaped<'_> {
 mod tests {
     #[test]
     fn a_message_is_one_safe_line() {
-        let line = |message: &str| super::one_line(message).to_string();
+        let line = |message: &str| super::logged(message).to_string();
         assert_eq!(line("ok"), "ok");
         assert_eq!(line("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
         let long = "x".repeat(10_000);

@@ -48,9 +48,10 @@
 
 mod framing;
 
+use super::Error;
 use super::limits::Limits;
 use super::{Ended, Module, Outcome, unrunnable};
-use crate::{Error, Policy};
+use crate::Policy;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Bytes};
 use std::net::SocketAddr;
@@ -211,18 +212,18 @@ pub(super) type Linked = ProxyPre<Host>;
 /// Links `component` for serving.
 pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
-    let engine_error = |e: wasmtime::Error| Error::Engine(crate::error::one_line(&e));
+    let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| unrunnable(module, crate::error::one_line(&e)))?;
+        .map_err(|e| unrunnable(module, crate::say::error_line(&e)))?;
     ProxyPre::new(pre).map_err(|e| {
         unrunnable(
             module,
             format!(
                 "not a wasi:http proxy: the component does not export `wasi:http/incoming-handler` ({})",
-                crate::error::one_line(&e)
+                crate::say::error_line(&e)
             ),
         )
     })
@@ -793,7 +794,7 @@ async fn instance(
         let proxy = match shared.pre.instantiate_async(&mut store).await {
             Ok(proxy) => proxy,
             Err(err) => {
-                let why = format!("cannot instantiate: {}", crate::error::one_line(&err));
+                let why = format!("cannot instantiate: {}", crate::say::error_line(&err));
                 return Err(Stopped::Failed(why));
             }
         };

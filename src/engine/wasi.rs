@@ -8,7 +8,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 ///
 /// Preopens are opened here, so a directory that vanished since the policy
 /// was validated is an error, not a silently missing grant.
-pub(crate) fn builder(policy: &Policy, args: &[String]) -> Result<WasiCtxBuilder, crate::Error> {
+pub(crate) fn builder(policy: &Policy, args: &[String]) -> Result<WasiCtxBuilder, super::Error> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdio()
         .allow_blocking_current_thread(true)
@@ -23,7 +23,7 @@ pub(crate) fn builder(policy: &Policy, args: &[String]) -> Result<WasiCtxBuilder
             .map_err(|e| crate::policy::PolicyError::BadDir {
                 flag: dir.access.flag(),
                 host: dir.host.clone(),
-                reason: format!("cannot open: {}", crate::error::one_line(&e)),
+                reason: format!("cannot open: {}", crate::say::error_line(&e)),
             })?;
     }
     Ok(wasi)

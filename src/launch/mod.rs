@@ -437,7 +437,9 @@ fn inside(
             compile_inside(&mut sandbox, module, metered, purpose, sink, &out)
         }
         work => {
-            code_cache.sink = sink;
+            code_cache.sink = sink.map(|mut file| -> engine::ArtifactSink {
+                Box::new(move |artifact| crate::cache::write_entry(&mut file, artifact).is_ok())
+            });
             run_inside(&mut sandbox, policy, module, code_cache, work, job_fd)
         }
     };
@@ -475,7 +477,8 @@ fn run_inside(
             fuel_consumed,
         }));
     };
-    let ended = engine::load_for(policy, module, code_cache, work.purpose()).and_then(|program| {
+    let loaded = engine::load_for(policy, module, code_cache, work.purpose()).map_err(Error::from);
+    let ended = loaded.and_then(|program| {
         if let Work::Run(_) = work {
             program.check_command()?;
         }
@@ -532,8 +535,8 @@ fn work_with(policy: &Policy, program: Program, work: Work, job_fd: Option<Owned
     };
     let fd = || job_fd.ok_or_else(|| Error::Engine("the job's descriptor was not kept".into()));
     match work {
-        Work::Run(args) => program.run(policy, &args),
-        Work::Call(call) => program.call(policy, &call),
+        Work::Run(args) => Ok(program.run(policy, &args)?),
+        Work::Call(call) => Ok(program.call(policy, &call)?),
         Work::List => {
             let mut listing = String::new();
             for (name, signature) in program.exports() {
@@ -546,7 +549,7 @@ fn work_with(policy: &Policy, program: Program, work: Work, job_fd: Option<Owned
         }
         Work::Serve(_) => {
             let listener = std::net::TcpListener::from(fd()?);
-            program.serve(policy, listener, |address| crate::say!("http://{address}"))
+            Ok(program.serve(policy, listener, |address| crate::say!("http://{address}"))?)
         }
         Work::Worker => {
             crate::plugin::worker::serve_channel(policy, program, fd()?)?;

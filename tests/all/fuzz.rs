@@ -107,7 +107,7 @@ fn load_and_check(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), TestCaseEr
     let result = std::panic::catch_unwind(|| {
         Module::load(&path)
             .map_err(wsandbox::Error::from)
-            .and_then(|m| engine::check(&m))
+            .and_then(|m| Ok(engine::check(&m)?))
     });
     let result = result.map_err(|_| TestCaseError::fail("the loader or the engine panicked"))?;
     if let Err(err) = result {
