@@ -38,7 +38,6 @@
 //! runs give up root before the sandbox exists, so a small helper forked
 //! first, still root, does the naming for them.
 
-use crate::engine::Module;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -178,12 +177,13 @@ impl Cache {
         Ok(())
     }
 
-    /// The key of `module` compiled with `settings`: a hex SHA-256.
-    pub fn key(module: &Module, settings: &str) -> String {
+    /// The key of a module of these `bytes` compiled with `settings`: a
+    /// hex SHA-256.
+    pub fn key(bytes: &[u8], settings: &str) -> String {
         let mut hash = Sha256::new();
         hash.update((settings.len() as u64).to_le_bytes());
         hash.update(settings.as_bytes());
-        hash.update(&module.bytes);
+        hash.update(bytes);
         hex(&hash.finalize())
     }
 
@@ -478,79 +478,6 @@ fn seal(file: &File, name: &str, secret: &Secret) -> std::io::Result<()> {
     file.write_all_at(&hasher.finish(), MAC_AT as u64)
 }
 
-/// Who names a new file once the run says it was written: this process,
-/// or, for root (who is unprivileged by then), a helper forked while still
-/// root.
-#[derive(Debug)]
-pub enum Publisher {
-    /// This process commits.
-    Here(Pending),
-    /// A helper process commits when told to.
-    Helper {
-        /// The helper.
-        pid: nix::unistd::Pid,
-        /// One byte: `c` to commit; closing it says no.
-        tell: File,
-    },
-}
-
-impl Publisher {
-    /// A publisher for `pending`: a helper when this process is about to
-    /// give up the rights it needs (`helper`), else this process. Call only
-    /// while the process has a single thread.
-    pub fn new(pending: Pending, helper: bool) -> std::io::Result<Publisher> {
-        use crate::sys::{self, Fork};
-        if !helper {
-            return Ok(Publisher::Here(pending));
-        }
-        let os = |e: sys::SysError| std::io::Error::from_raw_os_error(e.errno as i32);
-        let (read, write) = sys::pipe().map_err(os)?;
-        match sys::clone(nix::sched::CloneFlags::empty()).map_err(os)? {
-            Fork::Parent(pid) => {
-                drop(read);
-                // The helper has its own descriptors of the unnamed file.
-                std::mem::forget(pending);
-                Ok(Publisher::Helper {
-                    pid,
-                    tell: File::from(write),
-                })
-            }
-            Fork::Child => {
-                crate::say::end_on_panic();
-                // The helper holds nothing of the run but its two files (no
-                // pipe of the caller's stays open because of it).
-                use std::os::fd::AsRawFd;
-                let keep: Vec<_> = std::iter::once(read.as_raw_fd()).chain(pending.fds()).collect();
-                let _ = sys::close_fds_except(&keep);
-                std::mem::forget(write);
-                let mut byte = [0u8; 1];
-                let told = File::from(read).read(&mut byte).is_ok_and(|n| n == 1) && byte[0] == b'c';
-                let code = if told && pending.commit().is_err() { 1 } else { 0 };
-                sys::exit_now(code)
-            }
-        }
-    }
-
-    /// Names the entry if `commit`, else lets it vanish; waits for a
-    /// helper to finish. A failure costs only the next run's compilation.
-    pub fn finish(self, commit: bool) {
-        match self {
-            Publisher::Here(pending) => {
-                if commit {
-                    let _ = pending.commit();
-                }
-            }
-            Publisher::Helper { pid, mut tell } => {
-                if commit {
-                    let _ = tell.write_all(b"c");
-                }
-                drop(tell);
-                let _ = nix::sys::wait::waitpid(pid, None);
-            }
-        }
-    }
-}
-
 /// Writes `artifact` as an entry: header (its MAC left zero: the sandbox
 /// has no key; the entry is sealed when it is named), then the artifact.
 pub fn write_entry(sink: &mut File, artifact: &[u8]) -> std::io::Result<()> {
@@ -773,12 +700,11 @@ mod tests {
 
     #[test]
     fn keys_differ_by_module_and_settings() {
-        let module = |bytes: &[u8]| Module::from_bytes(Path::new("m.wat"), bytes.to_vec()).unwrap();
-        let (a, b) = (module(b"(module)"), module(b"(module (func))"));
-        assert_ne!(Cache::key(&a, "s"), Cache::key(&b, "s"));
-        assert_ne!(Cache::key(&a, "s"), Cache::key(&a, "t"));
-        assert_eq!(Cache::key(&a, "s"), Cache::key(&a, "s"));
-        assert_eq!(Cache::key(&a, "s").len(), 64);
+        let (a, b): (&[u8], &[u8]) = (b"(module)", b"(module (func))");
+        assert_ne!(Cache::key(a, "s"), Cache::key(b, "s"));
+        assert_ne!(Cache::key(a, "s"), Cache::key(a, "t"));
+        assert_eq!(Cache::key(a, "s"), Cache::key(a, "s"));
+        assert_eq!(Cache::key(a, "s").len(), 64);
     }
 
     #[test]
@@ -792,11 +718,10 @@ mod tests {
         // A second commit replaces the first.
         let pending = cache.reserve("k").unwrap();
         write_entry(&mut pending.sink().unwrap(), b"new code").unwrap();
-        Publisher::new(pending, false).unwrap().finish(true);
+        pending.commit().unwrap();
         assert_eq!(cache.lookup("k").unwrap().artifact(), b"new code");
         // A pending entry never committed leaves nothing behind.
-        let pending = cache.reserve("j").unwrap();
-        Publisher::new(pending, false).unwrap().finish(false);
+        drop(cache.reserve("j").unwrap());
         let mut names: Vec<_> = std::fs::read_dir(cache.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name())

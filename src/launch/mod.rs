@@ -19,9 +19,10 @@
 //! ended. Call it while the process has one thread (from `main`): the
 //! sandbox is a copy of this process, made by `clone`.
 
+mod publisher;
 pub mod report;
 
-use crate::cache::{Cache, Pending, Publisher};
+use crate::cache::{Cache, Pending};
 use crate::engine::{
     self, Artifact, Call, CodeCache, CodeSource, Ended, Module, Outcome, Precompiled, Program, Purpose,
     Serving,
@@ -29,6 +30,7 @@ use crate::engine::{
 use crate::error::{EXIT_SANDBOX_FAILED, EXIT_TIMEOUT, EXIT_TRAPPED};
 use crate::wall::{self, End, Entered, Sandbox};
 use crate::{Error, Policy};
+use publisher::Publisher;
 use report::{ModuleInfo, Report, ReportFile};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -615,7 +617,7 @@ fn open_cache(
         }
     };
     tracing::debug!("compilation cache: {}", cache.dir().display());
-    let key = Cache::key(module, &engine::settings(policy.fuel.is_some(), purpose));
+    let key = Cache::key(&module.bytes, &engine::settings(policy.fuel.is_some(), purpose));
     // The cache verified the entry's MAC: it is code wsandbox compiled.
     let entry = cache.lookup(&key).map(|entry| {
         let (bytes, start) = entry.into_parts();
