@@ -179,15 +179,84 @@ pub struct EnvVar {
     pub value: Option<String>,
 }
 
+/// A setting a run is made with, as wsandbox's messages name it: a field
+/// of the [`Policy`] (`memory`, `serve.max_body_size`), or the policy file
+/// itself. A front end whose users set them otherwise names them its own
+/// way ([`name_settings`]: the command line says `--memory`), so that a
+/// message points at what its reader can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Setting {
+    /// A granted directory, read-only or read-write (`dirs`).
+    Dir(Access),
+    /// An environment variable (`env`).
+    Env,
+    /// The wall-clock limit (`timeout`).
+    Timeout,
+    /// The instruction budget (`fuel`).
+    Fuel,
+    /// The memory limit (`memory`).
+    Memory,
+    /// Running with the layers the host has (`allow_degraded`).
+    AllowDegraded,
+    /// Running precompiled machine code (`allow_precompiled`).
+    AllowPrecompiled,
+    /// The largest request body `serve` takes (`serve.max_body_size`).
+    MaxBodySize,
+    /// How long `serve` waits for a request's head and body
+    /// (`serve.request_timeout`).
+    RequestTimeout,
+    /// The policy file.
+    PolicyFile,
+}
+
+impl Setting {
+    /// Its name in the policy: the field's path (`serve.max_body_size`),
+    /// `dirs (read-only)`, `policy file`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::Dir(Access::ReadOnly) => "dirs (read-only)",
+            Setting::Dir(Access::ReadWrite) => "dirs (read-write)",
+            Setting::Env => "env",
+            Setting::Timeout => "timeout",
+            Setting::Fuel => "fuel",
+            Setting::Memory => "memory",
+            Setting::AllowDegraded => "allow_degraded",
+            Setting::AllowPrecompiled => "allow_precompiled",
+            Setting::MaxBodySize => "serve.max_body_size",
+            Setting::RequestTimeout => "serve.request_timeout",
+            Setting::PolicyFile => "policy file",
+        }
+    }
+}
+
+/// How the front end names each setting; the policy's keys if none said.
+static SETTING_NAMES: std::sync::OnceLock<fn(Setting) -> &'static str> = std::sync::OnceLock::new();
+
+/// Names every setting in wsandbox's messages by `name`, for the rest of
+/// the process (and the sandbox, its copy): for a front end whose users
+/// set them otherwise than by the policy's keys (the command line's
+/// flags). The first call wins.
+pub fn name_settings(name: fn(Setting) -> &'static str) {
+    let _ = SETTING_NAMES.set(name);
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = SETTING_NAMES.get().map_or_else(|| self.key(), |name| name(*self));
+        f.write_str(name)
+    }
+}
+
 /// A policy that cannot be applied.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
     /// A granted directory is missing or is not a directory.
-    #[error("{flag} {}: {reason}", host.display())]
+    #[error("{setting} {}: {reason}", host.display())]
     BadDir {
-        /// `--dir` or `--ro-dir`.
-        flag: &'static str,
+        /// The grant's setting ([`Setting::Dir`]).
+        setting: Setting,
         /// The host path as given.
         host: PathBuf,
         /// Why it cannot be granted.
@@ -203,10 +272,10 @@ pub enum PolicyError {
     #[error("invalid environment variable name {0:?}")]
     BadEnvName(String),
     /// A directory that the sandbox reserves for itself.
-    #[error("{flag} {}: cannot grant {}: the sandbox mounts its own there", host.display(), canonical.display())]
+    #[error("{setting} {}: cannot grant {}: the sandbox mounts its own there", host.display(), canonical.display())]
     ReservedDir {
-        /// `--dir` or `--ro-dir`.
-        flag: &'static str,
+        /// The grant's setting ([`Setting::Dir`]).
+        setting: Setting,
         /// The host path as given.
         host: PathBuf,
         /// What it resolves to.
@@ -229,7 +298,7 @@ pub enum PolicyError {
     Unwritable(String),
     /// A policy file that cannot be read, or is not a policy: a missing
     /// file, bad TOML, an unknown key, a value of the wrong type.
-    #[error("--config {}: {}{message}", path.display(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    #[error("{} {}: {}{message}", Setting::PolicyFile, path.display(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
     File {
         /// The file as named.
         path: PathBuf,
@@ -239,7 +308,7 @@ pub enum PolicyError {
         message: String,
     },
     /// A passed-through environment variable is not valid UTF-8 on the host.
-    #[error("--env {0}: the host's value is not valid UTF-8")]
+    #[error("{env} {0}: the host's value is not valid UTF-8", env = Setting::Env)]
     EnvNotUtf8(String),
 }
 
@@ -290,16 +359,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
 }
 
-impl Access {
-    /// The command-line flag that grants this access.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Access::ReadOnly => "--ro-dir",
-            Access::ReadWrite => "--dir",
-        }
-    }
-}
-
 impl DirGrant {
     /// Parses `HOST[::GUEST]`; the guest path defaults to HOST as written.
     pub fn parse(spec: &str, access: Access) -> DirGrant {
@@ -339,7 +398,7 @@ impl Policy {
         let mut guests = HashSet::new();
         for dir in &self.dirs {
             let bad = |reason: String| PolicyError::BadDir {
-                flag: dir.access.flag(),
+                setting: Setting::Dir(dir.access),
                 host: dir.host.clone(),
                 reason,
             };
@@ -386,7 +445,7 @@ impl Policy {
         let links_of = nix::unistd::geteuid().is_root().then_some(0);
         for dir in &mut self.dirs {
             let bad = |reason: String| PolicyError::BadDir {
-                flag: dir.access.flag(),
+                setting: Setting::Dir(dir.access),
                 host: dir.host.clone(),
                 reason,
             };
@@ -398,12 +457,12 @@ impl Policy {
                 || canonical.starts_with("/oldroot");
             if reserved {
                 return Err(PolicyError::ReservedDir {
-                    flag: dir.access.flag(),
+                    setting: Setting::Dir(dir.access),
                     host: dir.host.clone(),
                     canonical,
                 });
             }
-            let flag = dir.access.flag();
+            let flag = Setting::Dir(dir.access);
             if canonical.starts_with(lexical(&named)) {
                 tracing::debug!("grant {flag} {}: {}", dir.host.display(), canonical.display());
             } else {
@@ -678,6 +737,19 @@ pub fn io_reason(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without a front end's names, messages name the policy's fields.
+    #[test]
+    fn settings_are_named_by_their_keys_unless_a_front_end_names_them() {
+        assert_eq!(Setting::Memory.to_string(), "memory");
+        assert_eq!(Setting::MaxBodySize.to_string(), "serve.max_body_size");
+        let err = PolicyError::BadDir {
+            setting: Setting::Dir(Access::ReadOnly),
+            host: "/x".into(),
+            reason: "missing".into(),
+        };
+        assert_eq!(err.to_string(), "dirs (read-only) /x: missing");
+    }
 
     #[test]
     fn grants_resolve_through_links_as_realpath_does() {

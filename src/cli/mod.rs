@@ -12,6 +12,7 @@ mod serve;
 mod worker;
 
 use clap::{Parser, Subcommand};
+use wsandbox::policy::{Access, Setting};
 
 /// Run untrusted WebAssembly behind two walls: Linux namespaces outside,
 /// WASI capabilities inside.
@@ -86,6 +87,11 @@ impl Cli {
 
     /// Runs the chosen subcommand; `Ok` carries the process exit code.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
+        // A plugin's worker serves a host program that set no flags: its
+        // messages name the policy's fields.
+        if !matches!(self.command, Command::Worker(_)) {
+            wsandbox::policy::name_settings(flag_of);
+        }
         match self.command {
             Command::Run(cmd) => cmd.execute(),
             Command::Call(cmd) => cmd.execute(),
@@ -97,5 +103,24 @@ impl Cli {
             Command::Man(cmd) => cmd.execute(),
             Command::Worker(cmd) => cmd.execute(),
         }
+    }
+}
+
+/// The flag that sets each setting the library's messages name.
+fn flag_of(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Dir(Access::ReadOnly) => "--ro-dir",
+        Setting::Dir(Access::ReadWrite) => "--dir",
+        Setting::Env => "--env",
+        Setting::Timeout => "--timeout",
+        Setting::Fuel => "--fuel",
+        Setting::Memory => "--memory",
+        Setting::AllowDegraded => "--allow-degraded",
+        Setting::AllowPrecompiled => "--allow-precompiled",
+        Setting::MaxBodySize => "--max-body-size",
+        Setting::RequestTimeout => "--request-timeout",
+        Setting::PolicyFile => "--config",
+        // A setting added to the library but not yet to the command line.
+        other => other.key(),
     }
 }

@@ -62,11 +62,7 @@ impl Call {
 
     /// An export that is not there: says which are.
     fn unknown(&self, exports: &[(String, String)]) -> Error {
-        Error::Call(format!(
-            "{}: {} (see `wsandbox call --list`)",
-            self.text,
-            unknown_export(&self.name, exports)
-        ))
+        Error::Call(format!("{}: {}", self.text, unknown_export(&self.name, exports)))
     }
 }
 

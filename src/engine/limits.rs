@@ -78,7 +78,8 @@ impl Limits {
             (Outcome::OutOfFuel, _) => Outcome::OutOfFuel,
             (Outcome::Trapped { message, backtrace }, Some(limit)) if self.refused => Outcome::Trapped {
                 message: format!(
-                    "{message} (the guest's memory reached its limit, --memory {})",
+                    "{message} (the guest's memory reached its limit, {} {})",
+                    crate::policy::Setting::Memory,
                     human(limit)
                 ),
                 backtrace,

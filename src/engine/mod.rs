@@ -179,16 +179,19 @@ pub fn load_for(
             artifact::Vouched::Precompiled(&module.bytes, word),
         )
         .map_err(|err| {
-            let metered = if policy.fuel.is_some() { " --metered" } else { "" };
+            let metered = match policy.fuel {
+                Some(_) => " with fuel metering",
+                None => " without fuel metering",
+            };
             let serve = if matches!(purpose, Purpose::Serve(_)) {
-                " --serve"
+                ", for serve"
             } else {
                 ""
             };
             match err {
                 Error::Module(ModuleError::Invalid { path, reason }) => ModuleError::Invalid {
                     path,
-                    reason: format!("{reason} (compile it again with `wsandbox compile{metered}{serve}`)"),
+                    reason: format!("{reason} (compile it again{metered}{serve})"),
                 }
                 .into(),
                 other => other,
@@ -514,7 +517,10 @@ pub fn admit(policy: &Policy, module: &Module) -> Result<(), Error> {
     if module.precompiled && !policy.allow_precompiled {
         return Err(unrunnable(
             module,
-            "a precompiled artifact is machine code run as given: pass --allow-precompiled to trust it",
+            format!(
+                "a precompiled artifact is machine code run as given: trust it with {}",
+                crate::policy::Setting::AllowPrecompiled
+            ),
         ));
     }
     Ok(())

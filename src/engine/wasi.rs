@@ -21,7 +21,7 @@ pub(crate) fn builder(policy: &Policy, args: &[String]) -> Result<WasiCtxBuilder
         };
         wasi.preopened_dir(&dir.host, &dir.guest, perms)
             .map_err(|e| crate::policy::PolicyError::BadDir {
-                flag: dir.access.flag(),
+                setting: crate::policy::Setting::Dir(dir.access),
                 host: dir.host.clone(),
                 reason: format!("cannot open: {}", crate::say::error_line(&e)),
             })?;

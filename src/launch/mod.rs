@@ -28,6 +28,7 @@ use crate::engine::{
     Serving,
 };
 use crate::error::{EXIT_SANDBOX_FAILED, EXIT_TIMEOUT, EXIT_TRAPPED};
+use crate::policy::Setting;
 use crate::wall::{self, End, Entered, Sandbox};
 use crate::{Error, Policy};
 use publisher::Publisher;
@@ -403,7 +404,8 @@ pub fn supervise(supervisor: wall::Supervisor, timeout: Option<Duration>) -> (wa
     match &ending.end {
         End::SetupFailed(error) => crate::say!("wsandbox: cannot set up the sandbox: {error}"),
         End::TimedOut => crate::say!(
-            "wsandbox: the guest ran past its time limit (--timeout {:?}) and was stopped",
+            "wsandbox: the guest ran past its time limit ({} {:?}) and was stopped",
+            Setting::Timeout,
             timeout.unwrap_or_default()
         ),
         _ => {}
@@ -519,7 +521,8 @@ fn run_inside(
         }
         Outcome::OutOfFuel => {
             let message = format!(
-                "the guest ran out of fuel (--fuel {}) and was stopped",
+                "the guest ran out of fuel ({} {}) and was stopped",
+                Setting::Fuel,
                 policy.fuel.unwrap_or_default()
             );
             crate::say!("wsandbox: {message}");
@@ -652,7 +655,7 @@ fn reserve_output(out: &Path) -> Result<Sink, Error> {
 fn reserve(out: &Path) -> Result<Pending, Error> {
     let name = out
         .file_name()
-        .ok_or_else(|| Error::Output(format!("-o {}: not a file name", out.display())))?;
+        .ok_or_else(|| Error::Output(format!("{}: not a file name", out.display())))?;
     let dir = match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -662,7 +665,7 @@ fn reserve(out: &Path) -> Result<Pending, Error> {
 
 fn cannot_write(out: &Path, e: &std::io::Error) -> Error {
     Error::Output(format!(
-        "-o {}: cannot write: {}",
+        "{}: cannot write: {}",
         out.display(),
         crate::policy::io_reason(e)
     ))

@@ -261,7 +261,7 @@ impl ReportFile {
         } else {
             Some(std::fs::File::create(path).map_err(|e| {
                 Error::Report(format!(
-                    "--report {}: {}",
+                    "cannot write the report to {}: {}",
                     path.display(),
                     crate::policy::io_reason(&e)
                 ))
@@ -283,7 +283,10 @@ impl ReportFile {
             None => std::io::stderr().write_all(json.as_bytes()),
         };
         if let Err(e) = written {
-            crate::say!("wsandbox: --report {}: {e}", self.path.display());
+            crate::say!(
+                "wsandbox: cannot write the report to {}: {e}",
+                self.path.display()
+            );
         }
     }
 }

@@ -114,7 +114,11 @@ pub fn serve(mut live: Live, channel: &mut std::fs::File, fuel: Option<u64>) -> 
             CallFailure::Trapped(message) => failed(Failure::Trap, message, true),
             CallFailure::OutOfFuel => failed(
                 Failure::Fuel,
-                format!("the call ran out of fuel (--fuel {})", fuel.unwrap_or_default()),
+                format!(
+                    "the call ran out of fuel ({} {})",
+                    crate::policy::Setting::Fuel,
+                    fuel.unwrap_or_default()
+                ),
                 true,
             ),
         };

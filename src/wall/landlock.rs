@@ -73,7 +73,10 @@ pub fn restrict(policy: &Policy, devices: &[&str]) -> Result<Enforcement, Landlo
         RulesetStatus::FullyEnforced => Ok(Enforcement::Full),
         RulesetStatus::PartiallyEnforced => Ok(Enforcement::Partial),
         RulesetStatus::NotEnforced if policy.allow_degraded => {
-            crate::say!("wsandbox: warning: running without Landlock (--allow-degraded)");
+            crate::say!(
+                "wsandbox: warning: running without Landlock ({})",
+                crate::policy::Setting::AllowDegraded
+            );
             Ok(Enforcement::None)
         }
         RulesetStatus::NotEnforced => Err(LandlockError::NotEnforced),

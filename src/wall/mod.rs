@@ -156,11 +156,12 @@ pub enum WallError {
     Sys(#[from] SysError),
     /// Required layers are missing and degraded mode was not asked for.
     #[error(
-        "the {} namespace{} cannot be created ({}); to enable: {}; or run with --allow-degraded",
+        "the {} namespace{} cannot be created ({}); to enable: {}; or run with {}",
         missing.iter().map(|s| s.layer.name()).collect::<Vec<_>>().join(", "),
         if missing.len() > 1 { "s" } else { "" },
         missing[0].available.as_ref().unwrap_err(),
-        missing[0].layer.hint(missing[0].available.as_ref().unwrap_err().errno)
+        missing[0].layer.hint(missing[0].available.as_ref().unwrap_err().errno),
+        crate::policy::Setting::AllowDegraded
     )]
     Unavailable {
         /// The layers the kernel refused.
@@ -507,8 +508,9 @@ fn degrade(policy: &Policy) -> Result<Isolation, WallError> {
     if !isolation.missing.is_empty() {
         let names: Vec<_> = isolation.missing.iter().map(|l| l.name()).collect();
         crate::say!(
-            "wsandbox: warning: running without the {} namespace(s) (--allow-degraded)",
-            names.join(", ")
+            "wsandbox: warning: running without the {} namespace(s) ({})",
+            names.join(", "),
+            crate::policy::Setting::AllowDegraded
         );
     }
     Ok(isolation)

@@ -474,9 +474,14 @@ fn an_artifact_runs_only_with_its_own_metering() {
     let plain = compile(Caller::Me, dir.path(), &guest, &[]);
     let run = |args: &[&str]| crate::run(&[&["run", "--allow-precompiled"], args].concat());
     run(&["--fuel", "1000000000", s(&metered)]).assert_code(0);
-    run(&[s(&metered)]).assert_one_line_error(126, &["incompatible artifact", "wsandbox compile"]);
-    run(&["--fuel", "1000000000", s(&plain)])
-        .assert_one_line_error(126, &["incompatible artifact", "--metered"]);
+    run(&[s(&metered)]).assert_one_line_error(
+        126,
+        &["incompatible artifact", "compile it again without fuel metering"],
+    );
+    run(&["--fuel", "1000000000", s(&plain)]).assert_one_line_error(
+        126,
+        &["incompatible artifact", "compile it again with fuel metering"],
+    );
     // Out of fuel is out of fuel, precompiled or not.
     let spin = compile(
         Caller::Me,
