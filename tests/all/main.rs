@@ -7,6 +7,7 @@ mod errors;
 mod fs;
 mod fuzz;
 mod hostile;
+mod layers;
 mod limits;
 mod plugin;
 mod policy;
