@@ -1,4 +1,4 @@
-//! The engine of `wsandbox serve` without the outer wall: the same
+//! The server of `wsandbox serve` without the outer wall: the same
 //! pooled, per-request instances, served in this process on an address it
 //! binds itself. `benches/serve.sh` compares `wsandbox serve` against it.
 //!
@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use wsandbox::Policy;
 use wsandbox::engine::{self, CodeCache, Module, Purpose, Serving};
+use wsandbox::serve::{self, Served};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     // Before any thread exists: the server takes SIGINT and SIGTERM itself.
-    let _ = engine::serve::termination_signals().thread_block();
+    let _ = serve::termination_signals().thread_block();
     let policy = Policy::default();
     let served = Module::load(Path::new(component))
         .map_err(wsandbox::Error::from)
@@ -33,10 +34,14 @@ fn main() -> ExitCode {
         .and_then(|program| {
             let listener = std::net::TcpListener::bind(addr.as_str())
                 .map_err(|e| wsandbox::Error::Listen(format!("{addr}: cannot listen: {e}")))?;
-            Ok(program.serve(&policy, listener, |address| eprintln!("http://{address}"))?)
+            serve::serve(&policy, program, listener, |address| {
+                eprintln!("http://{address}")
+            })
         });
     match served {
-        Ok(ended) => ExitCode::from(wsandbox::launch::outcome_code(&ended.outcome)),
+        Ok(Served::Drained) => ExitCode::SUCCESS,
+        // A second signal: 128+S, as a shell reports a process it ended.
+        Ok(Served::Cut(signal)) => ExitCode::from((128 + signal) as u8),
         Err(err) => {
             eprintln!("bare_serve: {err}");
             ExitCode::from(err.exit_code())

@@ -12,8 +12,9 @@
 //! disk; [`wall::enter`] builds the outer wall; [`engine::load`] gets the
 //! machine code (compiled, from the [`cache`], or precompiled) and
 //! [`engine::Program::run`] or [`engine::Program::call`] returns how it
-//! ended. Host programs keep a plugin in a sandboxed worker with
-//! [`plugin::Plugin`].
+//! ended. A `wasi:http/proxy` component is served, a fresh instance per
+//! request, by [`serve::serve`]. Host programs keep a plugin in a
+//! sandboxed worker with [`plugin::Plugin`].
 
 #![warn(missing_docs)]
 // Raw syscalls and every `unsafe` block live in `sys`, and the two
@@ -28,6 +29,7 @@ pub mod launch;
 pub mod plugin;
 pub mod policy;
 pub mod say;
+pub mod serve;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod wall;

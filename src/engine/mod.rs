@@ -6,6 +6,10 @@
 //! [`Outcome`]). Both must be called only once the outer wall stands:
 //! building an engine may start threads, and compiling is the first thing
 //! that touches the untrusted bytes with more than a parser.
+//!
+//! A program loaded for serving ([`Purpose::Serve`]) becomes a [`Proxy`]
+//! ([`Program::proxy`]) that runs one request in a fresh instance
+//! ([`Proxy::handle`]); the HTTP server around it is [`crate::serve`].
 
 #[allow(unsafe_code)]
 mod artifact;
@@ -16,7 +20,7 @@ mod limits;
 mod module;
 mod outcome;
 mod plugin_host;
-pub mod serve;
+pub mod proxy;
 mod wasi;
 mod wit;
 
@@ -25,7 +29,9 @@ pub use call::Call;
 pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
 pub use plugin_host::GUEST_INTERFACE;
-pub use serve::Serving;
+
+pub(crate) use limits::human;
+pub use proxy::{Proxy, Serving};
 
 use crate::Policy;
 use crate::policy::PolicyError;
@@ -143,7 +149,7 @@ pub struct Program {
 enum Linked {
     Core(core::Linked),
     Component(component::Linked),
-    Proxy(serve::Linked, Serving),
+    Proxy(proxy::Linked, Serving),
 }
 
 /// Gets `module`'s machine code — from `cache` when its entry is valid for
@@ -232,7 +238,7 @@ pub fn load_for(
             ));
         }
         (Code::Component(compiled), Purpose::Serve(serving)) => {
-            Linked::Proxy(serve::link(&engine, module, &compiled)?, serving)
+            Linked::Proxy(proxy::link(&engine, module, &compiled)?, serving)
         }
         (Code::Core(compiled), Purpose::Command) => Linked::Core(core::link(&engine, module, &compiled)?),
         (Code::Component(compiled), Purpose::Command) => {
@@ -324,34 +330,19 @@ impl Program {
         }
     }
 
-    /// Serves the program — a `wasi:http/proxy` component loaded for
-    /// [`Purpose::Serve`] — on `listener`, a fresh instance per request,
-    /// until SIGINT, SIGTERM or SIGHUP; then lets the requests in flight
-    /// finish and returns. `ready` is called with the address once
-    /// connections are accepted. Block those signals in every thread
-    /// first ([`serve::termination_signals`]) before any other thread
-    /// exists, so that they reach the server.
-    pub fn serve(
-        self,
-        policy: &Policy,
-        listener: std::net::TcpListener,
-        ready: impl FnOnce(std::net::SocketAddr),
-    ) -> Result<Ended, Error> {
+    /// The program — a `wasi:http/proxy` component loaded for
+    /// [`Purpose::Serve`] — ready to answer requests under `policy`, a
+    /// fresh instance per request ([`Proxy::handle`]). It starts the
+    /// thread that advances the engine's epoch: block the signals that
+    /// other threads must not take before.
+    pub fn proxy(self, policy: &Policy) -> Result<Proxy, Error> {
         let Linked::Proxy(linked, serving) = self.linked else {
             return Err(unrunnable(
                 &self.identity,
                 "the program was not loaded for serving",
             ));
         };
-        serve::serve(
-            self.engine,
-            linked,
-            policy,
-            self.identity.program_name(),
-            &serving,
-            listener,
-            ready,
-        )
+        Proxy::new(self.engine, linked, policy, self.identity.program_name(), serving)
     }
 }
 
@@ -592,7 +583,7 @@ fn new_engine(metered: bool, purpose: Purpose) -> Result<wasmtime::Engine, Error
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
     config.consume_fuel(metered);
     if let Purpose::Serve(serving) = &purpose {
-        serve::configure(&mut config, serving);
+        proxy::configure(&mut config, serving);
     }
     wasmtime::Engine::new(&config).map_err(|e| Error::Engine(error_line(&e)))
 }

@@ -29,6 +29,7 @@ use crate::engine::{
 };
 use crate::error::{EXIT_SANDBOX_FAILED, EXIT_TIMEOUT, EXIT_TRAPPED};
 use crate::policy::Setting;
+use crate::serve::Served;
 use crate::wall::{self, End, Entered, Sandbox};
 use crate::{Error, Policy};
 use publisher::Publisher;
@@ -468,7 +469,7 @@ fn run_inside(
     if let Purpose::Serve(_) = work.purpose() {
         // Before the engine starts threads: termination signals are the
         // server's to take (gracefully), in every thread.
-        let _ = engine::serve::termination_signals().thread_block();
+        let _ = crate::serve::termination_signals().thread_block();
     }
     let tell = |sandbox: &mut Sandbox, how, message: Option<String>, fuel_consumed| {
         let message = message.map(|mut text| {
@@ -554,7 +555,19 @@ fn work_with(policy: &Policy, program: Program, work: Work, job_fd: Option<Owned
         }
         Work::Serve(_) => {
             let listener = std::net::TcpListener::from(fd()?);
-            Ok(program.serve(policy, listener, |address| crate::say!("http://{address}"))?)
+            let served = crate::serve::serve(policy, program, listener, |address| {
+                crate::say!("http://{address}")
+            })?;
+            // 0 once the requests in flight finished; 128+S when a second
+            // signal cut them short.
+            let code = match served {
+                Served::Drained => 0,
+                Served::Cut(signal) => 128 + signal,
+            };
+            Ok(Ended {
+                outcome: Outcome::Exited(code),
+                fuel_consumed: None,
+            })
         }
         Work::Worker => {
             crate::plugin::worker::serve_channel(policy, program, fd()?)?;

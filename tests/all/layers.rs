@@ -37,7 +37,11 @@ fn each_layer_uses_only_the_layers_below_it() {
             }
         }
     }
-    assert!(broken.is_empty(), "the dependency rule is broken:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "the dependency rule is broken:\n{}",
+        broken.join("\n")
+    );
 }
 
 /// The reader sees through what a layer may write: a `use` group, a path
@@ -145,7 +149,11 @@ fn top_level_items(group: &str) -> Vec<String> {
         item.push(c);
     }
     items.push(item);
-    items.into_iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect()
+    items
+        .into_iter()
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty())
+        .collect()
 }
 
 /// The top-level module a path starts in (a root re-export counts as its

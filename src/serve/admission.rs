@@ -1,0 +1,77 @@
+//! Admission: which requests get an instance.
+//! [`Serving::max_concurrent`] slots, one per instance alive; up to
+//! [`Serving::max_queued`] more requests wait for one; past them, none
+//! (the client gets 503 at once).
+
+use crate::engine::Serving;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The slots for instances, and the queue for them.
+pub(super) struct Admission {
+    slots: Arc<Semaphore>,
+    /// The requests waiting for a slot.
+    waiting: AtomicUsize,
+    max_queued: usize,
+}
+
+impl Admission {
+    /// Slots and a queue as `serving` says.
+    pub(super) fn new(serving: &Serving) -> Admission {
+        Admission {
+            slots: Arc::new(Semaphore::new(serving.max_concurrent.max(1) as usize)),
+            waiting: AtomicUsize::new(0),
+            max_queued: serving.max_queued as usize,
+        }
+    }
+
+    /// A slot for one more instance: at once, after waiting in the queue,
+    /// or none when the queue is full. The slot is given back when the
+    /// permit is dropped.
+    pub(super) async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        // Counted out again however the wait ends: with a slot, or with the
+        // client gone (hyper then drops this future).
+        struct InQueue<'a>(&'a AtomicUsize);
+        impl Drop for InQueue<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _in_queue = InQueue(&self.waiting);
+        if waiting >= self.max_queued {
+            return None;
+        }
+        self.slots.clone().acquire_owned().await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn past_the_slots_and_the_queue_a_request_is_refused_at_once() {
+        let admission = Arc::new(Admission::new(&Serving {
+            max_concurrent: 1,
+            max_queued: 1,
+            ..Serving::default()
+        }));
+        let slot = admission.admit().await.expect("a free slot");
+        let queued = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.admit().await.is_some() }
+        });
+        while admission.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(admission.admit().await.is_none(), "the queue is full");
+        drop(slot);
+        assert!(queued.await.unwrap(), "the queued request gets the slot");
+        assert_eq!(admission.waiting.load(Ordering::SeqCst), 0);
+    }
+}

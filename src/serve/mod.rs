@@ -1,0 +1,172 @@
+//! The HTTP server over a `wasi:http/proxy` program: one fresh instance
+//! per request ([`Proxy`]), on a listening socket it is handed
+//! (bound outside the walls: inside, nothing can be bound or connected).
+//!
+//! [`serve`] owns a tokio runtime that runs hyper's HTTP/1 connections;
+//! it returns to its caller, which decides how the process ends.
+//!
+//! - `--timeout`: each request's instance has that long, from the moment it
+//!   gets a slot, to answer and finish its body: past it the instance is
+//!   dropped (a guest spinning in wasm yields at every epoch tick, so it
+//!   can be), and the client gets 504 if nothing was answered yet.
+//! - `--memory`, `--fuel`: per instance, as in `run`; a guest that traps
+//!   (at a limit or not) gets its client a 500, and no other request is
+//!   touched: they have their own stores.
+//! - [`Serving::max_concurrent`] instances at once; [`Serving::max_queued`]
+//!   more requests wait for a slot; past that, 503 at once (`admission.rs`).
+//! - [`Serving::max_connections`] connections at once: past them, new ones
+//!   are not accepted — they wait in the kernel's backlog — until one
+//!   closes. A connection with no request under way (just accepted, or
+//!   its last answer sent) has [`Serving::idle_timeout`] to deliver a
+//!   request's whole head, else it is closed without an answer
+//!   (`accept.rs`).
+//! - [`Serving::request_timeout`]: the head must arrive within it too, and
+//!   a function never waits longer than that, from the moment its request
+//!   has an instance, for the client to send the body (`body.rs`);
+//!   [`Serving::max_body_size`]: a larger `Content-Length` gets 413 before
+//!   any instance. A body that comes too late or grows too large stops
+//!   the instance: 408 or 413 if nothing was answered yet, and the
+//!   connection is closed (the rest of the request is never read).
+//! - A request whose framing two parsers could read two ways (both
+//!   `Content-Length` and `Transfer-Encoding`, `Content-Length` twice,
+//!   `chunked` twice) gets 400 before any instance, and its connection
+//!   is closed (`framing.rs`); the other ambiguities (different lengths,
+//!   folded fields, a coding that is not chunked last) hyper refuses
+//!   itself with 400.
+//! - Accepting that fails for a reason that lasts (out of descriptors,
+//!   `EMFILE`): one line, then quiet while it lasts, a pause of 10 ms
+//!   doubling to 250 ms between tries, and one line when it works again.
+//! - Outgoing HTTP is refused (`HTTP-request-denied`) before any socket is
+//!   tried; `wasi:sockets` has no address allowed (the engine's part).
+//! - The guest's stdout and stderr become lines on the server's stderr,
+//!   each prefixed with the request's id (`log.rs`); so does each failed
+//!   request, with its status and why (`request.rs`).
+//! - SIGINT, SIGTERM or SIGHUP: the listener closes, idle connections too,
+//!   requests in flight finish (bounded by the timeout), and [`serve`]
+//!   returns [`Served::Drained`]; a second signal ends serving at once,
+//!   and it returns [`Served::Cut`].
+
+mod accept;
+mod admission;
+mod body;
+mod framing;
+mod log;
+mod request;
+
+use crate::engine::{Program, Proxy, Serving};
+use crate::{Error, Policy};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// How serving ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// A termination signal came: the listener closed, and the requests
+    /// in flight finished (or their grace period passed).
+    Drained,
+    /// A second termination signal, this one, ended serving at once: the
+    /// requests in flight were dropped.
+    Cut(i32),
+}
+
+/// Serves `program` — loaded for serving
+/// ([`Purpose::Serve`](crate::engine::Purpose::Serve)) — on `listener` under `policy`, a fresh
+/// instance per request, until SIGINT, SIGTERM or SIGHUP; then lets the
+/// requests in flight finish and returns. `ready` is called with the
+/// address once connections are being accepted.
+///
+/// Those signals are blocked in this thread (and so in the runtime's) and
+/// taken by a thread of the server's, which stays to wait for a second
+/// one; a caller that started other threads before must have blocked them
+/// there too ([`termination_signals`]), before any other thread exists,
+/// so that they reach the server.
+pub fn serve(
+    policy: &Policy,
+    program: Program,
+    listener: std::net::TcpListener,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<Served, Error> {
+    let setup = |what: &str, err: &dyn std::fmt::Display| Error::Engine(format!("serve: {what}: {err}"));
+    let address = listener
+        .local_addr()
+        .map_err(|e| setup("the listening socket", &e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| setup("the listening socket", &e))?;
+    let signals = termination_signals();
+    signals
+        .thread_block()
+        .map_err(|e| setup("blocking the termination signals", &e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| setup("starting the runtime", &e))?;
+    let proxy = program.proxy(policy)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Serving);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            // A wait that fails (never, with these signals) leaves the
+            // server serving.
+            if signals.wait().is_ok() {
+                let _ = stop_tx.send(Stop::Drain);
+                if let Ok(second) = signals.wait() {
+                    let _ = stop_tx.send(Stop::Now(second as i32));
+                }
+            }
+        })
+        .map_err(|e| setup("starting the signal thread", &e))?;
+    let shared = std::sync::Arc::new(Shared::new(proxy));
+    let served = runtime.block_on(accept::serve_connections(
+        shared, listener, stop_rx, ready, address,
+    ));
+    // Tasks still running (past the grace period, or cut by a second
+    // signal) are dropped with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    served
+}
+
+/// The signals that end [`serve`]: gracefully the first, at once a second.
+pub fn termination_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    set
+}
+
+/// What the signal thread tells the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// No signal yet.
+    Serving,
+    /// A first signal: stop accepting, let the requests in flight finish.
+    Drain,
+    /// A second signal, this one: stop now.
+    Now(i32),
+}
+
+/// Everything a request needs, shared by all of them.
+struct Shared {
+    proxy: Proxy,
+    admission: admission::Admission,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn new(proxy: Proxy) -> Shared {
+        Shared {
+            admission: admission::Admission::new(proxy.serving()),
+            proxy,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The server's limits.
+    fn serving(&self) -> &Serving {
+        self.proxy.serving()
+    }
+}

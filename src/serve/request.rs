@@ -1,0 +1,186 @@
+//! One request, from its head to its answer: the checks before any
+//! instance (ambiguous framing and no `Host`: 400; a body announced too
+//! large: 413), admission (503), the instance with its body watched, and
+//! the status the client gets when it failed (500, 504, 408, 413), with
+//! one line on the server's log that says why.
+
+use super::Shared;
+use super::body::{RequestBody, Unread};
+use super::log::{Asked, LogStream};
+use crate::engine::proxy::{self, Answer, Response};
+use crate::policy::Setting;
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Bytes};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+/// Answers one request with a fresh instance, or with the error that
+/// stopped it; a request whose framing is `ambiguous` gets 400 and ends
+/// its connection.
+pub(super) async fn handle(
+    shared: Arc<Shared>,
+    request: hyper::Request<hyper::body::Incoming>,
+    ambiguous: Option<&'static str>,
+) -> Result<Response, std::convert::Infallible> {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let asked = Asked {
+        id,
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+    };
+    // The server's log has the whole story; the client gets the status
+    // and a line that gives nothing of the guest's away.
+    let failed = |status: u16, why: String| {
+        asked.log(format_args!("{status}"), &why);
+        let told = match status {
+            400 if ambiguous.is_some() => "the request's length is ambiguous",
+            400 => "a request needs a Host header",
+            408 => "the request did not arrive in time",
+            413 => "the request's body is too large",
+            503 => "too many requests, try again later",
+            504 => "the function did not answer in time",
+            _ => "the function failed",
+        };
+        let mut response = plain(status, &format!("{told} (request {id})"));
+        if matches!(status, 408 | 413) || ambiguous.is_some() {
+            // What is left of the request is not read (or could be read
+            // two ways): the connection cannot carry another.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        Ok(response)
+    };
+    if let Some(why) = ambiguous {
+        return failed(400, format!("its framing is ambiguous: {why}"));
+    }
+    let has_authority =
+        request.uri().authority().is_some() || request.headers().contains_key(hyper::header::HOST);
+    if !has_authority {
+        return failed(400, "no Host header".into());
+    }
+    let announced = request.body().size_hint().lower();
+    if announced > shared.serving().max_body_size {
+        let max = crate::engine::human(shared.serving().max_body_size);
+        return failed(
+            413,
+            format!(
+                "a body of {announced} bytes announced, over {} {max}",
+                Setting::MaxBodySize
+            ),
+        );
+    }
+    let Some(permit) = shared.admission.admit().await else {
+        return failed(
+            503,
+            format!(
+                "too many requests: {} in flight and {} waiting",
+                shared.serving().max_concurrent,
+                shared.serving().max_queued
+            ),
+        );
+    };
+    let (answer_tx, answer_rx) = oneshot::channel();
+    let task = tokio::spawn(instance(shared.clone(), id, request, answer_tx, permit));
+    match answer_rx.await {
+        Ok(Ok(response)) => {
+            // The body streams on from the instance: how that ends is
+            // logged, since the client can only see it cut short.
+            tokio::spawn(async move {
+                match task.await {
+                    Ok(Err(Stopped::Timeout(limit))) => asked.log(
+                        format_args!("stopped while answering"),
+                        &format!("past {} {limit:?}", Setting::Timeout),
+                    ),
+                    Ok(Err(Stopped::Unread(unread))) => {
+                        asked.log(format_args!("stopped while answering"), &unread.to_string())
+                    }
+                    Ok(Err(Stopped::Failed(why))) => asked.log(format_args!("failed while answering"), &why),
+                    _ => {}
+                }
+            });
+            Ok(response)
+        }
+        Ok(Err(code)) => failed(500, format!("the function answered with an error: {code:?}")),
+        // The guest ended without answering: why?
+        Err(_) => match task.await {
+            Ok(Ok(())) => failed(500, "the function returned without answering".into()),
+            Ok(Err(Stopped::Timeout(limit))) => failed(
+                504,
+                format!(
+                    "the function did not answer within {} {limit:?} and was stopped",
+                    Setting::Timeout
+                ),
+            ),
+            Ok(Err(Stopped::Unread(unread))) => failed(unread.status(), unread.to_string()),
+            Ok(Err(Stopped::Failed(why))) => failed(500, why),
+            Err(err) => failed(500, format!("the request's task failed: {err}")),
+        },
+    }
+}
+
+/// Why an instance stopped before it finished.
+enum Stopped {
+    Timeout(Duration),
+    Failed(String),
+    Unread(Unread),
+}
+
+impl From<proxy::Stopped> for Stopped {
+    fn from(stopped: proxy::Stopped) -> Stopped {
+        match stopped {
+            proxy::Stopped::Timeout(limit) => Stopped::Timeout(limit),
+            proxy::Stopped::Failed(why) => Stopped::Failed(why),
+        }
+    }
+}
+
+/// One request's instance, from instantiation to the end of its body,
+/// within the timeout, and no longer than its request's body can be read
+/// ([`RequestBody`]); the guest's stdout and stderr go to the log. The
+/// slot is given back when it ends.
+async fn instance(
+    shared: Arc<Shared>,
+    id: u64,
+    request: hyper::Request<hyper::body::Incoming>,
+    answer: oneshot::Sender<Answer>,
+    permit: OwnedSemaphorePermit,
+) -> Result<(), Stopped> {
+    let _permit = permit;
+    let (request, unread) = RequestBody::watch(request, shared.serving());
+    let handled = shared.proxy.handle(
+        id,
+        request,
+        answer,
+        LogStream::new(id, "stdout"),
+        LogStream::new(id, "stderr"),
+    );
+    match unread {
+        None => handled.await.map_err(Stopped::from),
+        // Told that the body cannot be read, the instance is stopped; once
+        // the body is whole (the sender dropped), only the instance is left.
+        Some(mut unread) => tokio::select! {
+            biased;
+            Ok(why) = &mut unread => Err(Stopped::Unread(why)),
+            ended = handled => ended.map_err(Stopped::from),
+        },
+    }
+}
+
+/// A short plain-text answer of the server's own.
+fn plain(status: u16, text: &str) -> Response {
+    let body = http_body_util::Full::new(Bytes::from(format!("{text}\n")))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
