@@ -336,6 +336,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
+/// A size as a policy file or the command line takes it (see
+/// [`parse_size`]): `64M`, `1G`, `1536K`, else a number of bytes. Every
+/// message and policy file of wsandbox's writes sizes so.
+pub fn size_text(bytes: u64) -> String {
+    for (size, unit) in [(1u64 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Parses a size as the command line takes it: a number of bytes, or with
 /// a binary unit `K`, `M` or `G` (`KiB`, `MiB`, `GiB` too): `64M`, `1G`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -451,10 +463,8 @@ impl Policy {
             };
             let named = std::path::absolute(&dir.host).map_err(|e| bad(io_reason(&e)))?;
             let canonical = canonical_dir(&named, links_of).map_err(bad)?;
-            let reserved = canonical == Path::new("/")
-                || canonical.starts_with("/proc")
-                || canonical.starts_with("/dev")
-                || canonical.starts_with("/oldroot");
+            let reserved =
+                canonical == Path::new("/") || RESERVED.iter().any(|path| canonical.starts_with(path));
             if reserved {
                 return Err(PolicyError::ReservedDir {
                     setting: Setting::Dir(dir.access),
@@ -598,7 +608,7 @@ mod text {
 
         pub fn serialize<S: Serializer>(value: &Option<u64>, out: S) -> Result<S::Ok, S::Error> {
             match value {
-                Some(bytes) => out.serialize_str(&format(*bytes)),
+                Some(bytes) => out.serialize_str(&super::super::size_text(*bytes)),
                 None => out.serialize_none(),
             }
         }
@@ -619,17 +629,14 @@ mod text {
                     .map_err(serde::de::Error::custom),
             }
         }
-
-        fn format(bytes: u64) -> String {
-            for (size, unit) in [(1u64 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")] {
-                if bytes.is_multiple_of(size) {
-                    return format!("{}{unit}", bytes / size);
-                }
-            }
-            bytes.to_string()
-        }
     }
 }
+
+/// Where the sandbox's root keeps the host's root until it detaches it.
+pub const OLD_ROOT: &str = "/oldroot";
+
+/// Where the sandbox mounts its own: no grant may be there (or below).
+const RESERVED: [&str; 3] = ["/proc", "/dev", OLD_ROOT];
 
 /// How many symbolic links one path may go through (as the kernel's 40).
 const MAX_LINKS: usize = 40;

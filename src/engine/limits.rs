@@ -80,7 +80,7 @@ impl Limits {
                 message: format!(
                     "{message} (the guest's memory reached its limit, {} {})",
                     crate::policy::Setting::Memory,
-                    human(limit)
+                    crate::policy::size_text(limit)
                 ),
                 backtrace,
             },
@@ -109,15 +109,4 @@ impl wasmtime::ResourceLimiter for Limits {
     ) -> wasmtime::Result<bool> {
         Ok(self.memory.is_none() || desired <= MAX_TABLE_ELEMENTS)
     }
-}
-
-/// `bytes` as the command line would write it: `64 MiB`, `1 GiB`, `1536 KiB`.
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (size, unit) in UNITS {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    format!("{bytes} bytes")
 }

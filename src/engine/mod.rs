@@ -30,7 +30,6 @@ pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
 pub use plugin_host::GUEST_INTERFACE;
 
-pub(crate) use limits::human;
 pub use proxy::{Proxy, Serving};
 
 use crate::Policy;

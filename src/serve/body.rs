@@ -37,7 +37,7 @@ impl std::fmt::Display for Unread {
                 out,
                 "the request's body grew past {} {}; the function was stopped",
                 Setting::MaxBodySize,
-                crate::engine::human(*max)
+                crate::policy::size_text(*max)
             ),
             Unread::Late(limit) => write!(
                 out,

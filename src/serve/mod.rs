@@ -130,9 +130,8 @@ pub fn serve(
 
 /// The signals that end [`serve`]: gracefully the first, at once a second.
 pub fn termination_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for signal in crate::sys::TERMINATION_SIGNALS {
         set.add(signal);
     }
     set

@@ -64,7 +64,7 @@ pub(super) async fn handle(
     }
     let announced = request.body().size_hint().lower();
     if announced > shared.serving().max_body_size {
-        let max = crate::engine::human(shared.serving().max_body_size);
+        let max = crate::policy::size_text(shared.serving().max_body_size);
         return failed(
             413,
             format!(

@@ -174,18 +174,26 @@ extern "C" fn exit_on_signal(signal: libc::c_int) {
     exit_now(128 + signal)
 }
 
-/// Makes SIGINT, SIGTERM and SIGHUP end this process with 128+S.
+/// The signals that ask a run to end (a supervisor forwards them to its
+/// sandbox; a server drains on the first, stops on a second).
+pub const TERMINATION_SIGNALS: [nix::sys::signal::Signal; 3] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+];
+
+/// Makes the [`TERMINATION_SIGNALS`] end this process with 128+S.
 ///
 /// The first process of a pid namespace ignores signals whose action is
 /// the default, so the parent's forwarded signals need a handler to act.
 pub fn exit_on_termination_signals() -> Result<(), SysError> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
     let action = SigAction::new(
         SigHandler::Handler(exit_on_signal),
         SaFlags::empty(),
         SigSet::empty(),
     );
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for signal in TERMINATION_SIGNALS {
         // SAFETY: the handler calls only _exit, which is async-signal-safe.
         check(unsafe { sigaction(signal, &action) }, || {
             format!("sigaction({signal})")
@@ -419,19 +427,6 @@ pub fn close_fds_except(keep: &[i32]) -> Result<(), SysError> {
         first = fd.saturating_add(1);
     }
     Ok(())
-}
-
-/// Closes the supervisor's copies of the descriptors passed into the
-/// sandbox: they are the sandbox's now (a server's listening socket must
-/// stop listening when the server inside closes it, not when the
-/// supervisor exits).
-pub fn close_passed(passed: &[i32]) {
-    for &fd in passed.iter().filter(|&&fd| fd >= 3) {
-        // SAFETY: called only in the supervisor, which never returns to
-        // the owners of these descriptors (it exits the process when the
-        // sandbox ends), so none of them is used or closed again.
-        unsafe { libc::close(fd) };
-    }
 }
 
 /// Ignores SIGXFSZ, so that a write past `RLIMIT_FSIZE` fails with `EFBIG`.

@@ -516,10 +516,11 @@ fn degrade(policy: &Policy) -> Result<Isolation, WallError> {
     Ok(isolation)
 }
 
-/// The signals the parent forwards to the sandbox.
+/// The signals the parent forwards to the sandbox, and `SIGCHLD`, which
+/// wakes it when the sandbox ends.
 fn termination_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+    for signal in sys::TERMINATION_SIGNALS.into_iter().chain([Signal::SIGCHLD]) {
         set.add(signal);
     }
     set

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 /// Where the tmpfs that becomes the root is first mounted. It only has to
 /// exist; in the private mount namespace nothing else sees the mount.
 pub const STAGING: &str = "/tmp";
-/// Where the old root stays, under the new one, until it is detached.
-pub const OLD_ROOT: &str = "/oldroot";
+/// Where the old root stays, under the new one, until it is detached
+/// (the policy refuses a grant there).
+pub use crate::policy::OLD_ROOT;
 
 /// Device nodes the sandbox gets, bound from the host's.
 pub const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];

@@ -15,7 +15,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("wall", &["sys", "policy", "say"]),
     ("engine", &["policy", "say"]),
     ("cache", &["say"]),
-    ("serve", &["engine", "policy", "say", "error"]),
+    // The server blocks and waits for the termination signals itself.
+    ("serve", &["engine", "policy", "say", "error", "sys"]),
 ];
 
 /// The top-level modules that the crate root re-exports an item of.

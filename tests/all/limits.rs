@@ -160,7 +160,7 @@ fn a_guest_whose_initial_memory_is_over_the_limit_cannot_start(kind: Kind) {
     assert_eq!(out.stdout, "");
     let first = out.stderr.lines().next().unwrap();
     assert!(first.starts_with("wsandbox: guest trapped: "), "{out:#?}");
-    assert!(first.contains("--memory 1 MiB"), "{out:#?}");
+    assert!(first.contains("--memory 1M"), "{out:#?}");
 }
 
 /// A grow past the limit fails (`memory.grow` returns -1); the guest then
@@ -182,12 +182,12 @@ fn a_guest_that_grows_past_the_memory_limit_traps_naming_it() {
     assert_eq!(
         first,
         "wsandbox: guest trapped: wasm trap: wasm `unreachable` instruction executed \
-         (the guest's memory reached its limit, --memory 8 MiB)"
+         (the guest's memory reached its limit, --memory 8M)"
     );
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(json["outcome"], "trapped");
     assert!(
-        json["message"].as_str().unwrap().contains("--memory 8 MiB"),
+        json["message"].as_str().unwrap().contains("--memory 8M"),
         "{json}"
     );
     // Without the limit the same guest grows on: the limit is what stopped it.
