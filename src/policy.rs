@@ -208,6 +208,10 @@ pub enum Setting {
     RequestTimeout,
     /// The policy file.
     PolicyFile,
+    /// Where a run's report goes (the launch's `report`).
+    Report,
+    /// Where `compile` writes its artifact (the compile job's `output`).
+    Output,
 }
 
 impl Setting {
@@ -226,6 +230,8 @@ impl Setting {
             Setting::MaxBodySize => "serve.max_body_size",
             Setting::RequestTimeout => "serve.request_timeout",
             Setting::PolicyFile => "policy file",
+            Setting::Report => "report",
+            Setting::Output => "output",
         }
     }
 }

@@ -120,6 +120,8 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::MaxBodySize => "--max-body-size",
         Setting::RequestTimeout => "--request-timeout",
         Setting::PolicyFile => "--config",
+        Setting::Report => "--report",
+        Setting::Output => "-o",
         // A setting added to the library but not yet to the command line.
         other => other.key(),
     }

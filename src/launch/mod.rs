@@ -668,7 +668,7 @@ fn reserve_output(out: &Path) -> Result<Sink, Error> {
 fn reserve(out: &Path) -> Result<Pending, Error> {
     let name = out
         .file_name()
-        .ok_or_else(|| Error::Output(format!("{}: not a file name", out.display())))?;
+        .ok_or_else(|| Error::Output(format!("{} {}: not a file name", Setting::Output, out.display())))?;
     let dir = match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -678,7 +678,8 @@ fn reserve(out: &Path) -> Result<Pending, Error> {
 
 fn cannot_write(out: &Path, e: &std::io::Error) -> Error {
     Error::Output(format!(
-        "{}: cannot write: {}",
+        "{} {}: cannot write: {}",
+        Setting::Output,
         out.display(),
         crate::policy::io_reason(e)
     ))

@@ -261,7 +261,8 @@ impl ReportFile {
         } else {
             Some(std::fs::File::create(path).map_err(|e| {
                 Error::Report(format!(
-                    "cannot write the report to {}: {}",
+                    "{} {}: {}",
+                    crate::policy::Setting::Report,
                     path.display(),
                     crate::policy::io_reason(&e)
                 ))
@@ -284,7 +285,8 @@ impl ReportFile {
         };
         if let Err(e) = written {
             crate::say!(
-                "wsandbox: cannot write the report to {}: {e}",
+                "wsandbox: {} {}: {e}",
+                crate::policy::Setting::Report,
                 self.path.display()
             );
         }

@@ -92,7 +92,7 @@ fn calls_that_do_not_fit_exit_2_with_the_signature() {
     let cases: &[(&str, &[&str])] = &[
         (
             "nope()",
-            &["no exported function \"nope\"", "greet", "values.add", "--list"],
+            &["no exported function \"nope\"", "greet", "values.add"],
         ),
         ("values.add(1)", &["values.add: func(a: s32, b: s32) -> s32"]),
         (

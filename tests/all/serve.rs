@@ -551,7 +551,7 @@ fn a_component_compiled_for_serve_is_served_when_trusted() {
         "--allow-precompiled",
         s(&for_run),
     ])
-    .assert_one_line_error(126, &["wsandbox compile --serve"]);
+    .assert_one_line_error(126, &["incompatible artifact", "compile it again", "for serve"]);
 }
 
 #[test]
