@@ -17,9 +17,13 @@
 //! sandboxed worker with [`plugin::Plugin`].
 
 #![warn(missing_docs)]
-// Raw syscalls and every `unsafe` block live in `sys`, and the two
+// Raw syscalls and their `unsafe` blocks live in `sys`, and the two
 // deserializations of machine code in `engine::artifact`: the only modules
-// allowed them.
+// allowed them. One contract crosses that line: the sandbox is a copy of
+// the caller's process in which the caller's descriptors are closed, so
+// entering the wall is `unsafe` (`wall::enter`, its child steps), and its
+// two callers (`launch`, and `launch::publisher`'s helper) say, each at
+// the one statement allowed, why nothing that owned one runs again.
 #![deny(unsafe_code)]
 
 pub mod cache;

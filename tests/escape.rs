@@ -523,7 +523,11 @@ fn enter(
     syscalls: Syscalls,
     on_end: impl FnOnce(&wsandbox::wall::Ending, u8),
 ) -> Vec<OwnedFd> {
-    match wsandbox::wall::enter(policy, keep, syscalls, wsandbox::wall::STOP_GRACE) {
+    // SAFETY: in the sandbox, the attack's body uses only the descriptors
+    // kept (and stdio), and ends the process: nothing that owned another
+    // descriptor runs there again.
+    let entered = unsafe { wsandbox::wall::enter(policy, keep, syscalls, wsandbox::wall::STOP_GRACE) };
+    match entered {
         Err(err) => {
             eprintln!("cannot enter the sandbox: {err}");
             sys::exit_now(125)
@@ -885,12 +889,16 @@ fn swapped_grant(target: &Target, uid: Option<u32>) -> Result<(), String> {
             policy.resolve().unwrap();
             std::fs::rename(&dir, dir.with_extension("away")).unwrap();
             std::os::unix::fs::symlink(&target.outside, &dir).unwrap();
-            match wsandbox::wall::enter(
-                &mut policy,
-                Vec::new(),
-                Syscalls::Guest,
-                wsandbox::wall::STOP_GRACE,
-            ) {
+            // SAFETY: the sandbox reads a file and ends the process.
+            let entered = unsafe {
+                wsandbox::wall::enter(
+                    &mut policy,
+                    Vec::new(),
+                    Syscalls::Guest,
+                    wsandbox::wall::STOP_GRACE,
+                )
+            };
+            match entered {
                 Err(err) if err.to_string().contains("RESOLVE_NO_SYMLINKS") => sys::exit_now(0),
                 Err(err) => {
                     eprintln!("    another error: {err}");

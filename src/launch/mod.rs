@@ -370,9 +370,18 @@ fn walled(
         _ => wall::Syscalls::Guest,
     };
     let grace = stop_grace(&purpose);
-    let supervisor = match wall::enter(&mut policy, keep, syscalls, grace)? {
+    // SAFETY: in the sandbox, this launch's own descriptors (the report,
+    // the publisher's files) are dropped before anything, the rest of its
+    // values own none (the job's went into `keep`), and `inside` ends the
+    // process: no frame above this one runs there again.
+    #[allow(unsafe_code)]
+    let entered = unsafe { wall::enter(&mut policy, keep, syscalls, grace)? };
+    let supervisor = match entered {
         Entered::Supervisor(supervisor) => supervisor,
-        Entered::Sandbox(sandbox) => inside(sandbox, &policy, &module, code_cache, has_sink, work, output),
+        Entered::Sandbox(sandbox) => {
+            drop((report.take(), publisher));
+            inside(sandbox, &policy, &module, code_cache, has_sink, work, output)
+        }
     };
     let (ending, code) = supervise(supervisor, policy.timeout);
     let account = Account::of(&ending.said);

@@ -407,15 +407,23 @@ pub fn landlock_abi() -> Result<u32, SysError> {
 
 /// Closes every file descriptor from 3 up, but those in `keep`
 /// (`close_range(2)` over the gaps).
-pub fn close_fds_except(keep: &[i32]) -> Result<(), SysError> {
+///
+/// # Safety
+///
+/// The descriptors closed may be owned by values of this process (an
+/// `OwnedFd`, a `File`): none of those may be used or dropped afterwards
+/// (a drop would close the number again, by then perhaps another's). For
+/// a copy of a process (after `clone`) that ends without returning into
+/// the frames holding them.
+pub unsafe fn close_fds_except(keep: &[i32]) -> Result<(), SysError> {
     let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).filter(|&fd| fd >= 3).collect();
     keep.sort_unstable();
     let mut first = 3u32;
     for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
         if fd > first {
             let last = if fd == u32::MAX { u32::MAX } else { fd - 1 };
-            // SAFETY: close_range only closes descriptors; nothing of ours
-            // in that range is used afterwards (the caller keeps what it needs).
+            // SAFETY: close_range only closes descriptors; what owned them
+            // is never used again (the caller's promise).
             let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
             if ret < 0 {
                 return Err(SysError {

@@ -17,7 +17,14 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 /// and ends the process. A panic from here on ends the process with 125,
 /// without unwinding: the caller's destructors are the original
 /// process's to run.
-pub(super) fn sandbox(
+///
+/// # Safety
+///
+/// Every descriptor of the process but stdio, `keep` and the wall's own is
+/// closed in step 8: nothing that owned one may be used or dropped in
+/// this process afterwards ([`super::enter`]'s contract).
+#[allow(unsafe_code)]
+pub(super) unsafe fn sandbox(
     prepared: Prepared,
     isolation: Isolation,
     policy: &mut Policy,
@@ -44,7 +51,8 @@ pub(super) fn sandbox(
         report: report_write.as_raw_fd(),
         keep: &keep,
     };
-    let setup = set_up(inside, policy, grants, go_read, syscalls);
+    // SAFETY: this function's own contract.
+    let setup = unsafe { set_up(inside, policy, grants, go_read, syscalls) };
     // The parent learns the outcome of setup: what was applied, or why not.
     let mut sender = Sender::new(report_write);
     match setup {
@@ -74,7 +82,12 @@ struct Inside<'a> {
 }
 
 /// 4-9, in the child: every step of the wall, in order.
-fn set_up(
+///
+/// # Safety
+///
+/// As [`sandbox`]'s: step 8 closes every descriptor but stdio and `keep`.
+#[allow(unsafe_code)]
+unsafe fn set_up(
     mut inside: Inside<'_>,
     policy: &mut Policy,
     grants: rootfs::Grants,
@@ -145,7 +158,9 @@ fn set_up(
         .map(|fd| fd.as_raw_fd())
         .chain([inside.report])
         .collect();
-    sys::close_fds_except(&keep)?;
+    // SAFETY: `sandbox`'s contract: what owned the others is never used
+    // or dropped in this process again.
+    unsafe { sys::close_fds_except(&keep)? };
     inside.steps.done("descriptors closed");
     if !policy.keep_terminal {
         sys::check(nix::unistd::setsid(), || "setsid()".into())?;

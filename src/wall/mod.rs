@@ -334,14 +334,24 @@ struct Prepared {
 /// empty and every argument and environment string zeroed (read what the
 /// guest needs before: [`Policy::take_host_env`]).
 ///
-/// The child is a copy of the caller: every other descriptor the caller's
-/// values hold is closed under them, so the child must end the process
-/// when it is done (`exit`), never return into the caller's frames or drop
-/// their values — as [`crate::launch`] does. A panic in the child ends it
-/// with exit code 125, without unwinding ([`crate::say::end_on_panic`]).
-/// A sandbox still alive `stop_grace` after a forwarded
-/// SIGINT/SIGTERM/SIGHUP is killed.
-pub fn enter(
+/// A panic in the child ends it with exit code 125, without unwinding
+/// ([`crate::say::end_on_panic`]). A sandbox still alive `stop_grace`
+/// after a forwarded SIGINT/SIGTERM/SIGHUP is killed.
+///
+/// # Safety
+///
+/// The child is a copy of the caller in which every descriptor but stdio
+/// and `keep` is closed — under whatever values of the caller's owned
+/// them. In the child ([`Entered::Sandbox`]) the caller must never use or
+/// drop a value that owned a descriptor before this call (a file, a
+/// socket, a pipe), nor let one be used: it must end the process when it
+/// is done (`exit`), without returning into the frames that hold such
+/// values — as [`crate::launch`] does, after dropping its own. (Dropping
+/// one would close a number the sandbox may have reused for its own.)
+/// This is why the wall, like `CommandExt::pre_exec`, is `unsafe` to
+/// enter: code that goes on in a copy of a process cannot be checked.
+#[allow(unsafe_code)]
+pub unsafe fn enter(
     policy: &mut Policy,
     keep: Vec<OwnedFd>,
     syscalls: Syscalls,
@@ -371,9 +381,12 @@ pub fn enter(
             let supervisor = Supervisor::new(child, prepared, &isolation, policy.timeout, stop_grace)?;
             Ok(Entered::Supervisor(supervisor))
         }
-        Fork::Child => Ok(Entered::Sandbox(child::sandbox(
-            prepared, isolation, policy, keep, syscalls,
-        ))),
+        // SAFETY: the caller's promise (see # Safety) is what `sandbox`
+        // asks: nothing of the caller's that owned a descriptor is used
+        // in this process again.
+        Fork::Child => Ok(Entered::Sandbox(unsafe {
+            child::sandbox(prepared, isolation, policy, keep, syscalls)
+        })),
     }
 }
 
