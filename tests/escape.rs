@@ -1,7 +1,7 @@
 //! The outer wall against native code: each attack runs in a fresh sandbox
-//! built by `wsandbox::wall::enter` — exactly what `wsandbox run` builds
-//! before the engine — as code an escape from wasmtime would run, and must
-//! fail. Attacks run as the caller and, when that is root, as nobody; and
+//! built by the library's one pipeline (`wsandbox::launch`, a native job
+//! in place of the guest) — exactly what `wsandbox run` builds before the
+//! engine — as code an escape from wasmtime would run, and must fail. Attacks run as the caller and, when that is root, as nobody; and
 //! once more in the sandbox `wsandbox serve` builds (the server's syscall
 //! list, a listening socket handed in).
 //!
@@ -13,9 +13,79 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use wsandbox::launch::{CacheChoice, Job, Launch, NativeBody};
 use wsandbox::policy::{Access, DirGrant, Policy};
 use wsandbox::sys::{self, Fork};
 use wsandbox::wall::{Entered, Syscalls};
+
+/// What the native body of the sandbox runs, set in the forked process
+/// that launches it (a native body is a plain function: it takes what it
+/// needs from here).
+static ATTACK: OnceLock<(Target, Attack)> = OnceLock::new();
+/// Likewise for [`spawn_sandbox`]'s bodies.
+static BODY: OnceLock<Body> = OnceLock::new();
+
+/// Launches `body` behind the outer wall through the library's pipeline,
+/// keeping `keep`, and ends this (forked) process with the launch's exit
+/// code: the sandbox's, or 125 and the error when the wall could not be
+/// built.
+fn launch(
+    policy: Policy,
+    keep: Vec<OwnedFd>,
+    syscalls: Syscalls,
+    body: NativeBody,
+    report: Option<PathBuf>,
+) -> ! {
+    let launch = Launch {
+        policy,
+        module: PathBuf::new(),
+        job: Job::Native { body, keep, syscalls },
+        cache: CacheChoice::Off,
+        report,
+    };
+    match launch.execute() {
+        Ok(code) => sys::exit_now(code.into()),
+        Err(err) => {
+            eprintln!("cannot launch the sandbox: {err}");
+            sys::exit_now(err.exit_code().into())
+        }
+    }
+}
+
+/// The native body of [`in_sandbox`]: the attack of [`ATTACK`], on its
+/// target (a server's with the listener handed in); 0 when it was
+/// stopped.
+///
+/// # Safety
+///
+/// As a [`NativeBody`]: it uses the kept descriptors and the numbers the
+/// target names (the attacks try them).
+unsafe fn attack_body(kept: Vec<OwnedFd>) -> u8 {
+    let (target, attack) = ATTACK.get().expect("an attack");
+    let target = &Target {
+        listener: kept.first().map_or(target.listener, |fd| fd.as_raw_fd()),
+        ..target.clone()
+    };
+    match attack(target) {
+        Ok(()) => 0,
+        Err(what) => {
+            eprintln!("    {what}");
+            1
+        }
+    }
+}
+
+/// The native body of [`spawn_sandbox`]: [`BODY`], with the kept ready
+/// pipe.
+///
+/// # Safety
+///
+/// As a [`NativeBody`]: it uses only the kept descriptor.
+unsafe fn spawn_body(kept: Vec<OwnedFd>) -> u8 {
+    let body = BODY.get().expect("a body");
+    body(kept[0].as_raw_fd())
+}
 
 /// What an attack may use: the granted directories, a host listener, and
 /// (in a server's sandbox) that listener's descriptor, handed in.
@@ -450,22 +520,17 @@ const ALLOWED: &[(&str, Attack)] = &[
 type Body = fn(std::os::fd::RawFd) -> !;
 
 /// How [`spawn_sandbox`] starts a sandbox, besides its body.
+#[derive(Default)]
 struct Run {
     timeout: Option<std::time::Duration>,
     /// The supervisor's and the sandbox's stderr, if not the test's.
     stderr: Option<std::os::fd::OwnedFd>,
-    /// The supervisor's callback at the end of the run.
-    on_end: fn(&Target, &wsandbox::wall::Ending, u8),
-}
-
-impl Default for Run {
-    fn default() -> Run {
-        Run {
-            timeout: None,
-            stderr: None,
-            on_end: |_, _, _| {},
-        }
-    }
+    /// Where the launch writes its report, if anywhere.
+    report: Option<PathBuf>,
+    /// Not through the pipeline but the wall itself, whose supervisor then
+    /// panics at the end: what the pipeline's supervisor would do should
+    /// its own code panic.
+    supervisor_panics: bool,
 }
 
 /// Dropped only if a process of the sandbox unwinds into the stack of the
@@ -503,12 +568,15 @@ fn spawn_sandbox(target: &Target, uid: Option<u32>, run: Run, body: Body) -> nix
                 timeout: run.timeout,
                 ..Policy::default()
             };
-            policy.resolve().unwrap();
-            let on_end = run.on_end;
-            let kept = enter(&mut policy, vec![ready_w], Syscalls::Guest, |ending, code| {
-                on_end(target, ending, code)
-            });
-            body(kept[0].as_raw_fd())
+            if run.supervisor_panics {
+                policy.resolve().unwrap();
+                let kept = enter(&mut policy, vec![ready_w], Syscalls::Guest, |_, _| {
+                    panic!("the supervisor panics")
+                });
+                body(kept[0].as_raw_fd())
+            }
+            let _ = BODY.set(body);
+            launch(policy, vec![ready_w], Syscalls::Guest, spawn_body, run.report)
         }
     }
 }
@@ -671,23 +739,27 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
             std::thread::sleep(Duration::from_secs(60));
         }
     };
+    let report = target.rw.join("report.json");
     let run = Run {
         timeout: Some(Duration::from_secs(1)),
         stderr: Some(jammed_w),
-        on_end: |target, _, code| {
-            let _ = std::fs::write(target.rw.join("ended"), code.to_string());
-        },
+        report: Some(report.clone()),
+        ..Run::default()
     };
     let supervisor = spawn_sandbox(target, uid, run, jam);
     let patience = wsandbox::say::PATIENCE;
     let (status, took) = wait_for(supervisor, patience + Duration::from_secs(10));
     drop(jammed_r);
-    let ended = std::fs::read_to_string(target.rw.join("ended"));
-    let _ = std::fs::remove_file(target.rw.join("ended"));
+    let reported = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = std::fs::remove_file(&report);
     results.push((
         "fill the supervisor's stderr, made non-blocking: it still ends the run, exit 124",
-        match (status, ended) {
-            (Some(WaitStatus::Exited(_, 124)), Ok(code)) if code == "124" => Ok(()),
+        match (status, &reported) {
+            (Some(WaitStatus::Exited(_, 124)), report)
+                if report.contains("\"outcome\":\"timeout\"") && report.contains("\"exit_code\":124") =>
+            {
+                Ok(())
+            }
             other => Err(format!("status, report: {other:?} after {took:?}")),
         },
     ));
@@ -710,7 +782,7 @@ fn lifetime(target: &Target, uid: Option<u32>) -> Vec<(&'static str, Result<(), 
     ));
     let _ = std::fs::remove_file(&unwound);
     let run = Run {
-        on_end: |_, _, _| panic!("the supervisor's callback panics"),
+        supervisor_panics: true,
         ..Run::default()
     };
     let quits: Body = |fd| {
@@ -860,8 +932,25 @@ fn scan(inverted_hex: &str) -> ! {
         std::process::exit(2);
     }
     let _ = std::io::stdout().flush();
-    enter(&mut Policy::default(), Vec::new(), Syscalls::Guest, |_, _| {});
-    sys::exit_now(if memory_holds(&mappings, &inverted) { 1 } else { 0 })
+    let _ = SCANNED.set((mappings, inverted));
+    launch(Policy::default(), Vec::new(), Syscalls::Guest, scan_body, None)
+}
+
+/// What [`scan`] looks for in the sandbox's memory, and where.
+static SCANNED: OnceLock<Scanned> = OnceLock::new();
+
+/// The readable mappings, and the secret's bytes inverted.
+type Scanned = (Vec<(usize, usize)>, Vec<u8>);
+
+/// The native body of [`scan`]: 1 when the sandbox's memory still holds
+/// the secret.
+///
+/// # Safety
+///
+/// As a [`NativeBody`]: it reads memory, uses no descriptor.
+unsafe fn scan_body(_: Vec<OwnedFd>) -> u8 {
+    let (mappings, inverted) = SCANNED.get().expect("a secret");
+    u8::from(memory_holds(mappings, inverted))
 }
 
 /// Starts this program in scan mode with a fresh secret in its
@@ -889,6 +978,9 @@ fn swapped_grant(target: &Target, uid: Option<u32>) -> Result<(), String> {
             policy.resolve().unwrap();
             std::fs::rename(&dir, dir.with_extension("away")).unwrap();
             std::os::unix::fs::symlink(&target.outside, &dir).unwrap();
+            // The wall itself, not the pipeline: the link comes between
+            // the policy's resolution and the wall, where the pipeline
+            // leaves no room.
             // SAFETY: the sandbox reads a file and ends the process.
             let entered = unsafe {
                 wsandbox::wall::enter(
@@ -1082,7 +1174,7 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
         Fork::Child => {
             switch_to(uid);
             stdio_outside(target);
-            let mut policy = Policy {
+            let policy = Policy {
                 dirs: vec![
                     grant(&target.ro, Access::ReadOnly),
                     grant(&target.rw, Access::ReadWrite),
@@ -1090,9 +1182,7 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
                 ],
                 ..Policy::default()
             };
-            policy.resolve().unwrap();
-            // Returns in the sandboxed process only; its exit status comes
-            // back through the supervising parent.
+            // The sandbox's exit status comes back through its supervisor.
             let keep: Vec<OwnedFd> = match syscalls {
                 Syscalls::Guest => Vec::new(),
                 // A descriptor of the listener's of this process's own: the
@@ -1103,18 +1193,8 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
                     vec![listener.try_clone_to_owned().expect("dup")]
                 }
             };
-            let kept = enter(&mut policy, keep, syscalls, |_, _| {});
-            let target = &Target {
-                listener: kept.first().map_or(target.listener, |fd| fd.as_raw_fd()),
-                ..target.clone()
-            };
-            match attack(target) {
-                Ok(()) => sys::exit_now(0),
-                Err(what) => {
-                    eprintln!("    {what}");
-                    sys::exit_now(1)
-                }
-            }
+            let _ = ATTACK.set((target.clone(), attack));
+            launch(policy, keep, syscalls, attack_body, None)
         }
     }
 }

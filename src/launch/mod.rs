@@ -76,7 +76,28 @@ pub enum Job {
         /// For `serve`'s engine.
         serve: bool,
     },
+    /// Native code behind the outer wall alone, in place of a guest: no
+    /// module is read and no engine built. For checking the wall from
+    /// inside, as `tests/escape.rs` does; untrusted code runs as wasm.
+    Native {
+        /// What the sandbox runs, given `keep`'s descriptors in order; the
+        /// sandbox exits with what it returns.
+        body: NativeBody,
+        /// The descriptors the sandbox keeps.
+        keep: Vec<OwnedFd>,
+        /// Its seccomp allow-list.
+        syscalls: wall::Syscalls,
+    },
 }
+
+/// The code of a [`Job::Native`].
+///
+/// # Safety
+///
+/// It runs in a copy of the caller's process in which every descriptor but
+/// stdio and those it is given is closed under whatever owned it: it must
+/// use none of them (a static file, socket or pipe of the caller's).
+pub type NativeBody = unsafe fn(Vec<OwnedFd>) -> u8;
 
 /// Which compilation cache a launch uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -151,7 +172,12 @@ impl Launch {
         let started = Instant::now();
         let mut report = self.report.as_deref().map(ReportFile::create).transpose()?;
         let mut module_info = None;
-        let result = walled(self, &mut report, &mut module_info, started);
+        let result = match self.job {
+            Job::Native { body, keep, syscalls } => {
+                native(self.policy, body, keep, syscalls, &mut report, started)
+            }
+            _ => walled(self, &mut report, &mut module_info, started),
+        };
         // Only failures before the sandbox existed return here; a sandboxed
         // run is reported by its supervisor.
         if let (Err(err), Some(report)) = (&result, &mut report) {
@@ -200,6 +226,7 @@ impl Work {
                 metered,
                 serve,
             } => (Work::Compile { metered, serve }, None, Some(output)),
+            Job::Native { .. } => unreachable!("a native job is launched by `native`"),
         }
     }
 
@@ -371,15 +398,16 @@ fn walled(
     };
     let grace = stop_grace(&purpose);
     // SAFETY: in the sandbox, this launch's own descriptors (the report,
-    // the publisher's files) are dropped before anything, the rest of its
-    // values own none (the job's went into `keep`), and `inside` ends the
-    // process: no frame above this one runs there again.
+    // the publisher's files), closed by the wall, are forgotten, never
+    // dropped or used; the rest of its values own none (the job's went
+    // into `keep`); and `inside` ends the process: no frame above this one
+    // runs there again.
     #[allow(unsafe_code)]
     let entered = unsafe { wall::enter(&mut policy, keep, syscalls, grace)? };
     let supervisor = match entered {
         Entered::Supervisor(supervisor) => supervisor,
         Entered::Sandbox(sandbox) => {
-            drop((report.take(), publisher));
+            std::mem::forget((report.take(), publisher));
             inside(sandbox, &policy, &module, code_cache, has_sink, work, output)
         }
     };
@@ -391,16 +419,80 @@ fn walled(
     if let Some(publisher) = publisher {
         publisher.finish(account.written() && (output.is_none() || code == 0));
     }
+    Ok(reported(
+        report,
+        &ending,
+        &account,
+        started,
+        module_info.clone(),
+        code,
+    ))
+}
+
+/// Tells the supervisor how the guest ended (a message cut to the
+/// channel's bound).
+fn tell(sandbox: &mut Sandbox, how: GuestEnd, message: Option<String>, fuel_consumed: Option<u64>) {
+    let message = message.map(|mut text| {
+        wall::truncate(&mut text);
+        text
+    });
+    sandbox.say(&Said::Ended(Told {
+        how,
+        message,
+        fuel_consumed,
+    }));
+}
+
+/// Writes the report of a supervised run, if one was asked for; returns
+/// its exit code.
+fn reported(
+    report: &mut Option<ReportFile>,
+    ending: &wall::Ending,
+    account: &Account,
+    started: Instant,
+    module: Option<ModuleInfo>,
+    code: u8,
+) -> u8 {
     if let Some(report) = report.as_mut() {
-        report.write(&Report::ended(
-            &ending,
-            &account,
-            started.elapsed(),
-            module_info.clone(),
-        ));
+        report.write(&Report::ended(ending, account, started.elapsed(), module));
     }
     let _ = std::io::stdout().flush();
-    Ok(code)
+    code
+}
+
+/// A [`Job::Native`]: the policy resolved, the outer wall, `body` in the
+/// sandbox; supervised and reported as a guest's run.
+fn native(
+    mut policy: Policy,
+    body: NativeBody,
+    keep: Vec<OwnedFd>,
+    syscalls: wall::Syscalls,
+    report: &mut Option<ReportFile>,
+    started: Instant,
+) -> Result<u8, Error> {
+    policy.resolve()?;
+    policy.take_host_env()?;
+    // SAFETY: in the sandbox, the report (closed by the wall) is forgotten,
+    // never dropped or used, and nothing else of this launch owns a
+    // descriptor; `body` is held to the same contract (`NativeBody`), and
+    // the process ends with its code.
+    #[allow(unsafe_code)]
+    let entered = unsafe { wall::enter(&mut policy, keep, syscalls, wall::STOP_GRACE)? };
+    let supervisor = match entered {
+        Entered::Supervisor(supervisor) => supervisor,
+        Entered::Sandbox(mut sandbox) => {
+            std::mem::forget(report.take());
+            // SAFETY: `body`'s contract is its author's (`NativeBody`).
+            #[allow(unsafe_code)]
+            let code = unsafe { body(sandbox.take_kept()) };
+            tell(&mut sandbox, GuestEnd::Exited, None, None);
+            let _ = std::io::stdout().flush();
+            std::process::exit(code.into())
+        }
+    };
+    let (ending, code) = supervise(supervisor, policy.timeout);
+    let account = Account::of(&ending.said);
+    Ok(reported(report, &ending, &account, started, None, code))
 }
 
 /// The supervisor's half of a launch: waits for the sandbox's end, says on
@@ -480,17 +572,6 @@ fn run_inside(
         // server's to take (gracefully), in every thread.
         let _ = crate::serve::termination_signals().thread_block();
     }
-    let tell = |sandbox: &mut Sandbox, how, message: Option<String>, fuel_consumed| {
-        let message = message.map(|mut text| {
-            wall::truncate(&mut text);
-            text
-        });
-        sandbox.say(&Said::Ended(Told {
-            how,
-            message,
-            fuel_consumed,
-        }));
-    };
     let loaded = engine::load_for(policy, module, code_cache, work.purpose()).map_err(Error::from);
     let ended = loaded.and_then(|program| {
         if let Work::Run(_) = work {
