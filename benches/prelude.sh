@@ -12,3 +12,39 @@ guests=$(ls -d target/release/build/wsandbox-guests-*/out | head -1)/target
 ws=target/release/wsandbox
 bare=target/release/examples/bare_run
 bare_serve=target/release/examples/bare_serve
+
+# Starts a server whose first line on stderr is its URL (`http://ADDR`):
+# start_server NAME COMMAND...; sets url_NAME; its log is $logs/NAME.log.
+start_server() {
+    local name=$1; shift
+    "$@" 2>"$logs/$name.log" &
+    for _ in $(seq 600); do
+        [ -s "$logs/$name.log" ] && break
+        sleep 0.1
+    done
+    local first
+    first=$(head -1 "$logs/$name.log")
+    case $first in http://*) ;; *) echo "$name did not start: $first" >&2; exit 1 ;; esac
+    printf -v "url_$name" '%s' "$first"
+}
+
+# wrk against url_NAME of each NAME, the servers alternately, ROUNDS runs
+# of SECONDS seconds at 1, 8 and 64 connections, after a warm-up:
+# wrk_rounds SECONDS ROUNDS FILE NAME...; appends a line
+# "CONNECTIONS NAME REQUESTS_PER_SECOND P99 ERRORS" to FILE per run.
+wrk_rounds() {
+    local seconds=$1 rounds=$2 out=$3 name url; shift 3
+    for name in "$@"; do url=url_$name; wrk -t1 -c8 -d1s "${!url}/" >/dev/null; done
+    for connections in 1 8 64; do
+        local threads=$(( connections < 2 ? 1 : 2 ))
+        for _ in $(seq "$rounds"); do
+            for name in "$@"; do
+                url=url_$name
+                wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency "${!url}/" >"$out.wrk"
+                echo "$connections $name $(awk '/^Requests\/sec/ {print $2}' "$out.wrk")" \
+                    "$(awk '$1 == "99%" {print $2}' "$out.wrk")" \
+                    "$(grep -cE 'Non-2xx|Socket errors' "$out.wrk" || true)" >>"$out"
+            done
+        done
+    done
+}

@@ -16,39 +16,10 @@ component=$guests/wasm32-wasip2/release/probe_http.wasm
 logs=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
 
-# Starts a server ($1: a name, then its command) and sets addr_$1.
-start() {
-    local name=$1; shift
-    "$@" 2>"$logs/$name.log" &
-    for _ in $(seq 600); do
-        [ -s "$logs/$name.log" ] && break
-        sleep 0.1
-    done
-    local first
-    first=$(head -1 "$logs/$name.log")
-    case $first in http://*) ;; *) echo "$name did not start: $first" >&2; exit 1 ;; esac
-    printf -v "addr_$name" '%s' "$first"
-}
-start bare "$bare_serve" 127.0.0.1:0 "$component"
-start wsandbox "$ws" serve --addr 127.0.0.1:0 "$component"
-
-# Warm both: the pools' slots, the caches, the connections.
-for url in "$addr_bare" "$addr_wsandbox"; do wrk -t1 -c8 -d1s "$url/" >/dev/null; done
-
+start_server bare "$bare_serve" 127.0.0.1:0 "$component"
+start_server wsandbox "$ws" serve --addr 127.0.0.1:0 "$component"
 results=$logs/results
-for connections in 1 8 64; do
-    threads=$(( connections < 2 ? 1 : 2 ))
-    for _ in $(seq "$rounds"); do
-        for name in bare wsandbox; do
-            url=addr_$name
-            wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency "${!url}/" >"$logs/wrk.out"
-            rps=$(awk '/^Requests\/sec/ {print $2}' "$logs/wrk.out")
-            p99=$(awk '$1 == "99%" {print $2}' "$logs/wrk.out")
-            errors=$(grep -cE 'Non-2xx|Socket errors' "$logs/wrk.out" || true)
-            echo "$connections $name $rps $p99 $errors" >>"$results"
-        done
-    done
-done
+wrk_rounds "$seconds" "$rounds" "$results" bare wsandbox
 
 python3 - "$results" <<'PY'
 import sys

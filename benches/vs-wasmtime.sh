@@ -51,19 +51,9 @@ port_wasmtime=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 start wasmtime "$port_wasmtime" "$official" serve -Scli --addr "127.0.0.1:$port_wasmtime" "$component"
 port_wsandbox=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start wsandbox "$port_wsandbox" "$ws" serve --addr "127.0.0.1:$port_wsandbox" "$component"
-for port in "$port_wasmtime" "$port_wsandbox"; do wrk -t1 -c8 -d1s "http://127.0.0.1:$port/" >/dev/null; done
-for connections in 1 8 64; do
-    threads=$(( connections < 2 ? 1 : 2 ))
-    for _ in $(seq "$rounds"); do
-        for name in wasmtime wsandbox; do
-            port=port_$name
-            wrk -t"$threads" -c"$connections" -d"${seconds}s" "http://127.0.0.1:${!port}/" >"$logs/wrk.out"
-            rps=$(awk '/^Requests\/sec/ {print $2}' "$logs/wrk.out")
-            errors=$(grep -cE 'Non-2xx|Socket errors' "$logs/wrk.out" || true)
-            echo "$connections $name $rps $errors" >>"$logs/serve"
-        done
-    done
-done
+url_wasmtime=http://127.0.0.1:$port_wasmtime
+url_wsandbox=http://127.0.0.1:$port_wsandbox
+wrk_rounds "$seconds" "$rounds" "$logs/serve" wasmtime wsandbox
 
 python3 - "$logs" "$rounds" <<'PY'
 import json, statistics, sys
@@ -79,7 +69,7 @@ for name in ("wsandbox", "wsandbox --no-cache"):
     print(f"  {name:<20} {median[name] / median['wasmtime']:.3f}")
 rps = defaultdict(list)
 for line in open(f"{logs}/serve"):
-    c, name, value, errors = line.split()
+    c, name, value, p99, errors = line.split()
     assert errors == "0", f"failed requests in a run: {line}"
     rps[(int(c), name)].append(float(value))
 mean = lambda xs: sum(xs) / len(xs)
