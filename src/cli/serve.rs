@@ -4,7 +4,6 @@
 use super::options::PolicyOptions;
 use clap::Args;
 use std::path::PathBuf;
-use wsandbox::engine::Serving;
 use wsandbox::launch::Job;
 use wsandbox::policy::ServeSettings;
 
@@ -106,23 +105,14 @@ impl ServeCommand {
         // The job is set below, once the address is bound.
         let mut launch = self.policy.launch(&self.component, Job::List)?;
         self.serve.apply(&mut launch.policy.serve);
-        let settings = &launch.policy.serve;
-        let defaults = Serving::default();
-        let serving = Serving {
-            max_concurrent: settings.max_concurrent.unwrap_or(defaults.max_concurrent),
-            max_queued: settings.max_queued.unwrap_or(defaults.max_queued),
-            max_connections: settings.max_connections.unwrap_or(defaults.max_connections),
-            idle_timeout: settings.idle_timeout.unwrap_or(defaults.idle_timeout),
-            request_timeout: settings.request_timeout.unwrap_or(defaults.request_timeout),
-            max_body_size: settings.max_body_size.unwrap_or(defaults.max_body_size),
-            ..defaults
-        };
-        let addr = settings
+        let addr = launch
+            .policy
+            .serve
             .addr
             .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("the default address parses"));
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|err| wsandbox::Error::Listen(format!("--addr {addr}: cannot listen: {err}")))?;
-        launch.job = Job::Serve { listener, serving };
+        launch.job = Job::Serve { listener };
         launch.execute()
     }
 }

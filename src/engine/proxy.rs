@@ -40,34 +40,13 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-/// How requests are served: how many at once, and each one's time and
-/// memory (the engine's part: the pool is sized by `max_concurrent`, each
-/// instance bounded by `timeout` and `memory`); and the HTTP server's
-/// bounds on its clients, which [`crate::serve`] applies.
+/// How requests are run: how many instances at once (the pool is sized
+/// for them), and each one's time and memory. The HTTP server's bounds on
+/// its clients are [`crate::serve::Bounds`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Serving {
     /// Instances alive at once (and the pool's size).
     pub max_concurrent: u32,
-    /// Requests that may wait for an instance; past them, 503.
-    pub max_queued: u32,
-    /// Connections open at once; past them, new ones are not accepted
-    /// (they wait in the kernel's backlog) until one closes.
-    pub max_connections: u32,
-    /// How long a connection with no request under way (just accepted,
-    /// or its last answer sent) may take to deliver a request's whole
-    /// head; then it is closed, without an answer.
-    pub idle_timeout: Duration,
-    /// How long a client may take to send a request: its head (within
-    /// the idle timeout too), and its body from the moment the request
-    /// has an instance — the function never waits longer for it. Past
-    /// it, the instance is stopped, the client gets 408 if nothing was
-    /// answered yet, and the connection is closed.
-    pub request_timeout: Duration,
-    /// The largest request body, in bytes: a larger `Content-Length` gets
-    /// 413 before any instance; a body that grows past it stops the
-    /// instance (413 if nothing was answered yet), and the connection is
-    /// closed.
-    pub max_body_size: u64,
     /// Each request's wall-clock limit, from the moment it has a slot.
     pub timeout: Option<Duration>,
     /// Each instance's linear memory limit, in bytes.
@@ -78,11 +57,6 @@ impl Default for Serving {
     fn default() -> Serving {
         Serving {
             max_concurrent: 64,
-            max_queued: 256,
-            max_connections: 512,
-            idle_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            max_body_size: 16 << 20,
             timeout: None,
             memory: None,
         }

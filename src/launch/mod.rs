@@ -29,7 +29,7 @@ use crate::engine::{
 };
 use crate::error::{EXIT_SANDBOX_FAILED, EXIT_TIMEOUT, EXIT_TRAPPED};
 use crate::policy::Setting;
-use crate::serve::Served;
+use crate::serve::{Bounds, Served};
 use crate::wall::{self, End, Entered, Sandbox};
 use crate::{Error, Policy};
 use publisher::Publisher;
@@ -54,12 +54,13 @@ pub enum Job {
     /// Print the exports with their signatures on stdout (`call --list`).
     List,
     /// Serve a `wasi:http/proxy` component on `listener`, bound before the
-    /// walls (`serve`); the first line on stderr is `http://ADDRESS`.
+    /// walls (`serve`); the first line on stderr is `http://ADDRESS`. Its
+    /// limits are the policy's: `timeout` and `memory` for each request,
+    /// the `[serve]` settings for the rest (unset ones take their
+    /// defaults).
     Serve {
         /// The listening socket, the sandbox's only one.
         listener: std::net::TcpListener,
-        /// The server's limits.
-        serving: Serving,
     },
     /// Answer a plugin host's calls over `channel` (the plugin worker).
     Worker {
@@ -206,7 +207,7 @@ enum Work {
     Run(Vec<String>),
     Call(Call),
     List,
-    Serve(Serving),
+    Serve(Serving, Bounds),
     Worker,
     Compile { metered: bool, serve: bool },
 }
@@ -219,7 +220,11 @@ impl Work {
             Job::Run { args } => (Work::Run(args), None, None),
             Job::Call(call) => (Work::Call(call), None, None),
             Job::List => (Work::List, None, None),
-            Job::Serve { listener, serving } => (Work::Serve(serving), Some(listener.into()), None),
+            Job::Serve { listener } => (
+                Work::Serve(Serving::default(), Bounds::default()),
+                Some(listener.into()),
+                None,
+            ),
             Job::Worker { channel } => (Work::Worker, Some(channel), None),
             Job::Compile {
                 output,
@@ -233,11 +238,33 @@ impl Work {
     /// The engine it needs.
     fn purpose(&self) -> Purpose {
         match self {
-            Work::Serve(serving) => Purpose::Serve(*serving),
+            Work::Serve(serving, _) => Purpose::Serve(*serving),
             Work::Compile { serve: true, .. } => Purpose::Serve(Serving::default()),
             _ => Purpose::Command,
         }
     }
+}
+
+/// How a server runs its requests and bounds its clients, from `policy`:
+/// its `timeout` and `memory` become each request's (taken out of the
+/// policy, so that they do not bound the whole sandbox); its `[serve]`
+/// settings the rest, the defaults where unset.
+fn serving_of(policy: &mut Policy) -> (Serving, Bounds) {
+    let settings = &policy.serve;
+    let (engine, server) = (Serving::default(), Bounds::default());
+    let bounds = Bounds {
+        max_queued: settings.max_queued.unwrap_or(server.max_queued),
+        max_connections: settings.max_connections.unwrap_or(server.max_connections),
+        idle_timeout: settings.idle_timeout.unwrap_or(server.idle_timeout),
+        request_timeout: settings.request_timeout.unwrap_or(server.request_timeout),
+        max_body_size: settings.max_body_size.unwrap_or(server.max_body_size),
+    };
+    let serving = Serving {
+        max_concurrent: settings.max_concurrent.unwrap_or(engine.max_concurrent),
+        timeout: policy.timeout.take(),
+        memory: policy.memory.take(),
+    };
+    (serving, bounds)
 }
 
 /// What the sandbox tells its supervisor, above the wall's own messages.
@@ -358,12 +385,11 @@ fn walled(
     // 1. Everything that can fail on bad input, before any namespace.
     let mut policy = launch.policy;
     let (mut work, job_fd, output) = Work::of(launch.job);
-    if let Work::Serve(serving) = &mut work {
+    if let Work::Serve(serving, bounds) = &mut work {
         // The timeout and the memory limit are each request's, not the
         // sandbox's: the supervisor must not kill the server at the
         // timeout, nor bound its data by one instance's memory.
-        serving.timeout = policy.timeout.take();
-        serving.memory = policy.memory.take();
+        (*serving, *bounds) = serving_of(&mut policy);
     }
     policy.resolve()?;
     // The sandboxed process has no environment of the host's: the guest's
@@ -643,9 +669,9 @@ fn work_with(policy: &Policy, program: Program, work: Work, job_fd: Option<Owned
             }
             Ok(exited)
         }
-        Work::Serve(_) => {
+        Work::Serve(_, bounds) => {
             let listener = std::net::TcpListener::from(fd()?);
-            let served = crate::serve::serve(policy, program, listener, |address| {
+            let served = crate::serve::serve(policy, program, listener, bounds, |address| {
                 crate::say!("http://{address}")
             })?;
             // 0 once the requests in flight finished; 128+S when a second

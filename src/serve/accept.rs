@@ -1,5 +1,5 @@
 //! The accept loop: connections taken from the listening socket up to
-//! [`Serving::max_connections`](crate::engine::Serving::max_connections),
+//! [`Bounds::max_connections`](super::Bounds::max_connections),
 //! each served by hyper (HTTP/1, keep-alive, the head's timeout) behind
 //! the [`framing`](super::framing) check; a failure to accept that lasts
 //! is said once and waited out; on a first termination signal the
@@ -36,14 +36,11 @@ pub(super) async fn serve_connections(
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::Engine(format!("serve: the listening socket: {e}")))?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(shared.serving().max_connections.max(1) as usize));
+    let connections = Arc::new(Semaphore::new(shared.bounds.max_connections.max(1) as usize));
     let mut http = hyper::server::conn::http1::Builder::new();
     // The timer starts whenever the connection waits for a request's head:
     // once accepted, and after each answer.
-    let head_timeout = shared
-        .serving()
-        .idle_timeout
-        .min(shared.serving().request_timeout);
+    let head_timeout = shared.bounds.idle_timeout.min(shared.bounds.request_timeout);
     http.keep_alive(true)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(head_timeout);

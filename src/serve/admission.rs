@@ -1,9 +1,9 @@
 //! Admission: which requests get an instance.
-//! [`Serving::max_concurrent`] slots, one per instance alive; up to
-//! [`Serving::max_queued`] more requests wait for one; past them, none
-//! (the client gets 503 at once).
+//! [`Serving::max_concurrent`](crate::engine::Serving::max_concurrent)
+//! slots, one per instance alive; up to
+//! [`Bounds::max_queued`](super::Bounds::max_queued) more requests wait
+//! for one; past them, none (the client gets 503 at once).
 
-use crate::engine::Serving;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -17,12 +17,12 @@ pub(super) struct Admission {
 }
 
 impl Admission {
-    /// Slots and a queue as `serving` says.
-    pub(super) fn new(serving: &Serving) -> Admission {
+    /// `slots` slots (at least one), and a queue of `max_queued`.
+    pub(super) fn new(slots: u32, max_queued: u32) -> Admission {
         Admission {
-            slots: Arc::new(Semaphore::new(serving.max_concurrent.max(1) as usize)),
+            slots: Arc::new(Semaphore::new(slots.max(1) as usize)),
             waiting: AtomicUsize::new(0),
-            max_queued: serving.max_queued as usize,
+            max_queued: max_queued as usize,
         }
     }
 
@@ -56,11 +56,7 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_slots_and_the_queue_a_request_is_refused_at_once() {
-        let admission = Arc::new(Admission::new(&Serving {
-            max_concurrent: 1,
-            max_queued: 1,
-            ..Serving::default()
-        }));
+        let admission = Arc::new(Admission::new(1, 1));
         let slot = admission.admit().await.expect("a free slot");
         let queued = tokio::spawn({
             let admission = admission.clone();

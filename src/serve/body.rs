@@ -1,10 +1,10 @@
 //! The request's body as the guest reads it, watched: no larger than
-//! [`Serving::max_body_size`], and no later than
-//! [`Serving::request_timeout`] from the moment the request has an
+//! [`Bounds::max_body_size`], and no later than
+//! [`Bounds::request_timeout`] from the moment the request has an
 //! instance ([`RequestBody`]); past either, the instance is told why
 //! ([`Unread`]) and stopped.
 
-use crate::engine::Serving;
+use super::Bounds;
 use crate::policy::Setting;
 use hyper::body::{Body as _, Bytes};
 use std::time::Duration;
@@ -13,10 +13,10 @@ use tokio::sync::oneshot;
 /// Why a request's body could not be read to its end.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Unread {
-    /// It grew past this many bytes, [`Serving::max_body_size`].
+    /// It grew past this many bytes, [`Bounds::max_body_size`].
     TooLarge(u64),
     /// The client had not sent it when the function waited for it past
-    /// [`Serving::request_timeout`].
+    /// [`Bounds::request_timeout`].
     Late(Duration),
 }
 
@@ -49,7 +49,7 @@ impl std::fmt::Display for Unread {
 }
 
 /// A request's body as the guest reads it, watched: past
-/// [`Serving::max_body_size`] bytes, or when the guest waits for the
+/// [`Bounds::max_body_size`] bytes, or when the guest waits for the
 /// client past the deadline, the instance is told (and stops it), and the
 /// guest gets nothing more — it is about to be dropped. An empty body is
 /// not watched: it costs nothing.
@@ -79,26 +79,26 @@ enum Watch {
 }
 
 impl RequestBody {
-    /// `request` with its body watched from now, by `serving`'s limits;
+    /// `request` with its body watched from now, by `bounds`;
     /// and where the instance learns that the body cannot be read (none
     /// for an empty body).
     pub(super) fn watch(
         request: hyper::Request<hyper::body::Incoming>,
-        serving: &Serving,
+        bounds: &Bounds,
     ) -> (hyper::Request<RequestBody>, Option<oneshot::Receiver<Unread>>) {
         let (parts, inner) = request.into_parts();
         let (watch, unread) = if inner.is_end_stream() {
             (Watch::Off, None)
         } else {
             let (tell, told) = oneshot::channel();
-            let deadline = tokio::time::Instant::now() + serving.request_timeout;
+            let deadline = tokio::time::Instant::now() + bounds.request_timeout;
             (Watch::On { tell, deadline }, Some(told))
         };
         let body = RequestBody {
             inner,
-            left: serving.max_body_size,
-            max: serving.max_body_size,
-            timeout: serving.request_timeout,
+            left: bounds.max_body_size,
+            max: bounds.max_body_size,
+            timeout: bounds.request_timeout,
             timer: None,
             watch,
         };

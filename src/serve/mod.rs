@@ -12,18 +12,18 @@
 //! - `--memory`, `--fuel`: per instance, as in `run`; a guest that traps
 //!   (at a limit or not) gets its client a 500, and no other request is
 //!   touched: they have their own stores.
-//! - [`Serving::max_concurrent`] instances at once; [`Serving::max_queued`]
+//! - [`Serving::max_concurrent`] instances at once; [`Bounds::max_queued`]
 //!   more requests wait for a slot; past that, 503 at once (`admission.rs`).
-//! - [`Serving::max_connections`] connections at once: past them, new ones
+//! - [`Bounds::max_connections`] connections at once: past them, new ones
 //!   are not accepted — they wait in the kernel's backlog — until one
 //!   closes. A connection with no request under way (just accepted, or
-//!   its last answer sent) has [`Serving::idle_timeout`] to deliver a
+//!   its last answer sent) has [`Bounds::idle_timeout`] to deliver a
 //!   request's whole head, else it is closed without an answer
 //!   (`accept.rs`).
-//! - [`Serving::request_timeout`]: the head must arrive within it too, and
+//! - [`Bounds::request_timeout`]: the head must arrive within it too, and
 //!   a function never waits longer than that, from the moment its request
 //!   has an instance, for the client to send the body (`body.rs`);
-//!   [`Serving::max_body_size`]: a larger `Content-Length` gets 413 before
+//!   [`Bounds::max_body_size`]: a larger `Content-Length` gets 413 before
 //!   any instance. A body that comes too late or grows too large stops
 //!   the instance: 408 or 413 if nothing was answered yet, and the
 //!   connection is closed (the rest of the request is never read).
@@ -59,6 +59,44 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+/// The server's bounds on its clients (the policy's `[serve]` settings of
+/// the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Requests that may wait for an instance; past them, 503.
+    pub max_queued: u32,
+    /// Connections open at once; past them, new ones are not accepted
+    /// (they wait in the kernel's backlog) until one closes.
+    pub max_connections: u32,
+    /// How long a connection with no request under way (just accepted,
+    /// or its last answer sent) may take to deliver a request's whole
+    /// head; then it is closed, without an answer.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a request: its head (within
+    /// the idle timeout too), and its body from the moment the request
+    /// has an instance — the function never waits longer for it. Past
+    /// it, the instance is stopped, the client gets 408 if nothing was
+    /// answered yet, and the connection is closed.
+    pub request_timeout: Duration,
+    /// The largest request body, in bytes: a larger `Content-Length` gets
+    /// 413 before any instance; a body that grows past it stops the
+    /// instance (413 if nothing was answered yet), and the connection is
+    /// closed.
+    pub max_body_size: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        Bounds {
+            max_queued: 256,
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_body_size: 16 << 20,
+        }
+    }
+}
+
 /// How serving ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
@@ -73,8 +111,9 @@ pub enum Served {
 /// Serves `program` — loaded for serving
 /// ([`Purpose::Serve`](crate::engine::Purpose::Serve)) — on `listener` under `policy`, a fresh
 /// instance per request, until SIGINT, SIGTERM or SIGHUP; then lets the
-/// requests in flight finish and returns. `ready` is called with the
-/// address once connections are being accepted.
+/// requests in flight finish and returns. `bounds` are the clients'.
+/// `ready` is called with the address once connections are being
+/// accepted.
 ///
 /// Those signals are blocked in this thread (and so in the runtime's) and
 /// taken by a thread of the server's, which stays to wait for a second
@@ -85,6 +124,7 @@ pub fn serve(
     policy: &Policy,
     program: Program,
     listener: std::net::TcpListener,
+    bounds: Bounds,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<Served, Error> {
     let setup = |what: &str, err: &dyn std::fmt::Display| Error::Engine(format!("serve: {what}: {err}"));
@@ -118,7 +158,7 @@ pub fn serve(
             }
         })
         .map_err(|e| setup("starting the signal thread", &e))?;
-    let shared = std::sync::Arc::new(Shared::new(proxy));
+    let shared = std::sync::Arc::new(Shared::new(proxy, bounds));
     let served = runtime.block_on(accept::serve_connections(
         shared, listener, stop_rx, ready, address,
     ));
@@ -151,20 +191,22 @@ enum Stop {
 /// Everything a request needs, shared by all of them.
 struct Shared {
     proxy: Proxy,
+    bounds: Bounds,
     admission: admission::Admission,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    fn new(proxy: Proxy) -> Shared {
+    fn new(proxy: Proxy, bounds: Bounds) -> Shared {
         Shared {
-            admission: admission::Admission::new(proxy.serving()),
+            admission: admission::Admission::new(proxy.serving().max_concurrent, bounds.max_queued),
             proxy,
+            bounds,
             next_id: AtomicU64::new(1),
         }
     }
 
-    /// The server's limits.
+    /// How requests are run.
     fn serving(&self) -> &Serving {
         self.proxy.serving()
     }

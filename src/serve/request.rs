@@ -63,8 +63,8 @@ pub(super) async fn handle(
         return failed(400, "no Host header".into());
     }
     let announced = request.body().size_hint().lower();
-    if announced > shared.serving().max_body_size {
-        let max = crate::policy::size_text(shared.serving().max_body_size);
+    if announced > shared.bounds.max_body_size {
+        let max = crate::policy::size_text(shared.bounds.max_body_size);
         return failed(
             413,
             format!(
@@ -79,7 +79,7 @@ pub(super) async fn handle(
             format!(
                 "too many requests: {} in flight and {} waiting",
                 shared.serving().max_concurrent,
-                shared.serving().max_queued
+                shared.bounds.max_queued
             ),
         );
     };
@@ -150,7 +150,7 @@ async fn instance(
     permit: OwnedSemaphorePermit,
 ) -> Result<(), Stopped> {
     let _permit = permit;
-    let (request, unread) = RequestBody::watch(request, shared.serving());
+    let (request, unread) = RequestBody::watch(request, &shared.bounds);
     let handled = shared.proxy.handle(
         id,
         request,
