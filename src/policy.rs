@@ -25,6 +25,9 @@
 //! [[env]]
 //! name = "TERM"         # no value: the host's, passed through
 //!
+//! allow_http = ["api.example.com", "127.0.0.1:8080"]  # see [`net`]
+//! tls_ca = "test-ca.pem"  # relative to the file's own directory
+//!
 //! [serve]
 //! addr = "127.0.0.1:8080"
 //! max_concurrent = 16
@@ -33,6 +36,8 @@
 //! request_timeout = "30s"
 //! max_body_size = "16M"
 //! ```
+
+pub mod net;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -81,6 +86,19 @@ pub struct Policy {
     /// the same name wins.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Where the guest may send `wasi:http` requests, through the broker
+    /// outside the walls ([`net`]): nowhere unless a rule names it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_http: Vec<net::Rule>,
+    /// Where the guest may open TCP connections through `wasi:sockets`
+    /// (`HOST:PORT` rules). Not enforceable yet: a policy with such a rule
+    /// is refused at launch ([`PolicyError::TcpUnsupported`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_tcp: Vec<net::Rule>,
+    /// PEM certificates the guest's HTTPS trusts besides the host's own
+    /// bundle (read before the walls go up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
     /// How `serve` serves (unused by the other commands).
     #[serde(skip_serializing_if = "ServeSettings::is_unset")]
     pub serve: ServeSettings,
@@ -130,6 +148,9 @@ impl Default for Policy {
         Policy {
             dirs: Vec::new(),
             env: Vec::new(),
+            allow_http: Vec::new(),
+            allow_tcp: Vec::new(),
+            tls_ca: None,
             hostname: DEFAULT_HOSTNAME.into(),
             uid: None,
             gid: None,
@@ -206,6 +227,12 @@ pub enum Setting {
     /// How long `serve` waits for a request's head and body
     /// (`serve.request_timeout`).
     RequestTimeout,
+    /// Where the guest may send HTTP requests (`allow_http`).
+    AllowHttp,
+    /// Where the guest may open TCP connections (`allow_tcp`).
+    AllowTcp,
+    /// More certificate authorities for the guest's HTTPS (`tls_ca`).
+    TlsCa,
     /// The policy file.
     PolicyFile,
     /// Where a run's report goes (the launch's `report`).
@@ -229,6 +256,9 @@ impl Setting {
             Setting::AllowPrecompiled => "allow_precompiled",
             Setting::MaxBodySize => "serve.max_body_size",
             Setting::RequestTimeout => "serve.request_timeout",
+            Setting::AllowHttp => "allow_http",
+            Setting::AllowTcp => "allow_tcp",
+            Setting::TlsCa => "tls_ca",
             Setting::PolicyFile => "policy file",
             Setting::Report => "report",
             Setting::Output => "output",
@@ -312,6 +342,31 @@ pub enum PolicyError {
         line: Option<usize>,
         /// What is wrong, on one line.
         message: String,
+    },
+    /// A TCP rule without a port.
+    #[error("{setting} {rule}: a TCP rule needs a port (HOST:PORT)", setting = Setting::AllowTcp)]
+    TcpRuleWithoutPort {
+        /// The rule.
+        rule: String,
+    },
+    /// Brokered TCP through `wasi:sockets` is not available.
+    #[error(
+        "{setting} {rule}: not available: wasmtime-wasi's sockets open sockets of their own, which the sandbox cannot; \
+         reach HTTP(S) services with {http}",
+        setting = Setting::AllowTcp,
+        http = Setting::AllowHttp
+    )]
+    TcpUnsupported {
+        /// The first TCP rule.
+        rule: String,
+    },
+    /// The certificates of `tls_ca` cannot be read.
+    #[error("{setting} {}: {reason}", path.display(), setting = Setting::TlsCa)]
+    TlsCa {
+        /// The file as named.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// A passed-through environment variable is not valid UTF-8 on the host.
     #[error("{env} {0}: the host's value is not valid UTF-8", env = Setting::Env)]
@@ -447,6 +502,11 @@ impl Policy {
         if self.serve.max_connections == Some(0) {
             return Err(PolicyError::NoConnections);
         }
+        if let Some(rule) = self.allow_tcp.iter().find(|r| r.port == net::PortPattern::Scheme) {
+            return Err(PolicyError::TcpRuleWithoutPort {
+                rule: rule.to_string(),
+            });
+        }
         Ok(())
     }
 
@@ -550,6 +610,9 @@ impl Policy {
             if dir.host.is_relative() {
                 dir.host = base.join(&dir.host);
             }
+        }
+        if let Some(ca) = policy.tls_ca.as_mut().filter(|ca| ca.is_relative()) {
+            *ca = base.join(&*ca);
         }
         Ok(policy)
     }

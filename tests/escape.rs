@@ -3,7 +3,9 @@
 //! in place of the guest) — exactly what `wsandbox run` builds before the
 //! engine — as code an escape from wasmtime would run, and must fail. Attacks run as the caller and, when that is root, as nobody; and
 //! once more in the sandbox `wsandbox serve` builds (the server's syscall
-//! list, a listening socket handed in).
+//! list, a listening socket handed in), and in a sandbox with a broker
+//! (its policy allows one host address: native code asks the broker for
+//! others, and re-aims the sockets it hands in).
 //!
 //! A plain `main` (harness = false): the process must stay single-threaded
 //! to fork. It prints one line per attack and `N passed, M failed`.
@@ -15,6 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use wsandbox::launch::{CacheChoice, Job, Launch, NativeBody};
+use wsandbox::policy::net::{Answer, Ask, Host, Kind, Outcome, Rule, Scheme};
 use wsandbox::policy::{Access, DirGrant, Policy};
 use wsandbox::sys::{self, Fork};
 use wsandbox::wall::{Entered, Syscalls};
@@ -22,7 +25,7 @@ use wsandbox::wall::{Entered, Syscalls};
 /// What the native body of the sandbox runs, set in the forked process
 /// that launches it (a native body is a plain function: it takes what it
 /// needs from here).
-static ATTACK: OnceLock<(Target, Attack)> = OnceLock::new();
+static ATTACK: OnceLock<(Target, Attack, Syscalls)> = OnceLock::new();
 /// Likewise for [`spawn_sandbox`]'s bodies.
 static BODY: OnceLock<Body> = OnceLock::new();
 
@@ -62,10 +65,17 @@ fn launch(
 /// As a [`NativeBody`]: it uses the kept descriptors and the numbers the
 /// target names (the attacks try them).
 unsafe fn attack_body(kept: Vec<OwnedFd>) -> u8 {
-    let (target, attack) = ATTACK.get().expect("an attack");
-    let target = &Target {
-        listener: kept.first().map_or(target.listener, |fd| fd.as_raw_fd()),
-        ..target.clone()
+    let (target, attack, syscalls) = ATTACK.get().expect("an attack");
+    let handed = kept.first().map(|fd| fd.as_raw_fd());
+    let target = &match syscalls {
+        Syscalls::GuestBrokered => Target {
+            broker: handed.unwrap_or(-1),
+            ..target.clone()
+        },
+        _ => Target {
+            listener: handed.unwrap_or(target.listener),
+            ..target.clone()
+        },
     };
     match attack(target) {
         Ok(()) => 0,
@@ -104,6 +114,9 @@ struct Target {
     outside: PathBuf,
     port: u16,
     listener: std::os::fd::RawFd,
+    /// In a sandbox with a broker (its policy allows `127.0.0.1:port`):
+    /// the broker's channel.
+    broker: std::os::fd::RawFd,
 }
 
 /// An attack returns `Ok` when it was stopped, `Err(what happened)` when it
@@ -460,6 +473,163 @@ const SERVER_ALLOWED: &[(&str, Attack)] =
             other => Err(format!("accept: {other:?}, not EAGAIN")),
         },
     )];
+
+/// Asks the broker (the raw protocol, as native code inside would) for
+/// `host`:`port`; its answer and the socket that came with it.
+fn ask_broker(t: &Target, host: Host, port: u16) -> Result<(Outcome, Option<OwnedFd>), String> {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the broker's channel stays open for the attack's whole life.
+    let channel = unsafe { BorrowedFd::borrow_raw(t.broker) };
+    let ask = Ask {
+        id: 7,
+        kind: Kind::Http(Scheme::Http),
+        host,
+        port,
+        timeout_ms: 2000,
+    };
+    nix::unistd::write(channel, &serde_json::to_vec(&ask).unwrap()).map_err(|e| format!("write: {e}"))?;
+    let mut buf = vec![0u8; 4096];
+    let (n, mut fds) = sys::recv_with_fds(channel, &mut buf).map_err(|e| format!("recvmsg: {e}"))?;
+    let answer: Answer = serde_json::from_slice(&buf[..n]).map_err(|e| format!("the answer: {e}"))?;
+    if answer.id != 7 {
+        return Err(format!("an answer to question {}", answer.id));
+    }
+    Ok((answer.outcome, fds.pop()))
+}
+
+/// A connection to the host listener, made by the broker.
+fn brokered_socket(t: &Target) -> Result<OwnedFd, String> {
+    match ask_broker(t, Host::Ip([127, 0, 0, 1].into()), t.port)? {
+        (Outcome::Connected { .. }, Some(socket)) => Ok(socket),
+        other => Err(format!("the allowed connection was not made: {other:?}")),
+    }
+}
+
+/// `Ok` when the raw `nr` on a brokered socket (argument 0) fails with EPERM.
+fn on_brokered(t: &Target, nr: libc::c_long, args: [u64; 5]) -> Result<(), String> {
+    let socket = brokered_socket(t)?;
+    let [a, b, c, d, e] = args;
+    denied(nr, [socket.as_raw_fd() as u64, a, b, c, d, e], libc::EPERM)
+}
+
+/// A `sockaddr_in` for 127.0.0.1:`port`, in this process's memory, for
+/// the calls that take an address (the filter refuses them before the
+/// kernel reads it).
+fn loopback(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// A sandbox with a broker (`allow_http` names the host listener only):
+/// native code asks it for what no rule names, and re-aims the sockets it
+/// hands in.
+const BROKERED_ATTACKS: &[(&str, Attack)] = &[
+    (
+        "ask the broker for an address no rule names",
+        |t| match ask_broker(t, Host::Ip([127, 0, 0, 1].into()), t.port.wrapping_add(1))? {
+            (Outcome::Refused { .. }, None) => Ok(()),
+            other => Err(format!("answered {other:?}")),
+        },
+    ),
+    ("ask the broker for a name no rule names", |t| {
+        match ask_broker(t, Host::Name("evil.example".into()), 80)? {
+            (Outcome::Refused { .. }, None) => Ok(()),
+            other => Err(format!("answered {other:?}")),
+        }
+    }),
+    (
+        "ask the broker for the cloud metadata address",
+        |t| match ask_broker(t, Host::Ip([169, 254, 169, 254].into()), 80)? {
+            (Outcome::Refused { .. }, None) => Ok(()),
+            other => Err(format!("answered {other:?}")),
+        },
+    ),
+    ("confuse the broker with malformed questions", |t| {
+        use std::os::fd::BorrowedFd;
+        // SAFETY: the broker's channel stays open for the attack's life.
+        let channel = unsafe { BorrowedFd::borrow_raw(t.broker) };
+        for junk in [
+            &b"{"[..],
+            &b"\xff\xfe"[..],
+            &[b'x'; 8192][..],
+            br#"{"id":1,"kind":"tcp","host":{"ip":"127.0.0.1"},"port":1}"#,
+        ] {
+            nix::unistd::write(channel, junk).map_err(|e| format!("write: {e}"))?;
+        }
+        // Still answering, and by the rules.
+        match ask_broker(t, Host::Name("evil.example".into()), 80)? {
+            (Outcome::Refused { .. }, None) => Ok(()),
+            other => Err(format!("answered {other:?}")),
+        }
+    }),
+    ("open a socket of its own beside the broker", |_| {
+        denied(
+            libc::SYS_socket,
+            [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0],
+            libc::EPERM,
+        )
+    }),
+    ("re-aim a brokered socket (connect again)", |t| {
+        let to = loopback(t.port.wrapping_add(1));
+        let size = std::mem::size_of::<libc::sockaddr_in>() as u64;
+        on_brokered(t, libc::SYS_connect, [&to as *const _ as u64, size, 0, 0, 0])
+    }),
+    ("disconnect a brokered socket (connect AF_UNSPEC)", |t| {
+        let unspec = libc::sockaddr {
+            sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+            sa_data: [0; 14],
+        };
+        let size = std::mem::size_of::<libc::sockaddr>() as u64;
+        on_brokered(t, libc::SYS_connect, [&unspec as *const _ as u64, size, 0, 0, 0])
+    }),
+    ("send to another address on a brokered socket (sendto)", |t| {
+        let to = loopback(t.port.wrapping_add(1));
+        let size = std::mem::size_of::<libc::sockaddr_in>() as u64;
+        on_brokered(
+            t,
+            libc::SYS_sendto,
+            [b"x".as_ptr() as u64, 1, 0, &to as *const _ as u64, size],
+        )
+    }),
+    (
+        "sendmsg on a brokered socket (its address unreadable by the filter)",
+        |t| on_brokered(t, libc::SYS_sendmsg, [0, 0, 0, 0, 0]),
+    ),
+    ("bind a brokered socket", |t| {
+        let to = loopback(0);
+        let size = std::mem::size_of::<libc::sockaddr_in>() as u64;
+        on_brokered(t, libc::SYS_bind, [&to as *const _ as u64, size, 0, 0, 0])
+    }),
+    ("bind a brokered socket to a device (SO_BINDTODEVICE)", |t| {
+        on_brokered(
+            t,
+            libc::SYS_setsockopt,
+            [libc::SOL_SOCKET as u64, libc::SO_BINDTODEVICE as u64, 0, 0, 0],
+        )
+    }),
+    ("listen on a brokered socket", |t| {
+        on_brokered(t, libc::SYS_listen, [1, 0, 0, 0, 0])
+    }),
+];
+
+/// Controls of a sandbox with a broker: the allowed connection is made,
+/// and may be talked on.
+const BROKERED_ALLOWED: &[(&str, Attack)] =
+    &[("talk on the brokered connection to the allowed address", |t| {
+        use std::io::Write as _;
+        let mut stream = std::net::TcpStream::from(brokered_socket(t)?);
+        let peer = stream.peer_addr().map_err(|e| format!("getpeername: {e}"))?;
+        if peer.port() != t.port {
+            return Err(format!("connected to {peer}"));
+        }
+        stream.write_all(b"hello").map_err(|e| format!("send: {e}"))
+    })];
 
 /// Controls: what the sandbox must still allow, so the refusals above are
 /// not an artefact of a broken sandbox.
@@ -1082,6 +1252,7 @@ fn main() {
         outside: outside.canonicalize().unwrap(),
         port: listener.local_addr().unwrap().port(),
         listener: std::os::fd::AsRawFd::as_raw_fd(&listener),
+        broker: -1,
     };
     let callers: &[Option<u32>] = if nix::unistd::geteuid().is_root() {
         &[None, Some(65534)]
@@ -1090,16 +1261,19 @@ fn main() {
         &[None]
     };
     let (mut passed, mut failed) = (0, 0);
-    // The guest's runner as each caller; a server as the caller.
+    // The guest's runner as each caller; a server as the caller; a guest's
+    // runner with a broker (its policy allows the host listener).
     let runs = callers
         .iter()
         .map(|&caller| (caller, Syscalls::Guest))
-        .chain([(None, Syscalls::Server)]);
+        .chain([(None, Syscalls::Server), (None, Syscalls::GuestBrokered)]);
     for (caller, syscalls) in runs {
         let uid = caller.map_or("caller".to_string(), |uid| format!("uid {uid}"));
         let (who, only, allowed) = match syscalls {
             Syscalls::Guest => (uid, GUEST_ONLY, ALLOWED),
             Syscalls::Server => (format!("{uid}, server"), &[][..], SERVER_ALLOWED),
+            Syscalls::GuestBrokered => (format!("{uid}, brokered"), BROKERED_ATTACKS, BROKERED_ALLOWED),
+            Syscalls::ServerBrokered => unreachable!("not a run of its own"),
         };
         let cases = ATTACKS
             .iter()
@@ -1174,7 +1348,7 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
         Fork::Child => {
             switch_to(uid);
             stdio_outside(target);
-            let policy = Policy {
+            let mut policy = Policy {
                 dirs: vec![
                     grant(&target.ro, Access::ReadOnly),
                     grant(&target.rw, Access::ReadWrite),
@@ -1185,6 +1359,13 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
             // The sandbox's exit status comes back through its supervisor.
             let keep: Vec<OwnedFd> = match syscalls {
                 Syscalls::Guest => Vec::new(),
+                // The wall hands the broker's channel in, and chooses the
+                // brokered list: the launch asks for the guest's.
+                Syscalls::GuestBrokered | Syscalls::ServerBrokered => {
+                    let rule = format!("127.0.0.1:{}", target.port);
+                    policy.allow_http = vec![Rule::parse(&rule, false).unwrap()];
+                    Vec::new()
+                }
                 // A descriptor of the listener's of this process's own: the
                 // sandbox keeps it under another number.
                 Syscalls::Server => {
@@ -1193,8 +1374,12 @@ fn in_sandbox(target: &Target, uid: Option<u32>, syscalls: Syscalls, attack: Att
                     vec![listener.try_clone_to_owned().expect("dup")]
                 }
             };
-            let _ = ATTACK.set((target.clone(), attack));
-            launch(policy, keep, syscalls, attack_body, None)
+            let _ = ATTACK.set((target.clone(), attack, syscalls));
+            let asked = match syscalls {
+                Syscalls::GuestBrokered => Syscalls::Guest,
+                other => other,
+            };
+            launch(policy, keep, asked, attack_body, None)
         }
     }
 }

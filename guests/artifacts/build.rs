@@ -51,6 +51,8 @@ fn main() {
         ("words", "the example plugin"),
         ("probe_http", "the test component of `serve` (`guests/components/probe-http`)"),
         ("api", "the example function, a JSON API for `serve`"),
+        ("fetch", "a command that GETs URLs over `wasi:http` (`guests/components/fetch`)"),
+        ("fetch_plugin", "a plugin that GETs the URL it is given (`guests/components/fetch-plugin`)"),
     ] {
         let path = target_dir.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
         assert!(path.is_file(), "component {name} was not built");

@@ -4,6 +4,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use wsandbox::launch::report::{Report, ReportFile};
 use wsandbox::launch::{CacheChoice, Job, Launch};
+use wsandbox::policy::net::Rule;
 use wsandbox::policy::{Access, DirGrant, EnvVar, Policy};
 
 /// What the guest is granted. Nothing is granted unless named here or in
@@ -64,6 +65,24 @@ pub struct PolicyOptions {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     fuel: Option<u64>,
 
+    /// Let the guest send wasi:http requests to HOST[:PORT], through the
+    /// broker outside the walls (repeatable): a name, *.DOMAIN, *, an IP or
+    /// a CIDR range; no port: 80 for http, 443 for https; :* any. Loopback,
+    /// private, link-local and other special addresses are reached only
+    /// when a rule names them (127.0.0.1:8080)
+    #[arg(long = "allow-http", value_name = "HOST[:PORT]", value_parser = |s: &str| Rule::parse(s, false))]
+    allow_http: Vec<Rule>,
+
+    /// Let the guest open TCP connections to HOST:PORT through wasi:sockets
+    /// (not available yet: refused with a reason)
+    #[arg(long = "allow-tcp", value_name = "HOST:PORT", value_parser = |s: &str| Rule::parse(s, true))]
+    allow_tcp: Vec<Rule>,
+
+    /// Trust the PEM certificates of FILE for the guest's HTTPS, besides the
+    /// host's bundle
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
     /// Accept an artifact of `wsandbox compile` as MODULE: it is machine code
     /// run as given, so only pass artifacts you trust
     #[arg(long)]
@@ -108,6 +127,11 @@ impl PolicyOptions {
         policy.memory = self.memory.or(policy.memory);
         policy.fuel = self.fuel.or(policy.fuel);
         policy.allow_precompiled |= self.allow_precompiled;
+        policy.allow_http.extend(self.allow_http.iter().cloned());
+        policy.allow_tcp.extend(self.allow_tcp.iter().cloned());
+        if let Some(ca) = &self.tls_ca {
+            policy.tls_ca = Some(ca.clone());
+        }
         Ok(policy)
     }
 

@@ -3,18 +3,33 @@
 
 use super::Error;
 use super::limits::Limits;
+use super::outgoing::{Hooks, Outgoing};
 use super::{Ended, Module, Outcome, unrunnable};
+use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The store's data for a component guest.
 pub(super) struct Host {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     limits: Limits,
+    hooks: Hooks,
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
 }
 
 impl WasiView for Host {
@@ -26,14 +41,18 @@ impl WasiView for Host {
     }
 }
 
-/// A component linked against WASI preview 2 and `wsandbox:plugin/host`.
+/// A component linked against WASI preview 2 (with `wasi:http`'s
+/// outgoing requests) and `wsandbox:plugin/host`.
 pub(super) type Linked = InstancePre<Host>;
 
-/// Links `component` against WASI preview 2 and `wsandbox:plugin/host`.
+/// Links `component` against WASI preview 2, `wasi:http` (outgoing
+/// requests, allowed by the policy's `allow_http` only) and
+/// `wsandbox:plugin/host`.
 pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
     let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
     super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
     linker
         .instantiate_pre(component)
@@ -58,12 +77,23 @@ pub(super) fn check_command(module: &Module, linked: &Linked) -> Result<(), Erro
     command(module, linked.clone()).map(drop)
 }
 
-/// A store for one instance of a component, under `limits`.
-pub(super) fn store(engine: &Engine, mut wasi: WasiCtxBuilder, limits: Limits) -> Store<Host> {
+/// A store for one instance of a component, under `limits`; its outgoing
+/// requests go by `outgoing`.
+pub(super) fn store(
+    engine: &Engine,
+    mut wasi: WasiCtxBuilder,
+    limits: Limits,
+    outgoing: Arc<Outgoing>,
+) -> Store<Host> {
     let host = Host {
         wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
         limits,
+        hooks: Hooks {
+            outgoing,
+            request: None,
+        },
     };
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limits);
@@ -83,9 +113,10 @@ pub(super) fn run(
     linked: Linked,
     wasi: WasiCtxBuilder,
     limits: Limits,
+    outgoing: Arc<Outgoing>,
 ) -> Result<Ended, Error> {
     let command = self::command(module, linked)?;
-    let mut store = store(engine, wasi, limits);
+    let mut store = store(engine, wasi, limits, outgoing);
     let started = std::time::Instant::now();
     let ended = command
         .instantiate(&mut store)

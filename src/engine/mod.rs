@@ -19,6 +19,7 @@ mod core;
 mod limits;
 mod module;
 mod outcome;
+mod outgoing;
 mod plugin_host;
 pub mod proxy;
 mod wasi;
@@ -28,6 +29,7 @@ pub use artifact::{Artifact, Precompiled};
 pub use call::Call;
 pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
+pub use outgoing::Outgoing;
 pub use plugin_host::GUEST_INTERFACE;
 
 pub use proxy::{Proxy, Serving};
@@ -142,6 +144,9 @@ pub struct Program {
     pub source: CodeSource,
     /// A fresh artifact was written to the cache's sink.
     pub cached: bool,
+    /// Where its outgoing requests may go: nowhere until
+    /// [`Program::reach_out`].
+    outgoing: std::sync::Arc<Outgoing>,
 }
 
 /// A linked program of either kind, or a component linked for serving.
@@ -251,10 +256,18 @@ pub fn load_for(
         identity: module.clone_without_bytes(),
         source,
         cached,
+        outgoing: Default::default(),
     })
 }
 
 impl Program {
+    /// Lets the program's outgoing `wasi:http` requests go where
+    /// `outgoing` allows (components only: a core module has no
+    /// `wasi:http`).
+    pub fn reach_out(&mut self, outgoing: Outgoing) {
+        self.outgoing = std::sync::Arc::new(outgoing);
+    }
+
     /// Instantiates the program and runs it as a WASI command under
     /// `policy`, with `args` after its program name. Errors mean the guest
     /// never started.
@@ -266,7 +279,9 @@ impl Program {
         let limits = limits::Limits::new(policy.memory, policy.fuel);
         match self.linked {
             Linked::Core(linked) => core::run(&self.engine, &self.identity, linked, wasi, limits),
-            Linked::Component(linked) => component::run(&self.engine, &self.identity, linked, wasi, limits),
+            Linked::Component(linked) => {
+                component::run(&self.engine, &self.identity, linked, wasi, limits, self.outgoing)
+            }
             Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
@@ -318,7 +333,7 @@ impl Program {
                 Ok(limits::Limits::sort(&store, core::limits_of, returned))
             }
             Linked::Component(linked) => {
-                let mut store = component::store(&self.engine, wasi, limits);
+                let mut store = component::store(&self.engine, wasi, limits, self.outgoing);
                 let returned = match linked.instantiate(&mut store) {
                     Ok(instance) => call::component(&mut store, &instance, &exports, call)?,
                     Err(err) => Err(err),
@@ -341,7 +356,14 @@ impl Program {
                 "the program was not loaded for serving",
             ));
         };
-        Proxy::new(self.engine, linked, policy, self.identity.program_name(), serving)
+        Proxy::new(
+            self.engine,
+            linked,
+            policy,
+            self.identity.program_name(),
+            serving,
+            self.outgoing,
+        )
     }
 }
 
@@ -407,7 +429,7 @@ impl Program {
         };
         let wasi = wasi::builder(policy, &[self.identity.program_name()])?;
         let limits = limits::Limits::new(policy.memory, policy.fuel);
-        let mut store = component::store(&self.engine, wasi, limits);
+        let mut store = component::store(&self.engine, wasi, limits, self.outgoing);
         let instance = linked
             .instantiate(&mut store)
             .map_err(|e| unrunnable(&self.identity, format!("cannot instantiate: {}", error_line(&e))))?;

@@ -14,8 +14,10 @@
 //! - [`Serving::memory`] and the policy's fuel: per instance, as in `run`;
 //!   a guest that traps (at a limit or not) stops its own instance, and no
 //!   other request is touched: they have their own stores.
-//! - Outgoing HTTP is refused (`HTTP-request-denied`) before any socket is
-//!   tried; `wasi:sockets` has no address allowed.
+//! - Outgoing HTTP goes where the policy's `allow_http` allows, through
+//!   the broker outside the walls ([`super::Outgoing`]); anything else is
+//!   refused (`HTTP-request-denied`) before any socket is tried.
+//!   `wasi:sockets` has no address allowed.
 //! - The guest's stdout and stderr go where the caller of
 //!   [`Proxy::handle`] says, one stream each per request.
 //!
@@ -25,6 +27,7 @@
 
 use super::Error;
 use super::limits::Limits;
+use super::outgoing::{Hooks, Outgoing};
 use super::{Module, Outcome, unrunnable};
 use crate::Policy;
 use std::sync::Arc;
@@ -38,7 +41,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How requests are run: how many instances at once (the pool is sized
 /// for them), and each one's time and memory. The HTTP server's bounds on
@@ -94,7 +97,7 @@ pub(super) struct Host {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: Limits,
-    hooks: NoOutgoing,
+    hooks: Hooks,
 }
 
 impl WasiView for Host {
@@ -113,29 +116,6 @@ impl WasiHttpView for Host {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
-    }
-}
-
-/// Outgoing HTTP: refused, at once, whatever the address.
-struct NoOutgoing;
-
-type Outgoing = Box<
-    dyn Future<
-            Output = wasmtime_wasi_http::Result<(
-                hyper::Response<wasmtime_wasi_http::WasiBody>,
-                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-            )>,
-        > + Send,
->;
-
-impl WasiHttpHooks for NoOutgoing {
-    fn send_request(
-        &mut self,
-        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Outgoing {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
@@ -197,6 +177,7 @@ pub struct Proxy {
     policy: Policy,
     program_name: String,
     serving: Serving,
+    outgoing: Arc<Outgoing>,
     /// Cleared when the proxy is dropped: the epoch thread ends.
     ticking: Arc<AtomicBool>,
 }
@@ -211,6 +192,7 @@ impl Proxy {
         policy: &Policy,
         program_name: String,
         serving: Serving,
+        outgoing: Arc<Outgoing>,
     ) -> Result<Proxy, Error> {
         let ticking = Arc::new(AtomicBool::new(true));
         let ticker = engine.clone();
@@ -230,6 +212,7 @@ impl Proxy {
             policy: policy.clone(),
             program_name,
             serving,
+            outgoing,
             ticking,
         })
     }
@@ -261,7 +244,7 @@ impl Proxy {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let mut store = self
-            .new_store(stdout, stderr)
+            .new_store(id, stdout, stderr)
             .map_err(|e| Stopped::Failed(e.to_string()))?;
         let work = async {
             let started = std::time::Instant::now();
@@ -318,6 +301,7 @@ impl Proxy {
     /// yields at every tick.
     fn new_store(
         &self,
+        id: u64,
         stdout: impl StdoutStream + 'static,
         stderr: impl StdoutStream + 'static,
     ) -> Result<Store<Host>, Error> {
@@ -331,7 +315,10 @@ impl Proxy {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: Limits::new(self.serving.memory, self.policy.fuel),
-            hooks: NoOutgoing,
+            hooks: Hooks {
+                outgoing: self.outgoing.clone(),
+                request: Some(id),
+            },
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);

@@ -24,11 +24,11 @@ pub mod report;
 
 use crate::cache::{Cache, Pending};
 use crate::engine::{
-    self, Artifact, Call, CodeCache, CodeSource, Ended, Module, Outcome, Precompiled, Program, Purpose,
-    Serving,
+    self, Artifact, Call, CodeCache, CodeSource, Ended, Module, Outcome, Outgoing, Precompiled, Program,
+    Purpose, Serving,
 };
 use crate::error::{EXIT_SANDBOX_FAILED, EXIT_TIMEOUT, EXIT_TRAPPED};
-use crate::policy::Setting;
+use crate::policy::{PolicyError, Setting};
 use crate::serve::{Bounds, Served};
 use crate::wall::{self, End, Entered, Sandbox};
 use crate::{Error, Policy};
@@ -81,8 +81,10 @@ pub enum Job {
     /// module is read and no engine built. For checking the wall from
     /// inside, as `tests/escape.rs` does; untrusted code runs as wasm.
     Native {
-        /// What the sandbox runs, given `keep`'s descriptors in order; the
-        /// sandbox exits with what it returns.
+        /// What the sandbox runs, given `keep`'s descriptors in order (and
+        /// last, when the policy allows a destination, the broker's channel:
+        /// [`wall::Sandbox::take_broker`]); the sandbox exits with what it
+        /// returns.
         body: NativeBody,
         /// The descriptors the sandbox keeps.
         keep: Vec<OwnedFd>,
@@ -392,6 +394,18 @@ fn walled(
         (*serving, *bounds) = serving_of(&mut policy);
     }
     policy.resolve()?;
+    if let Some(rule) = policy.allow_tcp.first() {
+        return Err(PolicyError::TcpUnsupported {
+            rule: rule.to_string(),
+        }
+        .into());
+    }
+    // The certificate authorities of the guest's HTTPS, read while the
+    // host's files are in sight.
+    let roots = match policy.allow_http.is_empty() {
+        true => Vec::new(),
+        false => ca_bundle(&policy)?,
+    };
     // The sandboxed process has no environment of the host's: the guest's
     // values of passed-through names are read now.
     policy.take_host_env()?;
@@ -434,7 +448,14 @@ fn walled(
         Entered::Supervisor(supervisor) => supervisor,
         Entered::Sandbox(sandbox) => {
             std::mem::forget((report.take(), publisher));
-            inside(sandbox, &policy, &module, code_cache, has_sink, work, output)
+            let job = Inside {
+                policy: &policy,
+                module: &module,
+                code_cache,
+                has_sink,
+                roots,
+            };
+            inside(sandbox, job, work, output)
         }
     };
     let (ending, code) = supervise(supervisor, policy.timeout);
@@ -453,6 +474,78 @@ fn walled(
         module_info.clone(),
         code,
     ))
+}
+
+/// What the sandbox was handed for its work, besides the work itself.
+struct Inside<'a> {
+    policy: &'a Policy,
+    module: &'a Module,
+    code_cache: CodeCache,
+    has_sink: bool,
+    /// PEM text of the certificate authorities the guest's HTTPS trusts.
+    roots: Vec<u8>,
+}
+
+/// The most a file of certificates may hold.
+const MAX_CA_FILE: u64 = 8 << 20;
+
+/// Where hosts keep their bundle of certificate authorities (Debian's and
+/// Alpine's, Fedora's, openSUSE's, the BSDs' and macOS's).
+const CA_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The certificate authorities of the guest's HTTPS, as PEM text: the
+/// host's bundle (`SSL_CERT_FILE`, or the first of [`CA_BUNDLES`] there is),
+/// and the policy's `tls_ca`, which must hold at least one certificate.
+/// Each file is bounded ([`MAX_CA_FILE`]).
+fn ca_bundle(policy: &Policy) -> Result<Vec<u8>, Error> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let read = |path: &Path| -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_CA_FILE + 1)
+            .read_to_end(&mut bytes)?;
+        match bytes.len() as u64 > MAX_CA_FILE {
+            true => Err(std::io::Error::other(format!(
+                "larger than {}",
+                crate::policy::size_text(MAX_CA_FILE)
+            ))),
+            false => Ok(bytes),
+        }
+    };
+    let host = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let mut pem = host
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(CA_BUNDLES.iter().map(Path::new))
+        .find_map(|path| {
+            let bytes = read(path).ok()?;
+            tracing::debug!("HTTPS: the host's certificate authorities: {}", path.display());
+            Some(bytes)
+        })
+        .unwrap_or_default();
+    if let Some(path) = &policy.tls_ca {
+        let bad = |reason: String| PolicyError::TlsCa {
+            path: path.clone(),
+            reason,
+        };
+        let bytes = read(path).map_err(|e| bad(crate::policy::io_reason(&e)))?;
+        let certificates = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+        if certificates.is_empty() {
+            return Err(bad("no PEM certificate in it".into()).into());
+        }
+        pem.push(b'\n');
+        pem.extend_from_slice(&bytes);
+    }
+    Ok(pem)
 }
 
 /// Tells the supervisor how the guest ended (a message cut to the
@@ -508,9 +601,11 @@ fn native(
         Entered::Supervisor(supervisor) => supervisor,
         Entered::Sandbox(mut sandbox) => {
             std::mem::forget(report.take());
+            let mut kept = sandbox.take_kept();
+            kept.extend(sandbox.take_broker());
             // SAFETY: `body`'s contract is its author's (`NativeBody`).
             #[allow(unsafe_code)]
-            let code = unsafe { body(sandbox.take_kept()) };
+            let code = unsafe { body(kept) };
             tell(&mut sandbox, GuestEnd::Exited, None, None);
             let _ = std::io::stdout().flush();
             std::process::exit(code.into())
@@ -546,15 +641,14 @@ pub fn supervise(supervisor: wall::Supervisor, timeout: Option<Duration>) -> (wa
 /// with its exit code (its error, if it failed, on stderr). It never
 /// returns: the caller's values in this copy of the process are not its
 /// own to drop.
-fn inside(
-    mut sandbox: Sandbox,
-    policy: &Policy,
-    module: &Module,
-    mut code_cache: CodeCache,
-    has_sink: bool,
-    work: Work,
-    output: Option<PathBuf>,
-) -> ! {
+fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<PathBuf>) -> ! {
+    let Inside {
+        policy,
+        module,
+        mut code_cache,
+        has_sink,
+        roots,
+    } = job;
     let mut kept = sandbox.take_kept().into_iter();
     let sink = if has_sink {
         kept.next().map(std::fs::File::from)
@@ -572,7 +666,7 @@ fn inside(
             code_cache.sink = sink.map(|mut file| -> engine::ArtifactSink {
                 Box::new(move |artifact| crate::cache::write_entry(&mut file, artifact).is_ok())
             });
-            run_inside(&mut sandbox, policy, module, code_cache, work, job_fd)
+            run_inside(&mut sandbox, policy, module, code_cache, work, job_fd, roots)
         }
     };
     let code = code.unwrap_or_else(|err| {
@@ -592,6 +686,7 @@ fn run_inside(
     code_cache: CodeCache,
     work: Work,
     job_fd: Option<OwnedFd>,
+    roots: Vec<u8>,
 ) -> Result<u8, Error> {
     if let Purpose::Serve(_) = work.purpose() {
         // Before the engine starts threads: termination signals are the
@@ -599,7 +694,12 @@ fn run_inside(
         let _ = crate::serve::termination_signals().thread_block();
     }
     let loaded = engine::load_for(policy, module, code_cache, work.purpose()).map_err(Error::from);
-    let ended = loaded.and_then(|program| {
+    let ended = loaded.and_then(|mut program| {
+        if let Some(channel) = sandbox.take_broker() {
+            let client = wall::BrokerClient::new(channel)
+                .map_err(|e| Error::Engine(format!("cannot start the network broker's client: {e}")))?;
+            program.reach_out(Outgoing::new(Box::new(client), roots));
+        }
         if let Work::Run(_) = work {
             program.check_command()?;
         }

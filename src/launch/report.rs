@@ -40,6 +40,18 @@ pub struct Report {
     pub module: Option<ModuleInfo>,
     /// What isolated the run, as applied; absent when setup never finished.
     pub isolation: Option<Isolation>,
+    /// The connections the guest asked the broker for, and what came of
+    /// each (the first 1,000; `network_unlisted` counts the rest); absent
+    /// when the policy allows no destination or none was asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<crate::wall::Connection>,
+    /// How many more connections were asked for than `network` lists.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub network_unlisted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How a run ended, as its report tells it: one case for each outcome of
@@ -222,6 +234,8 @@ impl Report {
             code_source: None,
             module,
             isolation: None,
+            network: Vec::new(),
+            network_unlisted: 0,
         }
     }
 
@@ -240,6 +254,8 @@ impl Report {
             code_source: account.loaded.map(|loaded| loaded.code),
             module,
             isolation: ending.applied.as_ref().map(Isolation::from),
+            network: ending.network.connections.clone(),
+            network_unlisted: ending.network.unlisted,
         }
     }
 }

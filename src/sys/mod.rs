@@ -544,3 +544,33 @@ pub fn inherited_fd(fd: i32) -> Result<OwnedFd, SysError> {
     // close-on-exec now; the lock orders the calls).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Receives one message of a `SOCK_SEQPACKET` socket into `buf` (the rest
+/// of a longer one is dropped), with the descriptors passed along with it
+/// (`SCM_RIGHTS`, at most four), close-on-exec. Returns the message's
+/// length — 0 when the other end is closed — and the descriptors, owned.
+pub fn recv_with_fds(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::FromRawFd;
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel installed each of these descriptors in this
+            // process for this message, and nothing else knows them: they
+            // are this caller's to own (and close).
+            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    Ok((msg.bytes, fds))
+}

@@ -40,8 +40,17 @@ pub(super) unsafe fn sandbox(
         go: (go_read, go_write),
         signals,
         steps,
+        broker,
     } = prepared;
     drop((report_read, go_write));
+    let broker = broker.map(|ends| {
+        drop(ends.outside);
+        ends.inside
+    });
+    let syscalls = match broker {
+        Some(_) => syscalls.brokered(),
+        None => syscalls,
+    };
     let inside = Inside {
         ids,
         host_root,
@@ -50,6 +59,7 @@ pub(super) unsafe fn sandbox(
         steps,
         report: report_write.as_raw_fd(),
         keep: &keep,
+        broker: broker.as_ref().map(|fd| fd.as_raw_fd()),
     };
     // SAFETY: this function's own contract.
     let setup = unsafe { set_up(inside, policy, grants, go_read, syscalls) };
@@ -66,6 +76,7 @@ pub(super) unsafe fn sandbox(
         isolation,
         sender,
         kept: keep,
+        broker,
     }
 }
 
@@ -79,6 +90,8 @@ struct Inside<'a> {
     /// The write end of the channel to the supervisor.
     report: RawFd,
     keep: &'a [OwnedFd],
+    /// The sandbox's end of the broker's channel.
+    broker: Option<RawFd>,
 }
 
 /// 4-9, in the child: every step of the wall, in order.
@@ -157,6 +170,7 @@ unsafe fn set_up(
         .iter()
         .map(|fd| fd.as_raw_fd())
         .chain([inside.report])
+        .chain(inside.broker)
         .collect();
     // SAFETY: `sandbox`'s contract: what owned the others is never used
     // or dropped in this process again.

@@ -26,6 +26,7 @@
 //! that stopping the supervisor (SIGSTOP) does not let a guest spin on.
 //! See namespaces(7), user_namespaces(7), pid_namespaces(7).
 
+mod broker;
 mod channel;
 mod child;
 mod idmap;
@@ -40,6 +41,7 @@ mod supervisor;
 #[cfg_attr(not(test), allow(dead_code))]
 mod seccomp_list;
 
+pub use broker::{BrokerClient, CONNECT_TIMEOUT, Connection, Network};
 pub use channel::{Applied, truncate};
 pub use idmap::IdMap;
 pub use idmap::ROOT_SANDBOX_ID;
@@ -254,6 +256,8 @@ pub struct Ending {
     pub cpu_ms: f64,
     /// The sandbox's peak resident memory, in bytes.
     pub peak_memory_bytes: u64,
+    /// What the sandbox asked the broker, and what came of it.
+    pub network: Network,
 }
 
 /// What [`enter`] returns in each of the two processes it makes.
@@ -273,6 +277,7 @@ pub struct Sandbox {
     pub isolation: Isolation,
     sender: Sender,
     kept: Vec<OwnedFd>,
+    broker: Option<OwnedFd>,
 }
 
 impl Sandbox {
@@ -288,6 +293,15 @@ impl Sandbox {
     /// (empty once taken).
     pub fn take_kept(&mut self) -> Vec<OwnedFd> {
         std::mem::take(&mut self.kept)
+    }
+
+    /// The sandbox's end of the broker's channel, when the policy allows
+    /// a destination (`allow_http`, `allow_tcp`): a `SOCK_SEQPACKET` socket
+    /// that takes a [`crate::policy::net::Ask`] per message and gives a
+    /// [`crate::policy::net::Answer`] per message, with the connected
+    /// socket (`SCM_RIGHTS`). `None` once taken, or with no rule.
+    pub fn take_broker(&mut self) -> Option<OwnedFd> {
+        self.broker.take()
     }
 }
 
@@ -314,6 +328,17 @@ struct Prepared {
     go: (OwnedFd, OwnedFd),
     signals: SigSet,
     steps: Steps,
+    broker: Option<BrokerEnds>,
+}
+
+/// The broker's channel, made before the clone when the policy allows a
+/// destination.
+struct BrokerEnds {
+    /// The sandbox's end.
+    inside: OwnedFd,
+    /// The supervisor's.
+    outside: OwnedFd,
+    rules: broker::Rules,
 }
 
 /// Builds the outer wall around this process for `policy`, whose paths are
@@ -330,7 +355,9 @@ struct Prepared {
 /// [`Entered::Supervisor`]; its copies of `keep` are closed (they are the
 /// sandbox's). In the sandboxed child, [`Entered::Sandbox`]: of the
 /// caller's descriptors only stdio and `keep` (in [`Sandbox::take_kept`])
-/// stay open, `syscalls` is the seccomp allow-list, the environment is
+/// stay open (and the broker's channel, [`Sandbox::take_broker`], when the
+/// policy allows a destination), `syscalls` is the seccomp allow-list
+/// ([`Syscalls::brokered`] with a broker), the environment is
 /// empty and every argument and environment string zeroed (read what the
 /// guest needs before: [`Policy::take_host_env`]).
 ///
@@ -412,6 +439,25 @@ fn prepare(policy: &Policy) -> Result<Prepared, WallError> {
     }
     let report = sys::pipe()?;
     let go = sys::pipe()?;
+    let broker = match broker::Rules::of(policy) {
+        Some(rules) => {
+            let (inside, outside) = sys::check(
+                nix::sys::socket::socketpair(
+                    nix::sys::socket::AddressFamily::Unix,
+                    nix::sys::socket::SockType::SeqPacket,
+                    None,
+                    nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                ),
+                || "socketpair(AF_UNIX, SOCK_SEQPACKET)".into(),
+            )?;
+            Some(BrokerEnds {
+                inside,
+                outside,
+                rules,
+            })
+        }
+        None => None,
+    };
     let signals = termination_signals();
     sys::check(signals.thread_block(), || "sigprocmask(SIG_BLOCK)".into())?;
     steps.done("prepared: ids, pipes, signals");
@@ -423,6 +469,7 @@ fn prepare(policy: &Policy) -> Result<Prepared, WallError> {
         go,
         signals,
         steps,
+        broker,
     })
 }
 

@@ -46,6 +46,8 @@ pub fn install(syscalls: Syscalls) -> Result<(), SysError> {
     let filter: &[seccompiler::sock_filter] = match syscalls {
         Syscalls::Guest => &bpf::FILTER,
         Syscalls::Server => &bpf::SERVER_FILTER,
+        Syscalls::GuestBrokered => &bpf::BROKERED_FILTER,
+        Syscalls::ServerBrokered => &bpf::SERVER_BROKERED_FILTER,
     };
     seccompiler::apply_filter(filter).map_err(|_| SysError {
         call: "seccomp(SECCOMP_SET_MODE_FILTER)".into(),
@@ -190,6 +192,105 @@ mod tests {
         assert_eq!(program, super::bpf::FILTER);
         let program = seccomp_list::program(std::env::consts::ARCH, Syscalls::Server).unwrap();
         assert_eq!(program, super::bpf::SERVER_FILTER);
+        let program = seccomp_list::program(std::env::consts::ARCH, Syscalls::GuestBrokered).unwrap();
+        assert_eq!(program, super::bpf::BROKERED_FILTER);
+        let program = seccomp_list::program(std::env::consts::ARCH, Syscalls::ServerBrokered).unwrap();
+        assert_eq!(program, super::bpf::SERVER_BROKERED_FILTER);
+    }
+
+    #[test]
+    fn a_brokered_sandbox_may_receive_and_talk_on_sockets_but_not_open_or_retarget_any() {
+        let eperm = ERRNO | libc::EPERM as u32;
+        let (tcp, nodelay) = (libc::IPPROTO_TCP as u64, libc::TCP_NODELAY as u64);
+        for syscalls in [Syscalls::GuestBrokered, Syscalls::ServerBrokered] {
+            let program = seccomp_list::program(std::env::consts::ARCH, syscalls).unwrap();
+            let answer =
+                |nr: libc::c_long, args: [u64; 6]| run(&program, AUDIT_ARCH_X86_64, nr as u32, args).0;
+            for (what, nr, args) in [
+                (
+                    "recvmsg (the broker's sockets)",
+                    libc::SYS_recvmsg,
+                    [3, 0, 0, 0, 0, 0],
+                ),
+                ("recvfrom", libc::SYS_recvfrom, [3, 0, 0, 0, 0, 0]),
+                (
+                    "send",
+                    libc::SYS_sendto,
+                    [3, 0, 0, libc::MSG_NOSIGNAL as u64, 0, 0],
+                ),
+                ("TCP_NODELAY", libc::SYS_setsockopt, [3, tcp, nodelay, 0, 0, 0]),
+                (
+                    "shutdown SHUT_WR",
+                    libc::SYS_shutdown,
+                    [3, libc::SHUT_WR as u64, 0, 0, 0, 0],
+                ),
+                ("getpeername", libc::SYS_getpeername, [3, 0, 0, 0, 0, 0]),
+            ] {
+                assert_eq!(answer(nr, args), ALLOW, "{syscalls:?}: {what}");
+            }
+            for (what, nr, args) in [
+                ("socket", libc::SYS_socket, [libc::AF_INET as u64, 1, 0, 0, 0, 0]),
+                ("socketpair", libc::SYS_socketpair, [1, 1, 0, 0, 0, 0]),
+                (
+                    "connect (again, or AF_UNSPEC to re-aim)",
+                    libc::SYS_connect,
+                    [3, 0x7fff_0000, 16, 0, 0, 0],
+                ),
+                ("bind", libc::SYS_bind, [3, 0x7fff_0000, 16, 0, 0, 0]),
+                ("listen", libc::SYS_listen, [3, 1, 0, 0, 0, 0]),
+                (
+                    "sendto an address",
+                    libc::SYS_sendto,
+                    [3, 0, 0, 0, 0x7fff_0000, 16],
+                ),
+                (
+                    "sendto MSG_FASTOPEN",
+                    libc::SYS_sendto,
+                    [3, 0, 0, 0x2000_0000, 0, 0],
+                ),
+                (
+                    "sendmsg (its address cannot be read)",
+                    libc::SYS_sendmsg,
+                    [3, 0, 0, 0, 0, 0],
+                ),
+                ("sendmmsg", libc::SYS_sendmmsg, [3, 0, 0, 0, 0, 0]),
+                (
+                    "SO_BINDTODEVICE",
+                    libc::SYS_setsockopt,
+                    [3, libc::SOL_SOCKET as u64, libc::SO_BINDTODEVICE as u64, 0, 0, 0],
+                ),
+                (
+                    "TCP_REPAIR",
+                    libc::SYS_setsockopt,
+                    [3, tcp, libc::TCP_REPAIR as u64, 0, 0, 0],
+                ),
+            ] {
+                assert_eq!(answer(nr, args), eperm, "{syscalls:?}: {what}");
+            }
+        }
+        // A plain guest's runner receives nothing; a brokered one accepts nothing.
+        let guest = seccomp_list::program(std::env::consts::ARCH, Syscalls::Guest).unwrap();
+        assert_eq!(
+            run(
+                &guest,
+                AUDIT_ARCH_X86_64,
+                libc::SYS_recvmsg as u32,
+                [3, 0, 0, 0, 0, 0]
+            )
+            .0,
+            eperm
+        );
+        let brokered = seccomp_list::program(std::env::consts::ARCH, Syscalls::GuestBrokered).unwrap();
+        assert_eq!(
+            run(
+                &brokered,
+                AUDIT_ARCH_X86_64,
+                libc::SYS_accept4 as u32,
+                [3, 0, 0, 0, 0, 0]
+            )
+            .0,
+            eperm
+        );
     }
 
     #[test]

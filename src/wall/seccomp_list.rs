@@ -98,18 +98,25 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_ppoll,
 ];
 
-/// Socket calls on descriptors the process already has: what a server
-/// inside the walls needs to accept connections on the listening socket it
-/// was handed and talk on them (`serve`). Creating, binding, listening on
-/// and connecting sockets stays refused, so nothing new can be reached.
-const SERVER: &[libc::c_long] = &[
-    libc::SYS_accept,
-    libc::SYS_accept4,
+/// Socket calls on connected sockets the process already has: reading,
+/// and asking what they are. With the conditional rules (`sendto` without
+/// an address, `TCP_NODELAY`, `shutdown`), what talking on a connection
+/// takes. Creating, binding, listening on and connecting sockets stays
+/// refused, so nothing new can be reached.
+const CONNECTED: &[libc::c_long] = &[
     libc::SYS_recvfrom,
     libc::SYS_getsockname,
     libc::SYS_getpeername,
     libc::SYS_getsockopt,
 ];
+
+/// What a server inside the walls needs besides: accepting connections on
+/// the listening socket it was handed (`serve`).
+const SERVER: &[libc::c_long] = &[libc::SYS_accept, libc::SYS_accept4];
+
+/// What a sandbox with a broker needs besides: receiving the sockets the
+/// broker hands in (`SCM_RIGHTS`).
+const BROKERED: &[libc::c_long] = &[libc::SYS_recvmsg];
 
 /// Which allow-list a sandbox gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,20 +124,51 @@ pub enum Syscalls {
     /// A guest's runner: `run`, `call`, a plugin's worker.
     Guest,
     /// A server of requests (`serve`): the guest's list, and the socket
-    /// calls of [`SERVER`] on descriptors it was handed.
+    /// calls of [`SERVER`] and [`CONNECTED`] on descriptors it was handed.
     Server,
+    /// A guest's runner whose policy allows a destination: the guest's
+    /// list, the calls of [`CONNECTED`] and [`BROKERED`].
+    GuestBrokered,
+    /// A server whose policy allows a destination.
+    ServerBrokered,
 }
 
 impl Syscalls {
-    /// Both lists, for the build script.
-    pub const ALL: [Syscalls; 2] = [Syscalls::Guest, Syscalls::Server];
+    /// Every list, for the build script.
+    pub const ALL: [Syscalls; 4] = [
+        Syscalls::Guest,
+        Syscalls::Server,
+        Syscalls::GuestBrokered,
+        Syscalls::ServerBrokered,
+    ];
+
+    /// The same list, for a sandbox with a broker: the sockets it is
+    /// handed may be received and talked on.
+    pub fn brokered(self) -> Syscalls {
+        match self {
+            Syscalls::Guest | Syscalls::GuestBrokered => Syscalls::GuestBrokered,
+            Syscalls::Server | Syscalls::ServerBrokered => Syscalls::ServerBrokered,
+        }
+    }
 
     /// The syscalls this list allows with any arguments.
     fn allowed(self) -> Vec<libc::c_long> {
-        match self {
-            Syscalls::Guest => ALLOWED.to_vec(),
-            Syscalls::Server => ALLOWED.iter().chain(SERVER).copied().collect(),
-        }
+        let extra: &[&[libc::c_long]] = match self {
+            Syscalls::Guest => &[],
+            Syscalls::Server => &[CONNECTED, SERVER],
+            Syscalls::GuestBrokered => &[CONNECTED, BROKERED],
+            Syscalls::ServerBrokered => &[CONNECTED, SERVER, BROKERED],
+        };
+        ALLOWED
+            .iter()
+            .chain(extra.iter().copied().flatten())
+            .copied()
+            .collect()
+    }
+
+    /// Whether it talks on connected sockets.
+    fn talks(self) -> bool {
+        self != Syscalls::Guest
     }
 
     /// The name of its compiled program in the build's output.
@@ -138,6 +176,8 @@ impl Syscalls {
         match self {
             Syscalls::Guest => "FILTER",
             Syscalls::Server => "SERVER_FILTER",
+            Syscalls::GuestBrokered => "BROKERED_FILTER",
+            Syscalls::ServerBrokered => "SERVER_BROKERED_FILTER",
         }
     }
 }
@@ -204,8 +244,9 @@ const NOT_IMPLEMENTED: &[libc::c_long] = &[libc::SYS_clone3, libc::SYS_memfd_cre
 
 /// The allow-list's rules with conditions on the arguments: threads but
 /// not processes, a few `prctl` options, `ioctl` requests and `fcntl`
-/// commands; for a server, `sendto` on a connected socket only, one socket
-/// option and `shutdown` of the writing side.
+/// commands; for a server or a sandbox with a broker, `sendto` on a
+/// connected socket only, one socket option and `shutdown` of the writing
+/// side.
 fn conditional_rules(syscalls: Syscalls) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     let err = |e: seccompiler::BackendError| e.to_string();
     let cond = |arg, len, op, value| SeccompCondition::new(arg, len, op, value).map_err(err);
@@ -250,7 +291,7 @@ fn conditional_rules(syscalls: Syscalls) -> Result<BTreeMap<i64, Vec<SeccompRule
         (libc::SYS_ioctl, ioctl),
         (libc::SYS_fcntl, fcntl),
     ]);
-    if syscalls == Syscalls::Server {
+    if syscalls.talks() {
         rules.insert(
             libc::SYS_sendto,
             vec![rule(vec![

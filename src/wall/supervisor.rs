@@ -4,6 +4,7 @@
 //! grace period), kills the sandbox at its deadline, and says how it
 //! ended, with what it applied, what it said and what it used.
 
+use super::broker::{Broker, Rules};
 use super::channel::{Message, Receiver};
 use super::idmap::{self, IdMap};
 use super::{End, Ending, Isolation, Layer, Prepared, SETUP_FAILED, WallError};
@@ -22,6 +23,7 @@ pub struct Supervisor {
     messages: Receiver,
     signals: SigSet,
     lifetime: Lifetime,
+    broker: Option<(OwnedFd, Box<Rules>)>,
 }
 
 /// How long a sandbox may live: its timeout, and how long it has to end
@@ -69,9 +71,14 @@ impl Supervisor {
             report: (report_read, report_write),
             go: (go_read, go_write),
             signals,
+            broker,
             ..
         } = prepared;
         drop((report_write, go_read));
+        let broker = broker.map(|ends| {
+            drop(ends.inside);
+            (ends.outside, Box::new(ends.rules))
+        });
         if host_root {
             let own_users = isolation.applied.contains(&Layer::User);
             if let Err(err) = write_child_maps(child, &ids, own_users) {
@@ -86,6 +93,7 @@ impl Supervisor {
             messages: Receiver::new(report_read),
             signals,
             lifetime: Lifetime { timeout, stop_grace },
+            broker,
         })
     }
 
@@ -112,7 +120,17 @@ impl Supervisor {
             mut messages,
             signals,
             lifetime,
+            broker,
         } = self;
+        // The broker answers from its own threads, from before the sandbox
+        // goes until its end of the channel closes.
+        let broker = broker.and_then(|(channel, rules)| match Broker::start(channel, *rules) {
+            Ok(broker) => Some(broker),
+            Err(err) => {
+                crate::say!("wsandbox: cannot start the network broker: {err}");
+                None
+            }
+        });
         // The signals stay blocked; they are read from a descriptor, so
         // that waiting can end at the deadline too.
         let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
@@ -151,6 +169,7 @@ impl Supervisor {
             said,
             cpu_ms: usage.map_or(0.0, |u| ms(u.user_time()) + ms(u.system_time())),
             peak_memory_bytes: usage.map_or(0, |u| u.max_rss() as u64 * 1024),
+            network: broker.map(|b| b.network()).unwrap_or_default(),
         }
     }
 }

@@ -11,14 +11,15 @@
 //! - `GET /env?name=X`: the value of the variable X, or 404.
 //! - `GET /file?path=P`: the file at P, or 404 with the error.
 //! - `GET /print`: writes a line to stdout and one to stderr.
-//! - `GET /fetch?url=U`: an outgoing HTTP request to U; answers 502 with the
-//!   host's refusal (or what came back).
+//! - `GET /fetch?url=U`: an outgoing HTTP request to U; answers
+//!   `fetched: STATUS` and the body that came back, or 502 with the
+//!   host's refusal.
 //! - `GET /connect?addr=IP:PORT`: a TCP connection through `wasi:sockets`;
 //!   answers 502 with the refusal (or `connected`).
 
 use std::io::Write as _;
 use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme,
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
 wasi::http::proxy::export!(Probe);
@@ -121,32 +122,12 @@ fn spin() -> ! {
 }
 
 fn fetch(out: ResponseOutparam, url: &str) {
-    let (scheme, rest) = match url.split_once("://") {
-        Some(("https", rest)) => (Scheme::Https, rest),
-        Some((_, rest)) => (Scheme::Http, rest),
-        None => (Scheme::Http, url),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let request = OutgoingRequest::new(Fields::new());
-    request.set_scheme(Some(&scheme)).unwrap();
-    request.set_authority(Some(authority)).unwrap();
-    request.set_path_with_query(Some(path)).unwrap();
-    let result = match wasi::http::outgoing_handler::handle(request, None) {
-        Err(err) => Err(format!("{err:?}")),
-        Ok(future) => {
-            future.subscribe().block();
-            match future.get() {
-                Some(Ok(Ok(response))) => Ok(response.status()),
-                Some(Ok(Err(err))) => Err(format!("{err:?}")),
-                other => Err(format!("{other:?}")),
-            }
+    match get::get(url) {
+        Ok((status, body)) => {
+            let mut text = format!("fetched: {status}\n").into_bytes();
+            text.extend_from_slice(&body);
+            answer(out, 200, &text)
         }
-    };
-    match result {
-        Ok(status) => answer(out, 200, format!("fetched: {status}\n").as_bytes()),
         Err(err) => answer(out, 502, format!("refused: {err}\n").as_bytes()),
     }
 }

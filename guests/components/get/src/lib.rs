@@ -1,0 +1,50 @@
+//! One outgoing `wasi:http` GET, as the test guests make it: the status
+//! and the body, or the error the host answered with (its WASI name, as
+//! `{:?}` prints it: `HttpRequestDenied`, `TlsCertificateError`, ...).
+
+use wasi::http::types::{Fields, OutgoingRequest, RequestOptions, Scheme};
+
+/// The most of a body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// GETs `url` (`http://` or `https://`; no scheme: `http://`).
+pub fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (Scheme::Https, rest),
+        Some((_, rest)) => (Scheme::Http, rest),
+        None => (Scheme::Http, url),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_scheme(Some(&scheme)).map_err(|()| "bad scheme".to_string())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| format!("bad authority {authority:?}"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| format!("bad path {path:?}"))?;
+    let options = RequestOptions::new();
+    let _ = options.set_connect_timeout(Some(5_000_000_000));
+    let future = wasi::http::outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(err))) => return Err(format!("{err:?}")),
+        other => return Err(format!("{other:?}")),
+    };
+    let status = response.status();
+    let body = response.consume().map_err(|()| "no body".to_string())?;
+    let stream = body.stream().map_err(|()| "no body stream".to_string())?;
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_BODY {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(wasi::io::streams::StreamError::Closed) => break,
+            Err(err) => return Err(format!("reading the body: {err:?}")),
+        }
+    }
+    Ok((status, bytes))
+}
