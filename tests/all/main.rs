@@ -9,6 +9,7 @@ mod fuzz;
 mod hostile;
 mod layers;
 mod limits;
+mod outgoing;
 mod plugin;
 mod policy;
 mod readme;

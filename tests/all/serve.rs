@@ -74,6 +74,11 @@ impl Server {
         Server { process, addr, log }
     }
 
+    /// `127.0.0.1:PORT`, where it listens.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str) -> Reply {
         request(&self.addr, "GET", path, &[])
@@ -90,7 +95,7 @@ impl Server {
     /// Waits (a little) until the log holds `needle`, since it is read by
     /// another thread; then the log.
     #[track_caller]
-    fn logged(&self, needle: &str) -> String {
+    pub(crate) fn logged(&self, needle: &str) -> String {
         let start = Instant::now();
         loop {
             let log = self.log();
@@ -106,7 +111,7 @@ impl Server {
     }
 
     /// The host pid of the sandboxed server (PID 1 of its pid namespace).
-    fn sandboxed_pid(&self) -> i32 {
+    pub(crate) fn sandboxed_pid(&self) -> i32 {
         let me = self.process.id();
         let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
         let pid_ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
@@ -178,7 +183,7 @@ impl Reply {
 
 /// One HTTP/1.1 request on a connection of its own; the body is written
 /// by another thread while the answer is read, so both stream at once.
-fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Reply {
+pub(crate) fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Reply {
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut writer = stream.try_clone().unwrap();
