@@ -28,6 +28,12 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 /// How long a connection may take when the guest does not say (the
 /// broker's own bound, [`crate::wall::CONNECT_TIMEOUT`], applies too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a response's body may go without a byte when the guest does
+/// not say.
+const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(600);
+/// How much longer than the connect timeout the broker's answer may take
+/// (it enforces the timeout itself; this is for a name slow to resolve).
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 /// How long the first byte of an answer may take when the guest does not
 /// say.
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -142,22 +148,26 @@ impl Outgoing {
                 let _ = tx.send(reached);
             }),
         );
-        let reached = rx
-            .await
-            .map_err(|_| "the network broker is gone".to_string())
-            .and_then(|reached| reached)
-            .map_err(|why| {
-                crate::say!("wsandbox: {}: {why}", what);
-                Error::InternalError(Some(why))
-            })?;
+        // The broker bounds its own work, but a name may take long to
+        // resolve: the guest waits no longer than its connect timeout.
+        let reached = match tokio::time::timeout(connect_timeout + ANSWER_GRACE, rx).await {
+            Err(_) => return Err(Error::ConnectionTimeout),
+            Ok(answer) => answer
+                .map_err(|_| "the network broker is gone".to_string())
+                .and_then(|reached| reached)
+                .map_err(|why| {
+                    crate::say!("wsandbox: {what}: {why}");
+                    Error::InternalError(Some(why))
+                })?,
+        };
         let socket = match reached.outcome {
             Outcome::Connected { .. } => reached.socket.ok_or(Error::ConnectionTerminated)?,
             Outcome::Refused { refusal, message } => {
-                crate::say!("wsandbox: {}: not allowed: {message}", what);
+                crate::say!("wsandbox: {what}: not allowed: {message}");
                 return Err(refused(&refusal));
             }
             Outcome::Failed { failure, message } => {
-                tracing::debug!("{}: {message}", what);
+                tracing::debug!("{what}: {message}");
                 return Err(failed(failure, message));
             }
         };
@@ -176,7 +186,7 @@ impl Outgoing {
                     .await
                     .map_err(|_| Error::ConnectionTimeout)?
                     .map_err(|err| {
-                        tracing::debug!("{}: TLS: {err}", what);
+                        tracing::debug!("{what}: TLS: {err}");
                         tls_error(err)
                     })?;
                 Box::new(tls)
@@ -217,10 +227,62 @@ impl Outgoing {
             Some(_) => Box::pin(async { Ok(()) }),
             None => Box::pin(async move { connection.await.map_err(Error::from) }),
         };
+        let between = options.between_bytes_timeout.unwrap_or(BETWEEN_BYTES_TIMEOUT);
         Ok((
-            response.map(|body| body.map_err(Error::from).boxed_unsync()),
+            response.map(|body| Paced::new(body, between).boxed_unsync()),
             driven,
         ))
+    }
+}
+
+/// A response's body that fails with `connection-read-timeout` when no
+/// frame came for `limit` (the guest's `between-bytes-timeout`).
+struct Paced {
+    body: hyper::body::Incoming,
+    limit: Duration,
+    quiet: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Paced {
+    fn new(body: hyper::body::Incoming, limit: Duration) -> Paced {
+        Paced {
+            body,
+            limit,
+            quiet: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl hyper::body::Body for Paced {
+    type Data = hyper::body::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + this.limit;
+                this.quiet.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Error::from(err)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.quiet.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -251,12 +251,15 @@ fn parse_host_pattern(host: &str) -> Result<HostPattern, String> {
 }
 
 /// `name` as a rule or a request holds it: lowercase, no final dot; letters,
-/// digits, `-` and `_`, labels of 1 to 63, at most 253 in all.
+/// digits, `-` (not first or last in a label) and `_`, labels of 1 to 63,
+/// at most 253 in all.
 fn dns_name(name: &str) -> Result<String, String> {
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
             && l.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };

@@ -8,7 +8,7 @@
 use crate::serve::Server;
 use crate::{output, wsandbox};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +22,8 @@ const HELLO: &str = "hello from the host";
 
 /// A local HTTP (or HTTPS) server on 127.0.0.1 that counts the
 /// connections it accepts and the requests it reads in plaintext; a
-/// request for `/slow` is answered after a second and a half.
+/// request for `/slow` is answered after a second and a half, one for
+/// `/stall` with a head and 5 bytes of 100, then nothing for 5 s.
 struct Local {
     port: u16,
     connections: Arc<AtomicUsize>,
@@ -120,6 +121,15 @@ fn answer(stream: impl Read + Write, requests: &AtomicUsize) {
     if first.starts_with("GET /slow") {
         std::thread::sleep(Duration::from_millis(1500));
     }
+    if first.starts_with("GET /stall") {
+        // A head and a few bytes of a longer body, then silence.
+        let _ = stream
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello");
+        let _ = stream.get_mut().flush();
+        std::thread::sleep(Duration::from_secs(5));
+        return;
+    }
     let reply = format!(
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{HELLO}",
         HELLO.len()
@@ -164,6 +174,39 @@ fn a_run_fetches_from_the_server_its_rule_names_and_reports_it() {
     assert_eq!(network[0]["address"], local.rule());
     assert_eq!(network[0]["outcome"], "connected");
     assert!(network[0]["connect_ms"].as_f64().is_some(), "{report}");
+}
+
+#[test]
+fn every_caller_reaches_out_the_same_way() {
+    let plain = Local::http();
+    let tls = Local::https("server");
+    for caller in crate::callers() {
+        let ca = crate::for_nobody(tls_file("ca.pem").to_str().unwrap());
+        let out = output(
+            crate::wsandbox_as(caller)
+                .args([
+                    "run",
+                    "--allow-http",
+                    &plain.rule(),
+                    "--allow-http",
+                    &tls.rule(),
+                    "--tls-ca",
+                    &ca,
+                ])
+                .arg(crate::for_nobody(FETCH))
+                .args([plain.url("http", "127.0.0.1"), tls.url("https", "127.0.0.1")]),
+        );
+        assert_eq!(out.code, Some(0), "{caller:?}: {out:?}");
+        assert_eq!(
+            out.stdout.matches(&format!("200 {HELLO}")).count(),
+            2,
+            "{caller:?}: {out:?}"
+        );
+    }
+    assert_eq!(
+        (plain.requests(), tls.requests()),
+        (crate::callers().len(), crate::callers().len())
+    );
 }
 
 #[test]
@@ -216,6 +259,29 @@ fn a_name_that_leads_to_loopback_needs_the_address_named_too() {
     let out = fetch(&["--allow-http", &name, "--allow-http", &local.rule()], &[&url]);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), format!("200 {HELLO}"));
+}
+
+#[test]
+fn a_body_that_stalls_fails_at_the_guests_between_bytes_timeout() {
+    let local = Local::http();
+    let start = Instant::now();
+    let url = format!("{}stall", local.url("http", "127.0.0.1"));
+    let out = fetch(
+        &[
+            "--allow-http",
+            &local.rule(),
+            "--env",
+            "FETCH_BETWEEN_BYTES_MS=300",
+        ],
+        &[&url],
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("connection read timeout"), "{out:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

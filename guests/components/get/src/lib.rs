@@ -1,6 +1,8 @@
 //! One outgoing `wasi:http` GET, as the test guests make it: the status
 //! and the body, or the error the host answered with (its WASI name, as
 //! `{:?}` prints it: `HttpRequestDenied`, `TlsCertificateError`, ...).
+//! The variable `FETCH_BETWEEN_BYTES_MS` sets the request's
+//! `between-bytes-timeout`.
 
 use wasi::http::types::{Fields, OutgoingRequest, RequestOptions, Scheme};
 
@@ -28,6 +30,10 @@ pub fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
         .map_err(|()| format!("bad path {path:?}"))?;
     let options = RequestOptions::new();
     let _ = options.set_connect_timeout(Some(5_000_000_000));
+    // The tests' way to ask for a short wait between a body's bytes.
+    if let Some(ms) = std::env::var("FETCH_BETWEEN_BYTES_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        let _ = options.set_between_bytes_timeout(Some(ms * 1_000_000));
+    }
     let future = wasi::http::outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{e:?}"))?;
     future.subscribe().block();
     let response = match future.get() {
@@ -43,7 +49,12 @@ pub fn get(url: &str) -> Result<(u16, Vec<u8>), String> {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(wasi::io::streams::StreamError::Closed) => break,
-            Err(err) => return Err(format!("reading the body: {err:?}")),
+            Err(wasi::io::streams::StreamError::LastOperationFailed(err)) => {
+                return Err(match wasi::http::types::http_error_code(&err) {
+                    Some(code) => format!("reading the body: {code:?}"),
+                    None => format!("reading the body: {}", err.to_debug_string()),
+                });
+            }
         }
     }
     Ok((status, bytes))
