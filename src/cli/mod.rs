@@ -73,16 +73,20 @@ impl Cli {
             (_, 1) => "wsandbox=debug".into(),
             (_, _) => "wsandbox=trace,wasmtime=debug,cranelift=info".into(),
         };
-        let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wsandbox=debug"));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
+        // `target=level` directives, without the regular expressions of
+        // `EnvFilter` (whose tables cost every run's start-up).
+        let filter: tracing_subscriber::filter::Targets = filter
+            .parse()
+            .unwrap_or_else(|_| "wsandbox=debug".parse().unwrap_or_default());
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let fmt = tracing_subscriber::fmt::layer()
             .with_writer(|| wsandbox::say::Stderr)
             .log_internal_errors(false)
             .with_target(false)
             .with_ansi(false)
-            .without_time()
-            .init();
+            .without_time();
+        tracing_subscriber::registry().with(fmt).with(filter).init();
     }
 
     /// Runs the chosen subcommand; `Ok` carries the process exit code.

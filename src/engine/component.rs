@@ -52,7 +52,14 @@ pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> R
     let mut linker: Linker<Host> = Linker::new(engine);
     let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
+    // Only a component that asks for `wasi:http` pays for linking it.
+    let imports_http = component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/"));
+    if imports_http {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
+    }
     super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
     linker
         .instantiate_pre(component)

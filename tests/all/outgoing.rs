@@ -564,6 +564,20 @@ fn a_flood_of_questions_is_bounded_and_the_supervisor_stays_in_charge() {
 }
 
 #[test]
+fn a_called_export_fetches_through_its_policy() {
+    let local = Local::http();
+    let bytes = |text: &str| text.bytes().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
+    let call = format!("guest.handle([{}])", bytes(&local.url("http", "127.0.0.1")));
+    let out = output(wsandbox().args(["call", "--allow-http", &local.rule(), FETCH_PLUGIN, &call]));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), format!("ok([{}])", bytes(HELLO)));
+    let out = output(wsandbox().args(["call", FETCH_PLUGIN, &call]));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("HttpRequestDenied"), "{out:?}");
+    assert_eq!(local.requests(), 1);
+}
+
+#[test]
 fn a_plugin_fetches_through_its_policy() {
     let local = Local::http();
     let url = local.url("http", "127.0.0.1");
