@@ -3,7 +3,7 @@
 
 use super::Error;
 use super::limits::Limits;
-use super::outgoing::{Hooks, Outgoing};
+use super::outgoing::{Http, Outgoing};
 use super::{Ended, Module, Outcome, unrunnable};
 use std::sync::Arc;
 use wasmtime::Engine;
@@ -11,24 +11,19 @@ use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 /// The store's data for a component guest.
 pub(super) struct Host {
     wasi: WasiCtx,
-    http: WasiHttpCtx,
+    http: Http,
     table: ResourceTable,
     limits: Limits,
-    hooks: Hooks,
 }
 
 impl WasiHttpView for Host {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+        self.http.view(&mut self.table)
     }
 }
 
@@ -94,13 +89,9 @@ pub(super) fn store(
 ) -> Store<Host> {
     let host = Host {
         wasi: wasi.build(),
-        http: WasiHttpCtx::new(),
+        http: Http::new(outgoing, None),
         table: ResourceTable::new(),
         limits,
-        hooks: Hooks {
-            outgoing,
-            request: None,
-        },
     };
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limits);

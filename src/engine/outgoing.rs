@@ -23,7 +23,8 @@ use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks};
 
 /// How long a connection may take when the guest does not say (the
 /// broker's own bound, [`crate::wall::CONNECT_TIMEOUT`], applies too).
@@ -331,12 +332,37 @@ fn tls_error(err: std::io::Error) -> Error {
     }
 }
 
-/// The `wasi:http` hooks of one store: its outgoing requests go by
-/// [`Outgoing`]; `request` is the server's number for the request the
-/// store answers, if it is one.
-pub(super) struct Hooks {
-    pub(super) outgoing: Arc<Outgoing>,
-    pub(super) request: Option<u64>,
+/// A store's `wasi:http` state: its context, and its hooks, which send
+/// its outgoing requests by [`Outgoing`].
+pub(super) struct Http {
+    ctx: WasiHttpCtx,
+    hooks: Hooks,
+}
+
+impl Http {
+    /// For a store whose requests go by `outgoing`; `request` is the
+    /// server's number for the request it answers, if it is one.
+    pub(super) fn new(outgoing: Arc<Outgoing>, request: Option<u64>) -> Http {
+        Http {
+            ctx: WasiHttpCtx::new(),
+            hooks: Hooks { outgoing, request },
+        }
+    }
+
+    /// The view `wasi:http` takes, with the store's resource `table`.
+    pub(super) fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
+        WasiHttpCtxView {
+            ctx: &mut self.ctx,
+            table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The hooks of one store.
+struct Hooks {
+    outgoing: Arc<Outgoing>,
+    request: Option<u64>,
 }
 
 impl WasiHttpHooks for Hooks {

@@ -27,7 +27,7 @@
 
 use super::Error;
 use super::limits::Limits;
-use super::outgoing::{Hooks, Outgoing};
+use super::outgoing::{Http, Outgoing};
 use super::{Module, Outcome, unrunnable};
 use crate::Policy;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 /// How requests are run: how many instances at once (the pool is sized
 /// for them), and each one's time and memory. The HTTP server's bounds on
@@ -94,10 +94,9 @@ pub(super) fn configure(config: &mut wasmtime::Config, serving: &Serving) {
 /// The store's data for one request.
 pub(super) struct Host {
     wasi: WasiCtx,
-    http: WasiHttpCtx,
+    http: Http,
     table: ResourceTable,
     limits: Limits,
-    hooks: Hooks,
 }
 
 impl WasiView for Host {
@@ -111,11 +110,7 @@ impl WasiView for Host {
 
 impl WasiHttpView for Host {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+        self.http.view(&mut self.table)
     }
 }
 
@@ -312,13 +307,9 @@ impl Proxy {
             .stderr(stderr);
         let host = Host {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
+            http: Http::new(self.outgoing.clone(), Some(id)),
             table: ResourceTable::new(),
             limits: Limits::new(self.serving.memory, self.policy.fuel),
-            hooks: Hooks {
-                outgoing: self.outgoing.clone(),
-                request: Some(id),
-            },
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);
