@@ -156,6 +156,7 @@ fn a_run_fetches_from_the_server_its_rule_names_and_reports_it() {
     let url = local.url("http", "127.0.0.1");
     let out = fetch(
         &[
+            "-v",
             "--allow-http",
             &local.rule(),
             "--report",
@@ -166,6 +167,10 @@ fn a_run_fetches_from_the_server_its_rule_names_and_reports_it() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), format!("200 {HELLO}"));
     assert_eq!(local.requests(), 1);
+    // At -v, the broker says what it connected, and how fast.
+    let logged = format!("net: {} -> 127.0.0.1: ", local.rule());
+    let line = out.stderr.lines().find(|l| l.contains(&logged));
+    assert!(line.is_some_and(|l| l.ends_with(" ms")), "{}", out.stderr);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(report.path()).unwrap()).unwrap();
     let network = report["network"].as_array().expect("a network list");
     assert_eq!(network.len(), 1, "{report}");
@@ -207,6 +212,29 @@ fn every_caller_reaches_out_the_same_way() {
         (plain.requests(), tls.requests()),
         (crate::callers().len(), crate::callers().len())
     );
+}
+
+#[test]
+fn an_ipv6_literal_is_reached_by_its_own_rule() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let served = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        answer(stream, &AtomicUsize::new(0));
+    });
+    let url = format!("http://[::1]:{port}/");
+    let out = fetch(&["--allow-http", "127.0.0.1:*"], &[&url]);
+    assert!(
+        out.stdout.contains("HttpRequestDenied"),
+        "an IPv4 rule allowed ::1: {out:?}"
+    );
+    let out = fetch(&["--allow-http", &format!("[::1]:{port}")], &[&url]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), format!("200 {HELLO}"));
+    served.join().unwrap();
 }
 
 #[test]
