@@ -34,9 +34,14 @@ fn main() -> ExitCode {
         .and_then(|program| {
             let listener = std::net::TcpListener::bind(addr.as_str())
                 .map_err(|e| wsandbox::Error::Listen(format!("{addr}: cannot listen: {e}")))?;
-            serve::serve(&policy, program, listener, serve::Bounds::default(), |address| {
-                eprintln!("http://{address}")
-            })
+            serve::serve(
+                &policy,
+                program,
+                listener,
+                None,
+                serve::Bounds::default(),
+                |address| eprintln!("http://{address}"),
+            )
         });
     match served {
         Ok(Served::Drained) => ExitCode::SUCCESS,

@@ -30,6 +30,7 @@
 //!
 //! [serve]
 //! addr = "127.0.0.1:8080"
+//! admin_addr = "127.0.0.1:9090"
 //! max_concurrent = 16
 //! max_connections = 256
 //! idle_timeout = "5s"
@@ -111,6 +112,10 @@ pub struct ServeSettings {
     /// Where to listen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<std::net::SocketAddr>,
+    /// Where the admin listener (`/healthz`, `/readyz`) listens, if
+    /// anywhere; never on `addr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<std::net::SocketAddr>,
     /// Requests served at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<u32>,

@@ -9,20 +9,22 @@ use wsandbox::policy::ServeSettings;
 
 /// Serve a wasi:http proxy component, a fresh instance per request
 ///
-/// The listening socket is bound before the sandbox exists and is the only
-/// descriptor it keeps besides stdio: inside, the server answers
-/// connections but can open none. The first line on stderr is the address,
+/// The listening socket (and the admin one, with --admin-addr) is bound
+/// before the sandbox exists and is the only descriptor it keeps besides
+/// stdio: inside, the server answers connections but can open none. The first line on stderr is the address,
 /// `http://HOST:PORT`, once connections are accepted. --timeout, --memory
 /// and --fuel apply to each request's instance: past the timeout the client
 /// gets 504, a trap (a memory limit included) 500. Clients are bounded
 /// too: --max-connections at once, --idle-timeout for a connection with no
 /// request under way, --request-timeout to send a request (408), and
-/// --max-body-size (413). SIGINT or SIGTERM stops accepting, lets the
-/// requests in flight finish, and exits 0.
+/// --max-body-size (413). SIGINT or SIGTERM stops accepting (/readyz of
+/// the admin listener answers 503), lets the requests in flight finish,
+/// and exits 0.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     wsandbox serve --addr 127.0.0.1:8080 api.wasm\n  \
     wsandbox serve --addr 127.0.0.1:0 --timeout 2s --memory 64M --max-concurrent 16 api.wasm\n  \
+    wsandbox serve --addr 0.0.0.0:8080 --admin-addr 127.0.0.1:9090 api.wasm\n  \
     wsandbox serve --max-connections 256 --idle-timeout 2s --max-body-size 1M api.wasm\n  \
     wsandbox serve --ro-dir ./static::/static --env GREETING=hi api.wasm\n  \
     wsandbox serve --config function.toml api.wasm")]
@@ -44,6 +46,13 @@ pub struct ServeOptions {
     /// Listen on HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:8080]
     #[arg(long, value_name = "HOST:PORT")]
     addr: Option<std::net::SocketAddr>,
+
+    /// Answer an orchestrator's probes on HOST:PORT (port 0 picks one):
+    /// GET /healthz (200 while running), GET /readyz (200 while accepting,
+    /// 503 while draining); printed as `admin: http://HOST:PORT` after the
+    /// public address. Never served on --addr
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_addr: Option<std::net::SocketAddr>,
 
     /// Requests served at once, each by its own instance (the instance
     /// pool's size) [default: 64]
@@ -86,6 +95,7 @@ impl ServeOptions {
     /// Puts the options given over the policy's `[serve]` settings.
     pub fn apply(&self, settings: &mut ServeSettings) {
         settings.addr = self.addr.or(settings.addr);
+        settings.admin_addr = self.admin_addr.or(settings.admin_addr);
         settings.max_concurrent = self.max_concurrent.or(settings.max_concurrent);
         settings.max_queued = self.max_queued.or(settings.max_queued);
         settings.max_connections = self.max_connections.or(settings.max_connections);
@@ -112,7 +122,13 @@ impl ServeCommand {
             .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("the default address parses"));
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|err| wsandbox::Error::Listen(format!("--addr {addr}: cannot listen: {err}")))?;
-        launch.job = Job::Serve { listener };
+        let admin = match launch.policy.serve.admin_addr {
+            Some(admin) => Some(std::net::TcpListener::bind(admin).map_err(|err| {
+                wsandbox::Error::Listen(format!("--admin-addr {admin}: cannot listen: {err}"))
+            })?),
+            None => None,
+        };
+        launch.job = Job::Serve { listener, admin };
         launch.execute()
     }
 }

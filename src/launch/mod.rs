@@ -59,8 +59,11 @@ pub enum Job {
     /// the `[serve]` settings for the rest (unset ones take their
     /// defaults).
     Serve {
-        /// The listening socket, the sandbox's only one.
+        /// The listening socket.
         listener: std::net::TcpListener,
+        /// The admin listener's (`/healthz`, `/readyz`), if any: the
+        /// sandbox's only other socket.
+        admin: Option<std::net::TcpListener>,
     },
     /// Answer a plugin host's calls over `channel` (the plugin worker).
     Worker {
@@ -215,24 +218,27 @@ enum Work {
 }
 
 impl Work {
-    /// The job's work, its descriptor (a listener, a channel) and, for
-    /// `compile`, its output.
-    fn of(job: Job) -> (Work, Option<OwnedFd>, Option<PathBuf>) {
+    /// The job's work, its descriptors (a listener and the admin one, a
+    /// channel) and, for `compile`, its output.
+    fn of(job: Job) -> (Work, Vec<OwnedFd>, Option<PathBuf>) {
         match job {
-            Job::Run { args } => (Work::Run(args), None, None),
-            Job::Call(call) => (Work::Call(call), None, None),
-            Job::List => (Work::List, None, None),
-            Job::Serve { listener } => (
+            Job::Run { args } => (Work::Run(args), vec![], None),
+            Job::Call(call) => (Work::Call(call), vec![], None),
+            Job::List => (Work::List, vec![], None),
+            Job::Serve { listener, admin } => (
                 Work::Serve(Serving::default(), Bounds::default()),
-                Some(listener.into()),
+                std::iter::once(listener)
+                    .chain(admin)
+                    .map(OwnedFd::from)
+                    .collect(),
                 None,
             ),
-            Job::Worker { channel } => (Work::Worker, Some(channel), None),
+            Job::Worker { channel } => (Work::Worker, vec![channel], None),
             Job::Compile {
                 output,
                 metered,
                 serve,
-            } => (Work::Compile { metered, serve }, None, Some(output)),
+            } => (Work::Compile { metered, serve }, vec![], Some(output)),
             Job::Native { .. } => unreachable!("a native job is launched by `native`"),
         }
     }
@@ -386,7 +392,7 @@ fn walled(
 ) -> Result<u8, Error> {
     // 1. Everything that can fail on bad input, before any namespace.
     let mut policy = launch.policy;
-    let (mut work, job_fd, output) = Work::of(launch.job);
+    let (mut work, job_fds, output) = Work::of(launch.job);
     if let Work::Serve(serving, bounds) = &mut work {
         // The timeout and the memory limit are each request's, not the
         // sandbox's: the supervisor must not kill the server at the
@@ -430,7 +436,7 @@ fn walled(
     }
     let (sink_file, publisher) = sink.map(|s| (s.file, s.publisher)).unzip();
     let has_sink = sink_file.is_some();
-    let keep: Vec<OwnedFd> = sink_file.map(OwnedFd::from).into_iter().chain(job_fd).collect();
+    let keep: Vec<OwnedFd> = sink_file.map(OwnedFd::from).into_iter().chain(job_fds).collect();
     // 2-9. The outer wall.
     let syscalls = match purpose {
         Purpose::Serve(_) if !matches!(work, Work::Compile { .. }) => wall::Syscalls::Server,
@@ -655,7 +661,7 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
     } else {
         None
     };
-    let job_fd = kept.next();
+    let job_fds: Vec<OwnedFd> = kept.collect();
     let code = match work {
         Work::Compile { metered, serve } => {
             let purpose = Work::Compile { metered, serve }.purpose();
@@ -666,7 +672,7 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
             code_cache.sink = sink.map(|mut file| -> engine::ArtifactSink {
                 Box::new(move |artifact| crate::cache::write_entry(&mut file, artifact).is_ok())
             });
-            run_inside(&mut sandbox, policy, module, code_cache, work, job_fd, roots)
+            run_inside(&mut sandbox, policy, module, code_cache, work, job_fds, roots)
         }
     };
     let code = code.unwrap_or_else(|err| {
@@ -685,7 +691,7 @@ fn run_inside(
     module: &Module,
     code_cache: CodeCache,
     work: Work,
-    job_fd: Option<OwnedFd>,
+    job_fds: Vec<OwnedFd>,
     roots: Vec<u8>,
 ) -> Result<u8, Error> {
     if let Purpose::Serve(_) = work.purpose() {
@@ -707,7 +713,7 @@ fn run_inside(
             code: program.source,
             written: program.cached,
         }));
-        work_with(policy, program, work, job_fd)
+        work_with(policy, program, work, job_fds)
     });
     let ended = match ended {
         Ok(ended) => ended,
@@ -750,12 +756,17 @@ fn run_inside(
 }
 
 /// Does the work with the loaded program.
-fn work_with(policy: &Policy, program: Program, work: Work, job_fd: Option<OwnedFd>) -> Result<Ended, Error> {
+fn work_with(policy: &Policy, program: Program, work: Work, job_fds: Vec<OwnedFd>) -> Result<Ended, Error> {
     let exited = Ended {
         outcome: Outcome::Exited(0),
         fuel_consumed: None,
     };
-    let fd = || job_fd.ok_or_else(|| Error::Engine("the job's descriptor was not kept".into()));
+    let mut job_fds = job_fds.into_iter();
+    let mut fd = || {
+        job_fds
+            .next()
+            .ok_or_else(|| Error::Engine("the job's descriptor was not kept".into()))
+    };
     match work {
         Work::Run(args) => Ok(program.run(policy, &args)?),
         Work::Call(call) => Ok(program.call(policy, &call)?),
@@ -771,7 +782,8 @@ fn work_with(policy: &Policy, program: Program, work: Work, job_fd: Option<Owned
         }
         Work::Serve(_, bounds) => {
             let listener = std::net::TcpListener::from(fd()?);
-            let served = crate::serve::serve(policy, program, listener, bounds, |address| {
+            let admin = fd().ok().map(std::net::TcpListener::from);
+            let served = crate::serve::serve(policy, program, listener, admin, bounds, |address| {
                 crate::say!("http://{address}")
             })?;
             // 0 once the requests in flight finished; 128+S when a second

@@ -47,6 +47,7 @@
 //!   and it returns [`Served::Cut`].
 
 mod accept;
+mod admin;
 mod admission;
 mod body;
 mod framing;
@@ -113,7 +114,8 @@ pub enum Served {
 /// instance per request, until SIGINT, SIGTERM or SIGHUP; then lets the
 /// requests in flight finish and returns. `bounds` are the clients'.
 /// `ready` is called with the address once connections are being
-/// accepted.
+/// accepted; then, with an `admin` listener, `admin: http://ADDRESS` is
+/// said on stderr, and it answers `/healthz` and `/readyz` (`admin.rs`).
 ///
 /// Those signals are blocked in this thread (and so in the runtime's) and
 /// taken by a thread of the server's, which stays to wait for a second
@@ -124,6 +126,7 @@ pub fn serve(
     policy: &Policy,
     program: Program,
     listener: std::net::TcpListener,
+    admin: Option<std::net::TcpListener>,
     bounds: Bounds,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<Served, Error> {
@@ -134,6 +137,15 @@ pub fn serve(
     listener
         .set_nonblocking(true)
         .map_err(|e| setup("the listening socket", &e))?;
+    let admin_address = match &admin {
+        Some(admin) => {
+            admin
+                .set_nonblocking(true)
+                .map_err(|e| setup("the admin socket", &e))?;
+            Some(admin.local_addr().map_err(|e| setup("the admin socket", &e))?)
+        }
+        None => None,
+    };
     let signals = termination_signals();
     signals
         .thread_block()
@@ -159,9 +171,18 @@ pub fn serve(
         })
         .map_err(|e| setup("starting the signal thread", &e))?;
     let shared = std::sync::Arc::new(Shared::new(proxy, bounds));
-    let served = runtime.block_on(accept::serve_connections(
-        shared, listener, stop_rx, ready, address,
-    ));
+    let ready = move |address| {
+        ready(address);
+        if let Some(admin) = admin_address {
+            crate::say!("admin: http://{admin}");
+        }
+    };
+    let served = runtime.block_on(async {
+        if let Some(admin) = admin {
+            admin::start(admin, stop_rx.clone())?;
+        }
+        accept::serve_connections(shared, listener, stop_rx, ready, address).await
+    });
     // Tasks still running (past the grace period, or cut by a second
     // signal) are dropped with the runtime.
     runtime.shutdown_timeout(Duration::from_millis(100));

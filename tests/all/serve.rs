@@ -1210,3 +1210,104 @@ fn bodies_that_look_like_heads_are_bodies() {
         );
     }
 }
+
+/// The sockets `pid` holds, by inode, and how many of them listen.
+fn listening_sockets(pid: i32) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    // Listening sockets are in state 0A of the host's table (the sockets
+    // were made in the host's namespace).
+    let table = std::fs::read_to_string("/proc/self/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(3) == Some(&"0A")
+                && fields
+                    .get(9)
+                    .is_some_and(|inode| inodes.iter().any(|i| i == inode))
+        })
+        .count()
+}
+
+#[test]
+fn the_admin_listener_answers_probes_and_only_there() {
+    let server = Server::start(&["--admin-addr", "127.0.0.1:0"], PROBE_HTTP);
+    let log = server.logged("admin: http://");
+    let admin = log
+        .lines()
+        .find_map(|line| line.strip_prefix("admin: http://"))
+        .unwrap()
+        .to_owned();
+    assert_ne!(admin, server.addr());
+    // It comes after the public address, the first line.
+    assert!(log.lines().next().unwrap().starts_with("http://"), "{log}");
+    assert_eq!(request(&admin, "GET", "/healthz", &[]).assert(200).text(), "ok\n");
+    assert_eq!(
+        request(&admin, "GET", "/readyz", &[]).assert(200).text(),
+        "ready\n"
+    );
+    request(&admin, "GET", "/", &[]).assert(404);
+    request(&admin, "POST", "/healthz", b"x").assert(404);
+    // The public listener has no such endpoint: the function answers.
+    assert!(
+        server
+            .get("/healthz")
+            .assert(404)
+            .text()
+            .contains("no such route")
+    );
+    // The sandbox listens on the two sockets it was handed, no more.
+    assert_eq!(listening_sockets(server.sandboxed_pid()), 2);
+    // Draining: not ready, still healthy, the request in flight answered.
+    let addr = server.addr().to_owned();
+    let slow = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=2000", &[]));
+    std::thread::sleep(Duration::from_millis(500));
+    server.terminate();
+    let start = Instant::now();
+    loop {
+        let ready = request(&admin, "GET", "/readyz", &[]);
+        if ready.status == 503 {
+            assert_eq!(ready.text(), "draining\n");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "/readyz still {}",
+            ready.status
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    request(&admin, "GET", "/healthz", &[]).assert(200);
+    assert_eq!(slow.join().unwrap().assert(200).text(), "slept\n");
+    assert_eq!(server.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn an_admin_address_in_use_is_one_line_and_125() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        &addr,
+        PROBE_HTTP,
+    ]);
+    assert_eq!(out.code, Some(125), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with(&format!("wsandbox: --admin-addr {addr}: cannot listen: ")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
