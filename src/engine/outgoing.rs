@@ -32,6 +32,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a response's body may go without a byte when the guest does
 /// not say.
 const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(600);
+/// The most of a URL that a line of the log shows.
+const URL_IN_LOG: usize = 256;
 /// How much longer than the connect timeout the broker's answer may take
 /// (it enforces the timeout itself; this is for a name slow to resolve).
 const ANSWER_GRACE: Duration = Duration::from_secs(1);
@@ -116,9 +118,15 @@ impl Outgoing {
         options: Option<RequestOptions>,
     ) -> Result<Sent, Error> {
         let uri = request.uri().clone();
+        // The guest's method and URL, escaped as every guest byte on the log.
+        let asked = format!(
+            "{} {}",
+            crate::say::escaped(request.method().as_str()),
+            crate::say::escaped(&uri.to_string()).at_most(URL_IN_LOG)
+        );
         let what = match id {
-            Some(id) => format!("[req {id}] {} {uri}", request.method()),
-            None => format!("{} {uri}", request.method()),
+            Some(id) => format!("[req {id}] {asked}"),
+            None => asked,
         };
         let scheme = match uri.scheme_str() {
             Some("https") => Scheme::Https,
