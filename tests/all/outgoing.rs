@@ -260,6 +260,30 @@ fn without_a_rule_nothing_reaches_the_server_and_the_refusal_names_the_rule() {
 }
 
 #[test]
+fn an_allowed_port_nobody_listens_on_is_connection_refused_and_reported() {
+    // A port bound and closed again: nobody listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let rule = format!("127.0.0.1:{port}");
+    let out = fetch(
+        &["--allow-http", &rule, "--report", report.path().to_str().unwrap()],
+        &[&format!("http://{rule}/")],
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("ConnectionRefused"), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(report.path()).unwrap()).unwrap();
+    let network = report["network"].as_array().expect("a network list");
+    assert_eq!(network.len(), 1, "{report}");
+    assert_eq!(network[0]["outcome"], "failed", "{report}");
+    let message = network[0]["message"].as_str().unwrap_or_default();
+    assert!(message.to_lowercase().contains("refused"), "{report}");
+}
+
+#[test]
 fn a_name_that_leads_to_loopback_needs_the_address_named_too() {
     let local = Local::http();
     let url = local.url("http", "localhost");
