@@ -177,6 +177,21 @@ const ATTACKS: &[(&str, Attack)] = &[
     ("read procfs outside the grants", |_| {
         refused("read", std::fs::read("/proc/1/environ"))
     }),
+    ("read its own procfs files (but a server's statm)", |_| {
+        for file in [
+            "environ",
+            "cmdline",
+            "maps",
+            "mem",
+            "status",
+            "stat",
+            "mountinfo",
+            "fd/0",
+        ] {
+            refused(file, std::fs::read(format!("/proc/self/{file}")))?;
+        }
+        Ok(())
+    }),
     ("write a sysctl or a procfs knob", |_| {
         let write = |path: &str| std::fs::OpenOptions::new().write(true).open(path);
         refused(
@@ -461,18 +476,30 @@ const GUEST_ONLY: &[(&str, Attack)] = &[
     ("receive from a socket (the guest's list)", |_| {
         denied(libc::SYS_recvfrom, [0; 6], libc::EPERM)
     }),
+    ("read its memory's use, /proc/self/statm (a server's)", |_| {
+        refused("read", std::fs::read("/proc/self/statm"))
+    }),
 ];
 
 /// Controls of a server's sandbox: it may wait for connections on the
-/// socket it was handed (non-blocking: none is pending, so `EAGAIN`).
-const SERVER_ALLOWED: &[(&str, Attack)] =
-    &[(
+/// socket it was handed (non-blocking: none is pending, so `EAGAIN`), and
+/// read its own memory's use (its one file of procfs).
+const SERVER_ALLOWED: &[(&str, Attack)] = &[
+    (
         "accept on the handed listening socket",
         |t| match nix::sys::socket::accept(t.listener) {
             Err(nix::errno::Errno::EAGAIN) => Ok(()),
             other => Err(format!("accept: {other:?}, not EAGAIN")),
         },
-    )];
+    ),
+    ("read its memory's use, /proc/self/statm (for /metrics)", |_| {
+        let text = std::fs::read_to_string("/proc/self/statm").map_err(|e| format!("read: {e}"))?;
+        match text.split_whitespace().count() {
+            7 => Ok(()),
+            _ => Err(format!("not statm: {text:?}")),
+        }
+    }),
+];
 
 /// Asks the broker (the raw protocol, as native code inside would) for
 /// `host`:`port`; its answer and the socket that came with it.

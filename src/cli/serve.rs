@@ -49,8 +49,9 @@ pub struct ServeOptions {
 
     /// Answer an orchestrator's probes on HOST:PORT (port 0 picks one):
     /// GET /healthz (200 while running), GET /readyz (200 while accepting,
-    /// 503 while draining); printed as `admin: http://HOST:PORT` after the
-    /// public address. Never served on --addr
+    /// 503 while draining), GET /metrics (Prometheus); printed as
+    /// `admin: http://HOST:PORT` after the public address. Never served on
+    /// --addr
     #[arg(long, value_name = "HOST:PORT")]
     admin_addr: Option<std::net::SocketAddr>,
 

@@ -25,6 +25,9 @@ pub(crate) struct Limits {
     refused: bool,
     /// The store's fuel, if metered.
     fuel: Option<u64>,
+    /// Bytes of linear memory the store's memories were given, all told:
+    /// its peak, since a memory never shrinks.
+    grown: u64,
 }
 
 impl Limits {
@@ -33,7 +36,13 @@ impl Limits {
             memory,
             refused: false,
             fuel,
+            grown: 0,
         }
+    }
+
+    /// The most linear memory the store had, all its memories together.
+    pub(crate) fn peak_memory(&self) -> u64 {
+        self.grown
     }
 
     /// Fills a new store's tank, when fuel is metered.
@@ -92,12 +101,15 @@ impl Limits {
 impl wasmtime::ResourceLimiter for Limits {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.memory.is_none_or(|limit| desired as u64 <= limit);
         self.refused |= !allowed;
+        if allowed {
+            self.grown = self.grown.saturating_add(desired.saturating_sub(current) as u64);
+        }
         Ok(allowed)
     }
 

@@ -97,6 +97,15 @@ pub(super) struct Host {
     http: Http,
     table: ResourceTable,
     limits: Limits,
+    observer: Option<MemoryObserver>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(observer) = &self.observer {
+            observer(self.limits.peak_memory());
+        }
+    }
 }
 
 impl WasiView for Host {
@@ -157,10 +166,17 @@ pub type Answer = Result<Response, ErrorCode>;
 pub enum Stopped {
     /// It ran past [`Serving::timeout`], this long.
     Timeout(Duration),
-    /// It could not be instantiated, trapped or ran out of fuel: why, in
-    /// one line.
+    /// It trapped (at a limit of memory or not) or ran out of fuel: why,
+    /// in one line.
+    Trapped(String),
+    /// It could not be instantiated, or failed in the host: why, in one
+    /// line.
     Failed(String),
 }
+
+/// Told the peak linear memory of each instance as it ends
+/// ([`Proxy::observe_memory`]).
+pub type MemoryObserver = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// A program loaded for serving, ready for requests: the engine, the
 /// linked component, the policy each instance's WASI context is built
@@ -173,6 +189,7 @@ pub struct Proxy {
     program_name: String,
     serving: Serving,
     outgoing: Arc<Outgoing>,
+    observer: Option<MemoryObserver>,
     /// Cleared when the proxy is dropped: the epoch thread ends.
     ticking: Arc<AtomicBool>,
 }
@@ -208,8 +225,15 @@ impl Proxy {
             program_name,
             serving,
             outgoing,
+            observer: None,
             ticking,
         })
+    }
+
+    /// Tells `observer` the peak linear memory of each instance, all its
+    /// memories together, as it ends (however it ends).
+    pub fn observe_memory(&mut self, observer: MemoryObserver) {
+        self.observer = Some(observer);
     }
 
     /// The limits it was loaded with.
@@ -267,7 +291,7 @@ impl Proxy {
             };
             match called.await {
                 Ok(()) => Ok(()),
-                Err(err) => Err(Stopped::Failed(self.why_failed(&store, err))),
+                Err(err) => Err(self.why_failed(&store, err)),
             }
         };
         match self.serving.timeout {
@@ -279,15 +303,15 @@ impl Proxy {
     }
 
     /// What stopped a guest, explained by the limits it ran into.
-    fn why_failed(&self, store: &Store<Host>, err: wasmtime::Error) -> String {
+    fn why_failed(&self, store: &Store<Host>, err: wasmtime::Error) -> Stopped {
         match Limits::sort(store, limits_of, Err(err)).outcome {
-            Outcome::Trapped { message, .. } => format!("guest trapped: {message}"),
-            Outcome::OutOfFuel => format!(
+            Outcome::Trapped { message, .. } => Stopped::Trapped(format!("guest trapped: {message}")),
+            Outcome::OutOfFuel => Stopped::Trapped(format!(
                 "the guest ran out of fuel ({} {})",
                 crate::policy::Setting::Fuel,
                 self.policy.fuel.unwrap_or_default()
-            ),
-            other => format!("{other:?}"),
+            )),
+            other => Stopped::Failed(format!("{other:?}")),
         }
     }
 
@@ -310,6 +334,7 @@ impl Proxy {
             http: Http::new(self.outgoing.clone(), Some(id)),
             table: ResourceTable::new(),
             limits: Limits::new(self.serving.memory, self.policy.fuel),
+            observer: self.observer.clone(),
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);

@@ -5,6 +5,9 @@
 //! - `GET /healthz`: 200 while the server runs (draining included);
 //! - `GET /readyz`: 200 while it accepts requests, 503 once a
 //!   termination signal started the drain;
+//! - `GET /metrics`: the server's metrics ([`Metrics`]), in the text
+//!   format of OpenMetrics to a client that accepts it (Prometheus does),
+//!   else in Prometheus's older text format;
 //! - anything else: 404.
 //!
 //! At most [`CONNECTIONS`] connections at once, each closed when a
@@ -12,6 +15,7 @@
 //! reaches an instance.
 
 use super::Stop;
+use super::metrics::{Format, Metrics};
 use crate::Error;
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
@@ -27,7 +31,11 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts answering on `listener` (non-blocking), in the current runtime,
 /// until the runtime ends; `stop` tells whether the server still accepts.
-pub(super) fn start(listener: std::net::TcpListener, stop: watch::Receiver<Stop>) -> Result<(), Error> {
+pub(super) fn start(
+    listener: std::net::TcpListener,
+    stop: watch::Receiver<Stop>,
+    metrics: Arc<Metrics>,
+) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::Engine(format!("serve: the admin socket: {e}")))?;
     let connections = Arc::new(Semaphore::new(CONNECTIONS));
@@ -48,11 +56,11 @@ pub(super) fn start(listener: std::net::TcpListener, stop: watch::Receiver<Stop>
                     continue;
                 }
             };
-            let stop = stop.clone();
+            let (stop, metrics) = (stop.clone(), metrics.clone());
             let connection = http.serve_connection(
                 hyper_util::rt::TokioIo::new(stream),
                 hyper::service::service_fn(move |request| {
-                    let answer = answer(&request, *stop.borrow());
+                    let answer = answer(&request, *stop.borrow(), &metrics);
                     async move { Ok::<_, std::convert::Infallible>(answer) }
                 }),
             );
@@ -66,22 +74,32 @@ pub(super) fn start(listener: std::net::TcpListener, stop: watch::Receiver<Stop>
 }
 
 /// The answer to an admin request, the server being in state `stop`.
-fn answer<B>(request: &hyper::Request<B>, stop: Stop) -> crate::engine::proxy::Response {
+fn answer<B>(request: &hyper::Request<B>, stop: Stop, metrics: &Metrics) -> crate::engine::proxy::Response {
     let get = request.method() == hyper::Method::GET;
-    let (status, text) = match request.uri().path() {
-        "/healthz" if get => (200, "ok"),
-        "/readyz" if get && stop == Stop::Serving => (200, "ready"),
-        "/readyz" if get => (503, "draining"),
-        _ => (404, "no such admin endpoint: /healthz, /readyz"),
+    let plain = "text/plain; charset=utf-8";
+    let (status, text, media) = match request.uri().path() {
+        "/healthz" if get => (200, "ok\n".to_string(), plain),
+        "/readyz" if get && stop == Stop::Serving => (200, "ready\n".into(), plain),
+        "/readyz" if get => (503, "draining\n".into(), plain),
+        "/metrics" if get => {
+            let accept = request.headers().get(hyper::header::ACCEPT);
+            let format = Format::accepted(accept.and_then(|value| value.to_str().ok()));
+            (200, metrics.encode(format), format.media_type())
+        }
+        _ => (
+            404,
+            "no such admin endpoint: /healthz, /readyz, /metrics\n".into(),
+            plain,
+        ),
     };
-    let body = http_body_util::Full::new(Bytes::from(format!("{text}\n")))
+    let body = http_body_util::Full::new(Bytes::from(text))
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut response = hyper::Response::new(body);
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        hyper::header::HeaderValue::from_static(media),
     );
     response
 }
@@ -96,7 +114,7 @@ mod tests {
             .uri(path)
             .body(())
             .unwrap();
-        answer(&request, stop).status().as_u16()
+        answer(&request, stop, &Metrics::new(&["/"])).status().as_u16()
     }
 
     #[test]

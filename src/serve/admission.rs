@@ -4,25 +4,26 @@
 //! [`Bounds::max_queued`](super::Bounds::max_queued) more requests wait
 //! for one; past them, none (the client gets 503 at once).
 
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The slots for instances, and the queue for them.
 pub(super) struct Admission {
     slots: Arc<Semaphore>,
-    /// The requests waiting for a slot.
-    waiting: AtomicUsize,
-    max_queued: usize,
+    /// The requests waiting for a slot (a gauge of the metrics).
+    waiting: Gauge,
+    max_queued: i64,
 }
 
 impl Admission {
-    /// `slots` slots (at least one), and a queue of `max_queued`.
-    pub(super) fn new(slots: u32, max_queued: u32) -> Admission {
+    /// `slots` slots (at least one), and a queue of `max_queued` whose
+    /// length `waiting` keeps.
+    pub(super) fn new(slots: u32, max_queued: u32, waiting: Gauge) -> Admission {
         Admission {
             slots: Arc::new(Semaphore::new(slots.max(1) as usize)),
-            waiting: AtomicUsize::new(0),
-            max_queued: max_queued as usize,
+            waiting,
+            max_queued: i64::from(max_queued),
         }
     }
 
@@ -35,13 +36,13 @@ impl Admission {
         }
         // Counted out again however the wait ends: with a slot, or with the
         // client gone (hyper then drops this future).
-        struct InQueue<'a>(&'a AtomicUsize);
+        struct InQueue<'a>(&'a Gauge);
         impl Drop for InQueue<'_> {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
+                self.0.dec();
             }
         }
-        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = self.waiting.inc();
         let _in_queue = InQueue(&self.waiting);
         if waiting >= self.max_queued {
             return None;
@@ -56,18 +57,18 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_slots_and_the_queue_a_request_is_refused_at_once() {
-        let admission = Arc::new(Admission::new(1, 1));
+        let admission = Arc::new(Admission::new(1, 1, Gauge::default()));
         let slot = admission.admit().await.expect("a free slot");
         let queued = tokio::spawn({
             let admission = admission.clone();
             async move { admission.admit().await.is_some() }
         });
-        while admission.waiting.load(Ordering::SeqCst) == 0 {
+        while admission.waiting.get() == 0 {
             tokio::task::yield_now().await;
         }
         assert!(admission.admit().await.is_none(), "the queue is full");
         drop(slot);
         assert!(queued.await.unwrap(), "the queued request gets the slot");
-        assert_eq!(admission.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(admission.waiting.get(), 0);
     }
 }

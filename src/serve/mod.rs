@@ -52,11 +52,14 @@ mod admission;
 mod body;
 mod framing;
 mod log;
+mod metrics;
 mod request;
 
 use crate::engine::{Program, Proxy, Serving};
 use crate::{Error, Policy};
+use metrics::Metrics;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -170,7 +173,8 @@ pub fn serve(
             }
         })
         .map_err(|e| setup("starting the signal thread", &e))?;
-    let shared = std::sync::Arc::new(Shared::new(proxy, bounds));
+    let metrics = admin.as_ref().map(|_| Arc::new(Metrics::new(&[ROUTE])));
+    let shared = Arc::new(Shared::new(proxy, bounds, metrics.clone()));
     let ready = move |address| {
         ready(address);
         if let Some(admin) = admin_address {
@@ -178,8 +182,8 @@ pub fn serve(
         }
     };
     let served = runtime.block_on(async {
-        if let Some(admin) = admin {
-            admin::start(admin, stop_rx.clone())?;
+        if let (Some(admin), Some(metrics)) = (admin, metrics) {
+            admin::start(admin, stop_rx.clone(), metrics)?;
         }
         accept::serve_connections(shared, listener, stop_rx, ready, address).await
     });
@@ -215,16 +219,34 @@ struct Shared {
     bounds: Bounds,
     admission: admission::Admission,
     next_id: AtomicU64,
+    /// Kept when there is an admin listener to show them.
+    metrics: Option<Arc<Metrics>>,
 }
 
+/// The route of the one component served.
+const ROUTE: &str = "/";
+
 impl Shared {
-    fn new(proxy: Proxy, bounds: Bounds) -> Shared {
+    /// What requests to `proxy` share, bounded by `bounds`, counted in
+    /// `metrics` if there are.
+    fn new(mut proxy: Proxy, bounds: Bounds, metrics: Option<Arc<Metrics>>) -> Shared {
+        let queued = metrics.as_ref().map(|m| m.queued.clone()).unwrap_or_default();
+        if let Some(metrics) = &metrics {
+            let metrics = metrics.clone();
+            proxy.observe_memory(Arc::new(move |bytes| metrics.instance_memory(bytes)));
+        }
         Shared {
-            admission: admission::Admission::new(proxy.serving().max_concurrent, bounds.max_queued),
+            admission: admission::Admission::new(proxy.serving().max_concurrent, bounds.max_queued, queued),
             proxy,
             bounds,
             next_id: AtomicU64::new(1),
+            metrics,
         }
+    }
+
+    /// The route a request takes.
+    fn route(&self) -> &'static str {
+        ROUTE
     }
 
     /// How requests are run.

@@ -7,6 +7,7 @@
 use super::Shared;
 use super::body::{RequestBody, Unread};
 use super::log::{Asked, LogStream};
+use super::metrics::InFlight;
 use crate::engine::proxy::{self, Answer, Response};
 use crate::policy::Setting;
 use http_body_util::BodyExt;
@@ -18,12 +19,32 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 /// Answers one request with a fresh instance, or with the error that
 /// stopped it; a request whose framing is `ambiguous` gets 400 and ends
-/// its connection.
+/// its connection. It counts in the metrics once its answer is over.
 pub(super) async fn handle(
     shared: Arc<Shared>,
     request: hyper::Request<hyper::body::Incoming>,
     ambiguous: Option<&'static str>,
 ) -> Result<Response, std::convert::Infallible> {
+    let route = shared.route();
+    // Counted as it ends: when this is dropped (after the answer's body,
+    // for an instance's answer), with the status set by then.
+    let mut tracked = shared.metrics.as_ref().map(|metrics| metrics.begin(route));
+    let response = respond(shared, route, request, ambiguous, &mut tracked).await;
+    if let Some(tracked) = tracked.as_mut() {
+        tracked.answered(response.status().as_u16());
+    }
+    Ok(response)
+}
+
+/// The answer to `request` for `route`; `tracked` is taken when the
+/// answer's body streams on from an instance, to count it once over.
+async fn respond(
+    shared: Arc<Shared>,
+    route: &'static str,
+    request: hyper::Request<hyper::body::Incoming>,
+    ambiguous: Option<&'static str>,
+    tracked: &mut Option<InFlight>,
+) -> Response {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let asked = Asked {
         id,
@@ -52,7 +73,7 @@ pub(super) async fn handle(
                 hyper::header::HeaderValue::from_static("close"),
             );
         }
-        Ok(response)
+        response
     };
     if let Some(why) = ambiguous {
         return failed(400, format!("its framing is ambiguous: {why}"));
@@ -84,13 +105,19 @@ pub(super) async fn handle(
         );
     };
     let (answer_tx, answer_rx) = oneshot::channel();
-    let task = tokio::spawn(instance(shared.clone(), id, request, answer_tx, permit));
+    let task = tokio::spawn(instance(shared.clone(), route, id, request, answer_tx, permit));
     match answer_rx.await {
         Ok(Ok(response)) => {
+            let mut tracked = tracked.take();
+            if let Some(tracked) = tracked.as_mut() {
+                tracked.answered(response.status().as_u16());
+            }
             // The body streams on from the instance: how that ends is
             // logged, since the client can only see it cut short.
             tokio::spawn(async move {
-                match task.await {
+                let ended = task.await;
+                drop(tracked);
+                match ended {
                     Ok(Err(Stopped::Timeout(limit))) => asked.log(
                         format_args!("stopped while answering"),
                         &format!("past {} {limit:?}", Setting::Timeout),
@@ -98,11 +125,13 @@ pub(super) async fn handle(
                     Ok(Err(Stopped::Unread(unread))) => {
                         asked.log(format_args!("stopped while answering"), &unread.to_string())
                     }
-                    Ok(Err(Stopped::Failed(why))) => asked.log(format_args!("failed while answering"), &why),
+                    Ok(Err(Stopped::Failed(why) | Stopped::Trapped(why))) => {
+                        asked.log(format_args!("failed while answering"), &why)
+                    }
                     _ => {}
                 }
             });
-            Ok(response)
+            response
         }
         Ok(Err(code)) => failed(500, format!("the function answered with an error: {code:?}")),
         // The guest ended without answering: why?
@@ -116,7 +145,7 @@ pub(super) async fn handle(
                 ),
             ),
             Ok(Err(Stopped::Unread(unread))) => failed(unread.status(), unread.to_string()),
-            Ok(Err(Stopped::Failed(why))) => failed(500, why),
+            Ok(Err(Stopped::Failed(why) | Stopped::Trapped(why))) => failed(500, why),
             Err(err) => failed(500, format!("the request's task failed: {err}")),
         },
     }
@@ -125,6 +154,7 @@ pub(super) async fn handle(
 /// Why an instance stopped before it finished.
 enum Stopped {
     Timeout(Duration),
+    Trapped(String),
     Failed(String),
     Unread(Unread),
 }
@@ -133,17 +163,20 @@ impl From<proxy::Stopped> for Stopped {
     fn from(stopped: proxy::Stopped) -> Stopped {
         match stopped {
             proxy::Stopped::Timeout(limit) => Stopped::Timeout(limit),
+            proxy::Stopped::Trapped(why) => Stopped::Trapped(why),
             proxy::Stopped::Failed(why) => Stopped::Failed(why),
         }
     }
 }
 
-/// One request's instance, from instantiation to the end of its body,
-/// within the timeout, and no longer than its request's body can be read
-/// ([`RequestBody`]); the guest's stdout and stderr go to the log. The
-/// slot is given back when it ends.
+/// One request's instance of `route`, from instantiation to the end of
+/// its body, within the timeout, and no longer than its request's body
+/// can be read ([`RequestBody`]); the guest's stdout and stderr go to the
+/// log; a trap or the timeout counts in the metrics. The slot is given
+/// back when it ends.
 async fn instance(
     shared: Arc<Shared>,
+    route: &'static str,
     id: u64,
     request: hyper::Request<hyper::body::Incoming>,
     answer: oneshot::Sender<Answer>,
@@ -158,7 +191,7 @@ async fn instance(
         LogStream::new(id, "stdout"),
         LogStream::new(id, "stderr"),
     );
-    match unread {
+    let ended = match unread {
         None => handled.await.map_err(Stopped::from),
         // Told that the body cannot be read, the instance is stopped; once
         // the body is whole (the sender dropped), only the instance is left.
@@ -167,7 +200,15 @@ async fn instance(
             Ok(why) = &mut unread => Err(Stopped::Unread(why)),
             ended = handled => ended.map_err(Stopped::from),
         },
+    };
+    if let Some(metrics) = &shared.metrics {
+        match &ended {
+            Err(Stopped::Trapped(_)) => metrics.trapped(route),
+            Err(Stopped::Timeout(_)) => metrics.timed_out(route),
+            _ => {}
+        }
     }
+    ended
 }
 
 /// A short plain-text answer of the server's own.

@@ -455,6 +455,36 @@ pub fn online_cpus() -> u64 {
     u64::try_from(n).unwrap_or(1).max(1)
 }
 
+/// The CPU time this process has burnt, user and system, all its threads
+/// (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `time` is a valid timespec for the call to fill.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut time) };
+    let secs = u64::try_from(time.tv_sec).ok()?;
+    let nanos = u32::try_from(time.tv_nsec).ok()?;
+    (read == 0).then(|| std::time::Duration::new(secs, nanos))
+}
+
+/// The resident memory of this process in bytes (`resident` of
+/// `/proc/self/statm`, in pages), if procfs says.
+pub fn resident_bytes() -> Option<u64> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open("/proc/self/statm")
+        .ok()?
+        .take(256)
+        .read_to_string(&mut text)
+        .ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system value; it has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages.saturating_mul(u64::try_from(page).unwrap_or(4096)))
+}
+
 unsafe extern "C" {
     /// The C library's environment: a null-terminated array of `NAME=value`.
     static mut environ: *mut *mut libc::c_char;

@@ -182,7 +182,11 @@ unsafe fn set_up(
     // 9. No capability in any set, no way to gain one back, Landlock...
     privs::drop_all()?;
     inside.steps.done("capabilities dropped");
-    let landlock = landlock::restrict(policy, &rootfs::DEVICES)?;
+    let own: &[&str] = match syscalls.serves() {
+        true => &[landlock::OWN_MEMORY],
+        false => &[],
+    };
+    let landlock = landlock::restrict(policy, &rootfs::DEVICES, own)?;
     inside.steps.done("landlock");
     // ...and the syscall allow-list, last.
     seccomp::install(syscalls)?;

@@ -51,9 +51,14 @@ impl Enforcement {
     }
 }
 
+/// The one file of procfs a server may read: its own memory's use, for
+/// its metrics.
+pub const OWN_MEMORY: &str = "/proc/self/statm";
+
 /// Restricts this process (and the threads it creates later) to `policy`'s
-/// grants and the sandbox's device nodes.
-pub fn restrict(policy: &Policy, devices: &[&str]) -> Result<Enforcement, LandlockError> {
+/// grants, the sandbox's device nodes, and the files of `own` to read
+/// (files of the process's own, such as [`OWN_MEMORY`]).
+pub fn restrict(policy: &Policy, devices: &[&str], own: &[&str]) -> Result<Enforcement, LandlockError> {
     let read = AccessFs::from_read(ABI_WANTED);
     let all = AccessFs::from_all(ABI_WANTED);
     let (ro, rw): (Vec<_>, Vec<_>) = policy.dirs.iter().partition(|d| d.access == Access::ReadOnly);
@@ -68,6 +73,7 @@ pub fn restrict(policy: &Policy, devices: &[&str]) -> Result<Enforcement, Landlo
             devices,
             AccessFs::ReadFile | AccessFs::WriteFile,
         ))?
+        .add_rules(path_beneath_rules(own, AccessFs::ReadFile))?
         .restrict_self()?;
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(Enforcement::Full),

@@ -151,6 +151,12 @@ impl Syscalls {
         }
     }
 
+    /// Whether it is a server's list (whose sandbox may read its own
+    /// memory's use, `/proc/self/statm`).
+    pub fn serves(self) -> bool {
+        matches!(self, Syscalls::Server | Syscalls::ServerBrokered)
+    }
+
     /// The syscalls this list allows with any arguments.
     fn allowed(self) -> Vec<libc::c_long> {
         let extra: &[&[libc::c_long]] = match self {

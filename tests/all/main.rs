@@ -1,6 +1,7 @@
 //! wsandbox's integration tests: one binary that drives the built
 //! `wsandbox` the way a user would, with the guests of `guests/`.
 
+mod admin;
 mod cache;
 mod call;
 mod errors;

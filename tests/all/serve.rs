@@ -135,13 +135,13 @@ impl Server {
     }
 
     /// Sends SIGTERM to wsandbox.
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(self.process.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     }
 
     /// Waits up to `limit` for wsandbox's exit code.
-    fn wait(mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait(mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Some(status) = self.process.try_wait().unwrap() {
@@ -163,7 +163,9 @@ impl Drop for Server {
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Reply {
-    status: u16,
+    pub(crate) status: u16,
+    /// The head's lines after the status line, lowercased.
+    pub(crate) head: String,
     body: Vec<u8>,
 }
 
@@ -184,11 +186,26 @@ impl Reply {
 /// One HTTP/1.1 request on a connection of its own; the body is written
 /// by another thread while the answer is read, so both stream at once.
 pub(crate) fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Reply {
+    request_with(addr, method, path, &[], body)
+}
+
+/// [`request`] with these header fields too.
+pub(crate) fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut writer = stream.try_clone().unwrap();
+    let fields: String = fields
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{fields}Content-Length: {}\r\n\r\n",
         body.len()
     );
     let body = body.to_vec();
@@ -213,7 +230,11 @@ fn parse(raw: &[u8]) -> Reply {
     if head.contains("transfer-encoding: chunked") {
         body = unchunk(&body);
     }
-    Reply { status, body }
+    let head = head
+        .split_once("\r\n")
+        .map(|(_, fields)| fields.to_owned())
+        .unwrap_or_default();
+    Reply { status, head, body }
 }
 
 fn unchunk(mut data: &[u8]) -> Vec<u8> {
@@ -1212,7 +1233,7 @@ fn bodies_that_look_like_heads_are_bodies() {
 }
 
 /// The sockets `pid` holds, by inode, and how many of them listen.
-fn listening_sockets(pid: i32) -> usize {
+pub(crate) fn listening_sockets(pid: i32) -> usize {
     let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
@@ -1235,79 +1256,4 @@ fn listening_sockets(pid: i32) -> usize {
                     .is_some_and(|inode| inodes.iter().any(|i| i == inode))
         })
         .count()
-}
-
-#[test]
-fn the_admin_listener_answers_probes_and_only_there() {
-    let server = Server::start(&["--admin-addr", "127.0.0.1:0"], PROBE_HTTP);
-    let log = server.logged("admin: http://");
-    let admin = log
-        .lines()
-        .find_map(|line| line.strip_prefix("admin: http://"))
-        .unwrap()
-        .to_owned();
-    assert_ne!(admin, server.addr());
-    // It comes after the public address, the first line.
-    assert!(log.lines().next().unwrap().starts_with("http://"), "{log}");
-    assert_eq!(request(&admin, "GET", "/healthz", &[]).assert(200).text(), "ok\n");
-    assert_eq!(
-        request(&admin, "GET", "/readyz", &[]).assert(200).text(),
-        "ready\n"
-    );
-    request(&admin, "GET", "/", &[]).assert(404);
-    request(&admin, "POST", "/healthz", b"x").assert(404);
-    // The public listener has no such endpoint: the function answers.
-    assert!(
-        server
-            .get("/healthz")
-            .assert(404)
-            .text()
-            .contains("no such route")
-    );
-    // The sandbox listens on the two sockets it was handed, no more.
-    assert_eq!(listening_sockets(server.sandboxed_pid()), 2);
-    // Draining: not ready, still healthy, the request in flight answered.
-    let addr = server.addr().to_owned();
-    let slow = std::thread::spawn(move || request(&addr, "GET", "/sleep?ms=2000", &[]));
-    std::thread::sleep(Duration::from_millis(500));
-    server.terminate();
-    let start = Instant::now();
-    loop {
-        let ready = request(&admin, "GET", "/readyz", &[]);
-        if ready.status == 503 {
-            assert_eq!(ready.text(), "draining\n");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "/readyz still {}",
-            ready.status
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    request(&admin, "GET", "/healthz", &[]).assert(200);
-    assert_eq!(slow.join().unwrap().assert(200).text(), "slept\n");
-    assert_eq!(server.wait(Duration::from_secs(10)), Some(0));
-}
-
-#[test]
-fn an_admin_address_in_use_is_one_line_and_125() {
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let out = run(&[
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--admin-addr",
-        &addr,
-        PROBE_HTTP,
-    ]);
-    assert_eq!(out.code, Some(125), "{out:?}");
-    assert!(
-        out.stderr
-            .starts_with(&format!("wsandbox: --admin-addr {addr}: cannot listen: ")),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
