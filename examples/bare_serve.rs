@@ -34,9 +34,13 @@ fn main() -> ExitCode {
         .and_then(|program| {
             let listener = std::net::TcpListener::bind(addr.as_str())
                 .map_err(|e| wsandbox::Error::Listen(format!("{addr}: cannot listen: {e}")))?;
-            serve::serve(
-                &policy,
+            let function = serve::Function {
+                prefix: "/".to_string().try_into().expect("/ is a prefix"),
                 program,
+                policy,
+            };
+            serve::serve(
+                vec![function],
                 listener,
                 None,
                 serve::Bounds::default(),

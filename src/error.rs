@@ -46,6 +46,15 @@ pub enum Error {
     /// `serve` cannot listen on its address.
     #[error("{0}")]
     Listen(String),
+    /// One function of a server of several failed to load or be granted
+    /// what it names: the error, with its exit code, and which route.
+    #[error("route {route}: {error}")]
+    Route {
+        /// The route's prefix.
+        route: String,
+        /// What failed.
+        error: Box<Error>,
+    },
 }
 
 impl From<crate::engine::Error> for Error {
@@ -73,6 +82,7 @@ impl Error {
             Error::Call(_) => EXIT_USAGE,
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,
+            Error::Route { error, .. } => error.exit_code(),
         }
     }
 }

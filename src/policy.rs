@@ -36,6 +36,12 @@
 //! idle_timeout = "5s"
 //! request_timeout = "30s"
 //! max_body_size = "16M"
+//!
+//! [[serve.routes]]      # see [`Route`]
+//! prefix = "/api"
+//! component = "api.wasm"  # relative to the file's own directory
+//! timeout = "2s"
+//! env = [{ name = "MODE", value = "api" }]
 //! ```
 
 pub mod net;
@@ -106,7 +112,7 @@ pub struct Policy {
 }
 
 /// `serve`'s own settings; unset ones take `serve`'s defaults.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeSettings {
     /// Where to listen.
@@ -137,6 +143,103 @@ pub struct ServeSettings {
     /// The largest request body, in bytes.
     #[serde(with = "text::size", skip_serializing_if = "Option::is_none")]
     pub max_body_size: Option<u64>,
+    /// The functions of a server of several, each on its path prefix
+    /// (`[[serve.routes]]`); none when `serve` is given one component.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+}
+
+/// One function of a server of several (`[[serve.routes]]`): the
+/// requests whose path is under `prefix` — the longest prefix wins — are
+/// answered by `component`, with the policy's settings changed by its
+/// own. Its `timeout`, `memory` and `fuel` replace the policy's; its
+/// `dirs`, `env` and `allow_http` come on top of the policy's, for its
+/// instances alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The path prefix: `/`, or `/` and segments (`/api`, `/api/v2`); a
+    /// request's path is under it when it is the prefix or goes on with
+    /// `/` after it (`/api` takes `/api` and `/api/users`, not `/apis`).
+    pub prefix: RoutePrefix,
+    /// The `wasi:http/proxy` component (relative to the policy file).
+    pub component: PathBuf,
+    /// Each request's wall-clock limit.
+    #[serde(default, with = "text::duration", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<std::time::Duration>,
+    /// Each instance's linear memory limit.
+    #[serde(default, with = "text::size", skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// Each request's fuel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// More directories, for this route's instances.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirGrant>,
+    /// More environment variables, for this route's instances.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// More destinations of outgoing HTTP, for this route's instances.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_http: Vec<net::Rule>,
+}
+
+/// A route's path prefix: `/`, or segments each after a `/`, without a
+/// trailing `/`, a query, a fragment, spaces or control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoutePrefix(String);
+
+impl RoutePrefix {
+    /// The prefix as written, normalized (`/api`, `/`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `path` (a request's, without its query) is under it.
+    pub fn covers(&self, path: &str) -> bool {
+        match path.strip_prefix(self.0.as_str()) {
+            Some(rest) => self.0 == "/" || rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
+impl TryFrom<String> for RoutePrefix {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<RoutePrefix, String> {
+        let bad = |why: &str| format!("route prefix {text:?}: {why}");
+        if !text.starts_with('/') {
+            return Err(bad("it must start with '/'"));
+        }
+        if text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+        {
+            return Err(bad("no spaces, control characters, '?' or '#'"));
+        }
+        if text.contains("//") {
+            return Err(bad("an empty segment ('//')"));
+        }
+        let trimmed = match text.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
+        Ok(RoutePrefix(trimmed.to_owned()))
+    }
+}
+
+impl From<RoutePrefix> for String {
+    fn from(prefix: RoutePrefix) -> String {
+        prefix.0
+    }
+}
+
+impl std::fmt::Display for RoutePrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl ServeSettings {
@@ -334,6 +437,9 @@ pub enum PolicyError {
     /// `serve` may hold no connection at all.
     #[error("serve: max_connections must be at least 1")]
     NoConnections,
+    /// Two routes of `serve` with the same prefix.
+    #[error("serve: route {0}: two routes have this prefix")]
+    DuplicateRoute(String),
     /// A policy that cannot be written as a policy file.
     #[error("cannot write the policy as TOML: {0}")]
     Unwritable(String),
@@ -507,6 +613,12 @@ impl Policy {
         if self.serve.max_connections == Some(0) {
             return Err(PolicyError::NoConnections);
         }
+        let mut prefixes = HashSet::new();
+        for route in &self.serve.routes {
+            if !prefixes.insert(&route.prefix) {
+                return Err(PolicyError::DuplicateRoute(route.prefix.to_string()));
+            }
+        }
         if let Some(rule) = self.allow_tcp.iter().find(|r| r.port == net::PortPattern::Scheme) {
             return Err(PolicyError::TcpRuleWithoutPort {
                 rule: rule.to_string(),
@@ -559,6 +671,21 @@ impl Policy {
         Ok(())
     }
 
+    /// The policy of `route`'s instances: this one, with the route's
+    /// limits in place of its own and the route's grants and rules on top
+    /// of its own; no routes.
+    pub fn for_route(&self, route: &Route) -> Policy {
+        let mut policy = self.clone();
+        policy.serve.routes = Vec::new();
+        policy.timeout = route.timeout.or(self.timeout);
+        policy.memory = route.memory.or(self.memory);
+        policy.fuel = route.fuel.or(self.fuel);
+        policy.dirs.extend(route.dirs.iter().cloned());
+        policy.env.extend(route.env.iter().cloned());
+        policy.allow_http.extend(route.allow_http.iter().cloned());
+        policy
+    }
+
     /// Replaces each passed-through name of `env` by the host's value now
     /// (or drops it when the host has none), so that the guest's
     /// environment no longer depends on this process's: the sandboxed
@@ -599,9 +726,9 @@ impl Policy {
 }
 
 impl Policy {
-    /// Reads a policy file. Relative `host` paths of its directories are
-    /// taken from the file's own directory, so a policy and its data travel
-    /// together.
+    /// Reads a policy file. Relative `host` paths of its directories (its
+    /// routes' too), its `tls_ca` and its routes' components are taken from
+    /// the file's own directory, so a policy and its data travel together.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
         let fault = |line: Option<usize>, message: String| PolicyError::File {
             path: path.to_path_buf(),
@@ -618,6 +745,14 @@ impl Policy {
         }
         if let Some(ca) = policy.tls_ca.as_mut().filter(|ca| ca.is_relative()) {
             *ca = base.join(&*ca);
+        }
+        for route in &mut policy.serve.routes {
+            if route.component.is_relative() {
+                route.component = base.join(&route.component);
+            }
+            for dir in route.dirs.iter_mut().filter(|d| d.host.is_relative()) {
+                dir.host = base.join(&dir.host);
+            }
         }
         Ok(policy)
     }
@@ -971,5 +1106,52 @@ mod tests {
             ..Policy::default()
         };
         assert!(matches!(bad_env.validate(), Err(PolicyError::BadEnvName(_))));
+    }
+
+    #[test]
+    fn a_route_prefix_covers_its_path_and_what_is_below_it() {
+        let prefix = |text: &str| RoutePrefix::try_from(text.to_string());
+        let api = prefix("/api/").unwrap();
+        assert_eq!(api.as_str(), "/api");
+        for path in ["/api", "/api/", "/api/users", "/api/v2/x"] {
+            assert!(api.covers(path), "{path}");
+        }
+        for path in ["/apis", "/", "/ap", "/x/api"] {
+            assert!(!api.covers(path), "{path}");
+        }
+        let root = prefix("/").unwrap();
+        assert!(root.covers("/") && root.covers("/anything/at/all"));
+        for bad in ["api", "", "/a b", "/a?b", "/a#b", "/a//b", "/a\u{7f}"] {
+            assert!(prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_route_replaces_the_limits_and_adds_the_grants() {
+        let text = r#"
+timeout = "10s"
+memory = "1G"
+env = [{ name = "A", value = "top" }]
+allow_http = ["a.example"]
+
+[[serve.routes]]
+prefix = "/api"
+component = "api.wasm"
+timeout = "2s"
+env = [{ name = "B", value = "api" }]
+allow_http = ["b.example"]
+"#;
+        let policy = Policy::from_toml(text).unwrap();
+        let route = &policy.serve.routes[0];
+        let own = policy.for_route(route);
+        assert_eq!(own.timeout, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(own.memory, Some(1 << 30));
+        let env: Vec<&str> = own.env.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(env, ["A", "B"]);
+        assert_eq!(own.allow_http.len(), 2);
+        assert!(own.serve.routes.is_empty());
+        // Written back as it was read.
+        let again = Policy::from_toml(&policy.to_toml().unwrap()).unwrap();
+        assert_eq!(again, policy);
     }
 }

@@ -9,6 +9,11 @@ use wsandbox::policy::ServeSettings;
 
 /// Serve a wasi:http proxy component, a fresh instance per request
 ///
+/// Or several, each on a path prefix: [[serve.routes]] in the policy file
+/// (--config), with its own component, limits, grants and allow rules, all
+/// served by one engine in one sandbox (the longest prefix wins; a path no
+/// prefix covers gets 404).
+///
 /// The listening socket (and the admin one, with --admin-addr) is bound
 /// before the sandbox exists and is the only descriptor it keeps besides
 /// stdio: inside, the server answers connections but can open none. The first line on stderr is the address,
@@ -27,7 +32,8 @@ use wsandbox::policy::ServeSettings;
     wsandbox serve --addr 0.0.0.0:8080 --admin-addr 127.0.0.1:9090 api.wasm\n  \
     wsandbox serve --max-connections 256 --idle-timeout 2s --max-body-size 1M api.wasm\n  \
     wsandbox serve --ro-dir ./static::/static --env GREETING=hi api.wasm\n  \
-    wsandbox serve --config function.toml api.wasm")]
+    wsandbox serve --config function.toml api.wasm\n  \
+    wsandbox serve --config routes.toml --admin-addr 127.0.0.1:9090")]
 pub struct ServeCommand {
     #[command(flatten)]
     policy: PolicyOptions,
@@ -35,9 +41,10 @@ pub struct ServeCommand {
     #[command(flatten)]
     serve: ServeOptions,
 
-    /// The wasi:http proxy component (.wasm or .wat)
+    /// The wasi:http proxy component (.wasm or .wat); none when the
+    /// policy file (--config) names routes, [[serve.routes]]
     #[arg(value_name = "COMPONENT")]
-    component: PathBuf,
+    component: Option<PathBuf>,
 }
 
 /// `serve`'s own options (its keys in a policy file's `[serve]` table).
@@ -114,8 +121,29 @@ impl ServeCommand {
     /// SIGTERM: exit 0 after the requests in flight finished.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         // The job is set below, once the address is bound.
-        let mut launch = self.policy.launch(&self.component, Job::List)?;
+        let component = self.component.clone().unwrap_or_default();
+        let mut launch = self.policy.launch(&component, Job::List)?;
         self.serve.apply(&mut launch.policy.serve);
+        let routes = &launch.policy.serve.routes;
+        match (&self.component, routes.first()) {
+            (Some(component), Some(route)) => {
+                return Err(wsandbox::Error::Call(format!(
+                    "serve: {}: the policy file names routes ({} and more), so no COMPONENT is given",
+                    component.display(),
+                    route.prefix
+                )));
+            }
+            (None, None) => {
+                return Err(wsandbox::Error::Call(
+                    "serve: no COMPONENT, and no [[serve.routes]] in a policy file (--config)".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(route) = routes.first() {
+            // The report names the first function's component.
+            launch.module = route.component.clone();
+        }
         let addr = launch
             .policy
             .serve

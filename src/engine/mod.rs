@@ -147,6 +147,9 @@ pub struct Program {
     /// Where its outgoing requests may go: nowhere until
     /// [`Program::reach_out`].
     outgoing: std::sync::Arc<Outgoing>,
+    /// Its engine meters fuel (then a store with no fuel limit of its own
+    /// gets all there is).
+    metered: bool,
 }
 
 /// A linked program of either kind, or a component linked for serving.
@@ -168,13 +171,56 @@ pub fn load(policy: &Policy, module: &Module, cache: CodeCache) -> Result<Progra
 pub fn load_for(
     policy: &Policy,
     module: &Module,
-    mut cache: CodeCache,
+    cache: CodeCache,
     purpose: Purpose,
 ) -> Result<Program, Error> {
     admit(policy, module)?;
     let started = std::time::Instant::now();
-    let engine = new_engine(policy.fuel.is_some(), purpose)?;
+    let metered = policy.fuel.is_some();
+    let engine = new_engine(metered, purpose)?;
     tracing::debug!("engine: built ({purpose:?}): {:.3} ms", ms_since(started));
+    load_on(&engine, metered, module, cache, purpose)
+}
+
+/// The functions of a server of several, each a `wasi:http/proxy`
+/// component, loaded on one engine: `serving` sizes its pool (its memory
+/// bound is the largest of the functions'), and it meters fuel if a
+/// function has a fuel limit. Each function's own limits are its
+/// `Serving` and its policy's fuel. A function that cannot be loaded is
+/// an error with its index.
+pub fn load_served(
+    functions: Vec<(&Policy, &Module, CodeCache, Serving)>,
+    serving: Serving,
+) -> Result<Vec<Program>, (usize, Error)> {
+    let metered = functions.iter().any(|(policy, ..)| policy.fuel.is_some());
+    let started = std::time::Instant::now();
+    let engine = new_engine(metered, Purpose::Serve(serving)).map_err(|e| (0, e))?;
+    tracing::debug!(
+        "engine: built for {} functions: {:.3} ms",
+        functions.len(),
+        ms_since(started)
+    );
+    functions
+        .into_iter()
+        .enumerate()
+        .map(|(index, (policy, module, cache, own))| {
+            admit(policy, module)
+                .and_then(|()| load_on(&engine, metered, module, cache, Purpose::Serve(own)))
+                .map_err(|e| (index, e))
+        })
+        .collect()
+}
+
+/// Loads `module`'s code on `engine` (built with fuel metering if
+/// `metered`, for `purpose`), from `cache` or compiled, and links it.
+fn load_on(
+    engine: &wasmtime::Engine,
+    metered: bool,
+    module: &Module,
+    mut cache: CodeCache,
+    purpose: Purpose,
+) -> Result<Program, Error> {
+    let engine = engine.clone();
     let started = std::time::Instant::now();
     let (code, source) = if module.precompiled {
         let Some(word) = cache.precompiled else {
@@ -189,9 +235,9 @@ pub fn load_for(
             artifact::Vouched::Precompiled(&module.bytes, word),
         )
         .map_err(|err| {
-            let metered = match policy.fuel {
-                Some(_) => " with fuel metering",
-                None => " without fuel metering",
+            let metered = match metered {
+                true => " with fuel metering",
+                false => " without fuel metering",
             };
             let serve = if matches!(purpose, Purpose::Serve(_)) {
                 ", for serve"
@@ -257,6 +303,7 @@ pub fn load_for(
         source,
         cached,
         outgoing: Default::default(),
+        metered,
     })
 }
 
@@ -350,20 +397,27 @@ impl Program {
     /// thread that advances the engine's epoch: block the signals that
     /// other threads must not take before.
     pub fn proxy(self, policy: &Policy) -> Result<Proxy, Error> {
+        self.proxy_beside(policy, None)
+    }
+
+    /// [`Program::proxy`], for a program loaded on the same engine as
+    /// `first`'s ([`load_served`]), whose epoch thread it shares.
+    pub fn proxy_beside(self, policy: &Policy, first: Option<&Proxy>) -> Result<Proxy, Error> {
         let Linked::Proxy(linked, serving) = self.linked else {
             return Err(unrunnable(
                 &self.identity,
                 "the program was not loaded for serving",
             ));
         };
-        Proxy::new(
-            self.engine,
-            linked,
-            policy,
-            self.identity.program_name(),
+        let function = proxy::Function {
+            pre: linked,
+            policy: policy.clone(),
+            program_name: self.identity.program_name(),
             serving,
-            self.outgoing,
-        )
+            outgoing: self.outgoing,
+            metered: self.metered,
+        };
+        Proxy::new(self.engine, function, first)
     }
 }
 

@@ -13,7 +13,7 @@
 //! allowed but leads to a special address no rule names.
 
 use crate::policy::Setting;
-use crate::policy::net::{Failure, Host, Kind, Outcome, Reach, Refusal, Scheme};
+use crate::policy::net::{self, Failure, Host, Kind, Outcome, Reach, Refusal, Rule, Scheme};
 use http_body_util::BodyExt;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -43,7 +43,11 @@ const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where a guest's requests may go, and the way there.
 pub struct Outgoing {
-    broker: Option<Box<dyn Reach>>,
+    broker: Option<Arc<dyn Reach>>,
+    /// The rules of this guest's own, checked before the broker is asked
+    /// (whose rules may be wider: a server's functions share its broker);
+    /// `None` leaves the decision to the broker.
+    rules: Option<Vec<Rule>>,
     /// PEM text of the certificate authorities HTTPS trusts.
     roots: Vec<u8>,
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
@@ -63,6 +67,7 @@ impl Default for Outgoing {
     fn default() -> Outgoing {
         Outgoing {
             broker: None,
+            rules: None,
             roots: Vec::new(),
             tls: OnceLock::new(),
         }
@@ -74,10 +79,24 @@ impl Outgoing {
     /// holds), through `broker`; HTTPS trusts the certificate authorities
     /// of `roots`, PEM text (read before the walls went up; parsed on the
     /// first HTTPS request).
-    pub fn new(broker: Box<dyn Reach>, roots: Vec<u8>) -> Outgoing {
+    pub fn new(broker: Arc<dyn Reach>, roots: Vec<u8>) -> Outgoing {
         Outgoing {
             broker: Some(broker),
+            rules: None,
             roots,
+            tls: OnceLock::new(),
+        }
+    }
+
+    /// The same way out, for a guest that may reach only what `rules`
+    /// allow (one function of a server, whose broker holds the rules of
+    /// all): a request they do not allow is refused before the broker is
+    /// asked.
+    pub fn only(&self, rules: Vec<Rule>) -> Outgoing {
+        Outgoing {
+            broker: self.broker.clone(),
+            rules: Some(rules),
+            roots: self.roots.clone(),
             tls: OnceLock::new(),
         }
     }
@@ -137,13 +156,22 @@ impl Outgoing {
         let port = authority.port_u16().unwrap_or(scheme.default_port());
         let host = Host::parse(authority.host()).map_err(|_| Error::HttpRequestUriInvalid)?;
         let kind = Kind::Http(scheme);
-        // The broker decides (and its report lists every question); with no
-        // rule there is none, and nothing is allowed.
-        let Some(broker) = self.broker.as_ref() else {
-            let refusal = Refusal::NoRule;
+        // The guest's own rules first, if it has; then the broker decides
+        // (and its report lists every question); with no rule there is no
+        // broker, and nothing is allowed.
+        let own = match &self.rules {
+            Some(rules) => net::allowed(rules, kind, &host, port),
+            None => Ok(()),
+        };
+        let refuse = |refusal: Refusal| {
             let why = refusal.explained(Setting::AllowHttp, &host, port);
             crate::say!("wsandbox: {what}: not allowed: {why}");
-            return Err(refused(&refusal));
+            Err(refused(&refusal))
+        };
+        let broker = match (own, &self.broker) {
+            (Ok(()), Some(broker)) => broker,
+            (Err(refusal), _) => return refuse(refusal),
+            (Ok(()), None) => return refuse(Refusal::NoRule),
         };
         let options = options.unwrap_or_default();
         let connect_timeout = options.connect_timeout.unwrap_or(CONNECT_TIMEOUT);

@@ -189,23 +189,31 @@ pub struct Proxy {
     program_name: String,
     serving: Serving,
     outgoing: Arc<Outgoing>,
+    /// The engine meters fuel: a store without a fuel limit gets all.
+    metered: bool,
     observer: Option<MemoryObserver>,
-    /// Cleared when the proxy is dropped: the epoch thread ends.
+    /// The thread that advances the engine's epoch, shared by the proxies
+    /// of one engine; it ends with the last of them.
+    ticker: Arc<Ticker>,
+}
+
+/// What a [`Proxy`] is made of, but its engine.
+pub(super) struct Function {
+    pub(super) pre: Linked,
+    pub(super) policy: Policy,
+    pub(super) program_name: String,
+    pub(super) serving: Serving,
+    pub(super) outgoing: Arc<Outgoing>,
+    pub(super) metered: bool,
+}
+
+/// Advances an engine's epoch every [`EPOCH_TICK`] until dropped.
+struct Ticker {
     ticking: Arc<AtomicBool>,
 }
 
-impl Proxy {
-    /// The proxy for `pre`, linked on `engine` (built with [`configure`]),
-    /// and its epoch thread, which advances the epoch every
-    /// [`EPOCH_TICK`] while the proxy lives.
-    pub(super) fn new(
-        engine: Engine,
-        pre: Linked,
-        policy: &Policy,
-        program_name: String,
-        serving: Serving,
-        outgoing: Arc<Outgoing>,
-    ) -> Result<Proxy, Error> {
+impl Ticker {
+    fn start(engine: &Engine) -> Result<Ticker, Error> {
         let ticking = Arc::new(AtomicBool::new(true));
         let ticker = engine.clone();
         let still = ticking.clone();
@@ -218,15 +226,36 @@ impl Proxy {
                 }
             })
             .map_err(|e| Error::Engine(format!("serve: starting the epoch thread: {e}")))?;
+        Ok(Ticker { ticking })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Proxy {
+    /// The proxy for `function`, linked on `engine` (built with
+    /// [`configure`]); the thread that advances the epoch every
+    /// [`EPOCH_TICK`] is `beside`'s when given (a proxy of the same
+    /// engine), else its own.
+    pub(super) fn new(engine: Engine, function: Function, beside: Option<&Proxy>) -> Result<Proxy, Error> {
+        let ticker = match beside {
+            Some(first) if Engine::same(&first.engine, &engine) => first.ticker.clone(),
+            _ => Arc::new(Ticker::start(&engine)?),
+        };
         Ok(Proxy {
             engine,
-            pre,
-            policy: policy.clone(),
-            program_name,
-            serving,
-            outgoing,
+            pre: function.pre,
+            policy: function.policy,
+            program_name: function.program_name,
+            serving: function.serving,
+            outgoing: function.outgoing,
+            metered: function.metered,
             observer: None,
-            ticking,
+            ticker,
         })
     }
 
@@ -333,7 +362,12 @@ impl Proxy {
             wasi: wasi.build(),
             http: Http::new(self.outgoing.clone(), Some(id)),
             table: ResourceTable::new(),
-            limits: Limits::new(self.serving.memory, self.policy.fuel),
+            limits: Limits::new(
+                self.serving.memory,
+                // An engine that meters fuel for another function's limit
+                // runs this one with all there is.
+                self.policy.fuel.or(self.metered.then_some(u64::MAX)),
+            ),
             observer: self.observer.clone(),
         };
         let mut store = Store::new(&self.engine, host);
@@ -342,11 +376,5 @@ impl Proxy {
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
         Ok(store)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.ticking.store(false, Ordering::Relaxed);
     }
 }

@@ -21,6 +21,7 @@
 
 mod publisher;
 pub mod report;
+mod served;
 
 use crate::cache::{Cache, Pending};
 use crate::engine::{
@@ -329,6 +330,9 @@ pub enum GuestEnd {
 pub struct Account {
     /// How the code was loaded; absent if the guest never started.
     pub loaded: Option<Loaded>,
+    /// How each program was loaded, in order (a server's functions; the
+    /// first is `loaded`).
+    pub all_loaded: Vec<Loaded>,
     /// How the guest ended, as told.
     pub ended: Option<Told>,
 }
@@ -339,7 +343,10 @@ impl Account {
         let mut account = Account::default();
         for value in said {
             match Said::deserialize(value) {
-                Ok(Said::Loaded(loaded)) if account.loaded.is_none() => account.loaded = Some(loaded),
+                Ok(Said::Loaded(loaded)) => {
+                    account.loaded.get_or_insert(loaded);
+                    account.all_loaded.push(loaded);
+                }
                 Ok(Said::Ended(told)) if account.ended.is_none() => account.ended = Some(told),
                 _ => {}
             }
@@ -347,9 +354,10 @@ impl Account {
         account
     }
 
-    /// The sandbox said, before the guest ran, that it wrote its file.
-    fn written(&self) -> bool {
-        self.loaded.is_some_and(|loaded| loaded.written)
+    /// The sandbox said, before the guest ran, that it wrote the file of
+    /// its program number `index`.
+    fn written(&self, index: usize) -> bool {
+        self.all_loaded.get(index).is_some_and(|loaded| loaded.written)
     }
 }
 
@@ -393,13 +401,29 @@ fn walled(
     // 1. Everything that can fail on bad input, before any namespace.
     let mut policy = launch.policy;
     let (mut work, job_fds, output) = Work::of(launch.job);
+    policy.resolve()?;
+    // A server's functions: each route's policy, component and limits
+    // (the policy's timeout and memory are their defaults).
+    let mut functions = match &work {
+        Work::Serve(..) => {
+            let (routes, named) = served::routes(&policy, &launch.module);
+            let max_concurrent = policy
+                .serve
+                .max_concurrent
+                .unwrap_or(Serving::default().max_concurrent);
+            served::plan(&policy, routes, named, max_concurrent)?
+        }
+        _ => Vec::new(),
+    };
     if let Work::Serve(serving, bounds) = &mut work {
         // The timeout and the memory limit are each request's, not the
         // sandbox's: the supervisor must not kill the server at the
-        // timeout, nor bound its data by one instance's memory.
+        // timeout, nor bound its data by one instance's memory. The
+        // sandbox holds the grants and rules of every function.
         (*serving, *bounds) = serving_of(&mut policy);
+        *serving = served::engine_serving(&functions, serving.max_concurrent);
+        served::join(&mut policy, &mut functions);
     }
-    policy.resolve()?;
     if let Some(rule) = policy.allow_tcp.first() {
         return Err(PolicyError::TcpUnsupported {
             rule: rule.to_string(),
@@ -415,28 +439,44 @@ fn walled(
     // The sandboxed process has no environment of the host's: the guest's
     // values of passed-through names are read now.
     policy.take_host_env()?;
-    let module = Module::load(&launch.module)?;
-    match &work {
-        Work::Compile { .. } => engine::compilable(&module)?,
-        _ => engine::admit(&policy, &module)?,
-    }
+    let purpose = work.purpose();
+    let module = match functions.first() {
+        // A server's report names its first function's component.
+        Some(first) => first.module().clone_without_bytes(),
+        None => {
+            let module = Module::load(&launch.module)?;
+            match &work {
+                Work::Compile { .. } => engine::compilable(&module)?,
+                _ => engine::admit(&policy, &module)?,
+            }
+            module
+        }
+    };
     if report.is_some() {
         *module_info = Some(ModuleInfo::of(&module));
     }
-    let purpose = work.purpose();
-    // The compilation cache lives outside the walls: its entry is read, or
-    // an unnamed file reserved for a new one, before they exist; as is
+    // The compilation cache lives outside the walls: its entries are read,
+    // or unnamed files reserved for new ones, before they exist; as is
     // `compile`'s output.
-    let (mut code_cache, sink) = match &output {
-        Some(out) => (CodeCache::default(), Some(reserve_output(out)?)),
-        None => open_cache(&launch.cache, &policy, &module, purpose),
+    let metered = policy.fuel.is_some();
+    let (mut code_cache, sinks) = match (&output, functions.is_empty()) {
+        (Some(out), _) => (CodeCache::default(), vec![reserve_output(out)?]),
+        (None, true) => {
+            let (cache, sink) = open_cache(&launch.cache, &policy.dirs, metered, &module, purpose);
+            (cache, sink.into_iter().collect())
+        }
+        (None, false) => (
+            CodeCache::default(),
+            served::open_caches(&mut functions, &launch.cache, &policy, purpose),
+        ),
     };
     if policy.allow_precompiled {
         code_cache.precompiled = Some(Precompiled::allowed_by_policy());
     }
-    let (sink_file, publisher) = sink.map(|s| (s.file, s.publisher)).unzip();
-    let has_sink = sink_file.is_some();
-    let keep: Vec<OwnedFd> = sink_file.map(OwnedFd::from).into_iter().chain(job_fds).collect();
+    let (sink_files, publishers): (Vec<std::fs::File>, Vec<Publisher>) =
+        sinks.into_iter().map(|s| (s.file, s.publisher)).unzip();
+    let sink_count = sink_files.len();
+    let keep: Vec<OwnedFd> = sink_files.into_iter().map(OwnedFd::from).chain(job_fds).collect();
     // 2-9. The outer wall.
     let syscalls = match purpose {
         Purpose::Serve(_) if !matches!(work, Work::Compile { .. }) => wall::Syscalls::Server,
@@ -444,7 +484,7 @@ fn walled(
     };
     let grace = stop_grace(&purpose);
     // SAFETY: in the sandbox, this launch's own descriptors (the report,
-    // the publisher's files), closed by the wall, are forgotten, never
+    // the publishers' files), closed by the wall, are forgotten, never
     // dropped or used; the rest of its values own none (the job's went
     // into `keep`); and `inside` ends the process: no frame above this one
     // runs there again.
@@ -453,13 +493,14 @@ fn walled(
     let supervisor = match entered {
         Entered::Supervisor(supervisor) => supervisor,
         Entered::Sandbox(sandbox) => {
-            std::mem::forget((report.take(), publisher));
+            std::mem::forget((report.take(), publishers));
             let job = Inside {
                 policy: &policy,
                 module: &module,
                 code_cache,
-                has_sink,
+                sink_count,
                 roots,
+                functions,
             };
             inside(sandbox, job, work, output)
         }
@@ -468,9 +509,14 @@ fn walled(
     let account = Account::of(&ending.said);
     // A fresh cache entry is named if the sandbox said, before the guest
     // ran, that it wrote one; `compile`'s output only if the compiler
-    // also exited 0.
-    if let Some(publisher) = publisher {
-        publisher.finish(account.written() && (output.is_none() || code == 0));
+    // also exited 0. A server's entries are its functions' with a file,
+    // in order.
+    let owners: Vec<usize> = match functions.is_empty() {
+        true => vec![0],
+        false => (0..functions.len()).filter(|&i| functions[i].has_sink).collect(),
+    };
+    for (publisher, owner) in publishers.into_iter().zip(owners) {
+        publisher.finish(account.written(owner) && (output.is_none() || code == 0));
     }
     Ok(reported(
         report,
@@ -487,7 +533,10 @@ struct Inside<'a> {
     policy: &'a Policy,
     module: &'a Module,
     code_cache: CodeCache,
-    has_sink: bool,
+    /// How many of the kept descriptors, first, are files for code.
+    sink_count: usize,
+    /// A server's functions (none for other work).
+    functions: Vec<served::Planned>,
     /// PEM text of the certificate authorities the guest's HTTPS trusts.
     roots: Vec<u8>,
 }
@@ -652,26 +701,32 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
         policy,
         module,
         mut code_cache,
-        has_sink,
+        sink_count,
         roots,
+        functions,
     } = job;
     let mut kept = sandbox.take_kept().into_iter();
-    let sink = if has_sink {
-        kept.next().map(std::fs::File::from)
-    } else {
-        None
-    };
+    let files: Vec<std::fs::File> = kept.by_ref().take(sink_count).map(std::fs::File::from).collect();
     let job_fds: Vec<OwnedFd> = kept.collect();
+    let mut sinks = files.into_iter();
     let code = match work {
         Work::Compile { metered, serve } => {
             let purpose = Work::Compile { metered, serve }.purpose();
             let out = output.unwrap_or_default();
-            compile_inside(&mut sandbox, module, metered, purpose, sink, &out)
+            compile_inside(&mut sandbox, module, metered, purpose, sinks.next(), &out)
+        }
+        Work::Serve(serving, bounds) => {
+            let mut sinks = sinks.map(artifact_sink);
+            let served = ServeInside {
+                functions,
+                serving,
+                bounds,
+                roots,
+            };
+            serve_inside(&mut sandbox, policy, served, &mut sinks, job_fds)
         }
         work => {
-            code_cache.sink = sink.map(|mut file| -> engine::ArtifactSink {
-                Box::new(move |artifact| crate::cache::write_entry(&mut file, artifact).is_ok())
-            });
+            code_cache.sink = sinks.next().map(artifact_sink);
             run_inside(&mut sandbox, policy, module, code_cache, work, job_fds, roots)
         }
     };
@@ -681,6 +736,80 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
     });
     let _ = std::io::stdout().flush();
     std::process::exit(code.into())
+}
+
+/// Where the engine writes fresh code: `file`, in the cache's format.
+fn artifact_sink(mut file: std::fs::File) -> engine::ArtifactSink {
+    Box::new(move |artifact| crate::cache::write_entry(&mut file, artifact).is_ok())
+}
+
+/// What a server needs inside, besides the policy and the descriptors.
+struct ServeInside {
+    functions: Vec<served::Planned>,
+    /// The engine's limits (the pool's size and memory, the drain's time).
+    serving: Serving,
+    bounds: Bounds,
+    /// PEM text of the certificate authorities the guests' HTTPS trusts.
+    roots: Vec<u8>,
+}
+
+/// `serve` inside (step 10): the functions loaded on one engine (their
+/// code's files, from `sinks`, closed), said loaded, then served on the
+/// listener of `job_fds` (and the admin one after it) until a signal.
+fn serve_inside(
+    sandbox: &mut Sandbox,
+    policy: &Policy,
+    served: ServeInside,
+    sinks: &mut impl Iterator<Item = engine::ArtifactSink>,
+    job_fds: Vec<OwnedFd>,
+) -> Result<u8, Error> {
+    // Before the engine starts threads: termination signals are the
+    // server's to take (gracefully), in every thread.
+    let _ = crate::serve::termination_signals().thread_block();
+    let started = (|| {
+        let outgoing = match sandbox.take_broker() {
+            Some(channel) => {
+                let client = wall::BrokerClient::new(channel)
+                    .map_err(|e| Error::Engine(format!("cannot start the network broker's client: {e}")))?;
+                Some(Outgoing::new(std::sync::Arc::new(client), served.roots))
+            }
+            None => None,
+        };
+        served::load(served.functions, policy, sinks, served.serving, outgoing.as_ref())
+    })();
+    let loaded = match started {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            tell(sandbox, GuestEnd::Error, Some(err.to_string()), None);
+            return Err(err);
+        }
+    };
+    let mut functions = Vec::with_capacity(loaded.len());
+    for (function, loaded) in loaded {
+        sandbox.say(&Said::Loaded(loaded));
+        functions.push(function);
+    }
+    let mut job_fds = job_fds.into_iter();
+    let listener = job_fds
+        .next()
+        .map(std::net::TcpListener::from)
+        .ok_or_else(|| Error::Engine("the listening socket was not kept".into()))?;
+    let admin = job_fds.next().map(std::net::TcpListener::from);
+    let served = crate::serve::serve(functions, listener, admin, served.bounds, |address| {
+        crate::say!("http://{address}")
+    });
+    let code = match served {
+        // 0 once the requests in flight finished; 128+S when a second
+        // signal cut them short.
+        Ok(Served::Drained) => 0,
+        Ok(Served::Cut(signal)) => 128 + signal,
+        Err(err) => {
+            tell(sandbox, GuestEnd::Error, Some(err.to_string()), None);
+            return Err(err);
+        }
+    };
+    tell(sandbox, GuestEnd::Exited, None, None);
+    Ok(u8::try_from(code).unwrap_or(u8::MAX))
 }
 
 /// The inner wall (step 10): load the code (closing the cache's file), say how,
@@ -694,17 +823,12 @@ fn run_inside(
     job_fds: Vec<OwnedFd>,
     roots: Vec<u8>,
 ) -> Result<u8, Error> {
-    if let Purpose::Serve(_) = work.purpose() {
-        // Before the engine starts threads: termination signals are the
-        // server's to take (gracefully), in every thread.
-        let _ = crate::serve::termination_signals().thread_block();
-    }
     let loaded = engine::load_for(policy, module, code_cache, work.purpose()).map_err(Error::from);
     let ended = loaded.and_then(|mut program| {
         if let Some(channel) = sandbox.take_broker() {
             let client = wall::BrokerClient::new(channel)
                 .map_err(|e| Error::Engine(format!("cannot start the network broker's client: {e}")))?;
-            program.reach_out(Outgoing::new(Box::new(client), roots));
+            program.reach_out(Outgoing::new(std::sync::Arc::new(client), roots));
         }
         if let Work::Run(_) = work {
             program.check_command()?;
@@ -780,23 +904,7 @@ fn work_with(policy: &Policy, program: Program, work: Work, job_fds: Vec<OwnedFd
             }
             Ok(exited)
         }
-        Work::Serve(_, bounds) => {
-            let listener = std::net::TcpListener::from(fd()?);
-            let admin = fd().ok().map(std::net::TcpListener::from);
-            let served = crate::serve::serve(policy, program, listener, admin, bounds, |address| {
-                crate::say!("http://{address}")
-            })?;
-            // 0 once the requests in flight finished; 128+S when a second
-            // signal cut them short.
-            let code = match served {
-                Served::Drained => 0,
-                Served::Cut(signal) => 128 + signal,
-            };
-            Ok(Ended {
-                outcome: Outcome::Exited(code),
-                fuel_consumed: None,
-            })
-        }
+        Work::Serve(..) => Err(Error::Engine("serve is not a program's work".into())),
         Work::Worker => {
             crate::plugin::worker::serve_channel(policy, program, fd()?)?;
             Ok(exited)
@@ -837,7 +945,8 @@ fn compile_inside(
 /// on each run, never trusted, and replaced once it is damaged or removed.
 fn open_cache(
     choice: &CacheChoice,
-    policy: &Policy,
+    grants: &[crate::policy::DirGrant],
+    metered: bool,
     module: &Module,
     purpose: Purpose,
 ) -> (CodeCache, Option<Sink>) {
@@ -850,7 +959,7 @@ fn open_cache(
         CacheChoice::At(dir) => Cache::open(dir),
     }
     .and_then(|cache| {
-        cache.check_grants(policy.dirs.iter().map(|d| d.host.as_path()))?;
+        cache.check_grants(grants.iter().map(|d| d.host.as_path()))?;
         Ok(cache)
     });
     let cache = match cache {
@@ -861,7 +970,7 @@ fn open_cache(
         }
     };
     tracing::debug!("compilation cache: {}", cache.dir().display());
-    let key = Cache::key(&module.bytes, &engine::settings(policy.fuel.is_some(), purpose));
+    let key = Cache::key(&module.bytes, &engine::settings(metered, purpose));
     // The cache verified the entry's MAC: it is code wsandbox compiled.
     let entry = cache.lookup(&key).map(|entry| {
         let (bytes, start) = entry.into_parts();

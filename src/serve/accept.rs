@@ -80,7 +80,7 @@ pub(super) async fn serve_connections(
     // Idle connections close now; the ones with a request in flight once
     // it is answered, within the timeout (and a little for the answer to
     // leave) — or at once, on a second signal.
-    let grace = shared.serving().timeout.map(|t| t + Duration::from_secs(1));
+    let grace = shared.longest.map(|t| t + Duration::from_secs(1));
     let drained = async {
         match grace {
             Some(grace) => {

@@ -30,6 +30,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 
+/// The route of a request that matched none.
+pub(super) const NO_ROUTE: &str = "none";
+
 /// The status counted for a request whose client left before it was
 /// answered.
 pub(super) const CLIENT_LEFT: u16 = 499;

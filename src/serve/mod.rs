@@ -1,18 +1,22 @@
-//! The HTTP server over a `wasi:http/proxy` program: one fresh instance
+//! The HTTP server over `wasi:http/proxy` programs: one fresh instance
 //! per request ([`Proxy`]), on a listening socket it is handed
 //! (bound outside the walls: inside, nothing can be bound or connected).
+//! Each program is a [`Function`] on its path prefix; a request goes to
+//! the function of the longest prefix that covers its path, and gets 404
+//! when none does.
 //!
 //! [`serve`] owns a tokio runtime that runs hyper's HTTP/1 connections;
 //! it returns to its caller, which decides how the process ends.
 //!
-//! - `--timeout`: each request's instance has that long, from the moment it
+//! - `--timeout` (or its route's): each request's instance has that long, from the moment it
 //!   gets a slot, to answer and finish its body: past it the instance is
 //!   dropped (a guest spinning in wasm yields at every epoch tick, so it
 //!   can be), and the client gets 504 if nothing was answered yet.
 //! - `--memory`, `--fuel`: per instance, as in `run`; a guest that traps
 //!   (at a limit or not) gets its client a 500, and no other request is
 //!   touched: they have their own stores.
-//! - [`Serving::max_concurrent`] instances at once; [`Bounds::max_queued`]
+//! - [`Serving::max_concurrent`](crate::engine::Serving::max_concurrent)
+//!   instances at once, all functions together; [`Bounds::max_queued`]
 //!   more requests wait for a slot; past that, 503 at once (`admission.rs`).
 //! - [`Bounds::max_connections`] connections at once: past them, new ones
 //!   are not accepted — they wait in the kernel's backlog — until one
@@ -55,7 +59,8 @@ mod log;
 mod metrics;
 mod request;
 
-use crate::engine::{Program, Proxy, Serving};
+use crate::engine::{Program, Proxy};
+use crate::policy::RoutePrefix;
 use crate::{Error, Policy};
 use metrics::Metrics;
 use std::net::SocketAddr;
@@ -112,13 +117,27 @@ pub enum Served {
     Cut(i32),
 }
 
-/// Serves `program` — loaded for serving
-/// ([`Purpose::Serve`](crate::engine::Purpose::Serve)) — on `listener` under `policy`, a fresh
-/// instance per request, until SIGINT, SIGTERM or SIGHUP; then lets the
-/// requests in flight finish and returns. `bounds` are the clients'.
-/// `ready` is called with the address once connections are being
-/// accepted; then, with an `admin` listener, `admin: http://ADDRESS` is
-/// said on stderr, and it answers `/healthz` and `/readyz` (`admin.rs`).
+/// One function of a server: the requests under `prefix` (the longest
+/// prefix that covers their path wins) are answered by `program` — loaded
+/// for serving ([`Purpose::Serve`](crate::engine::Purpose::Serve), all on
+/// one engine: [`crate::engine::load_served`]) — each instance under
+/// `policy`.
+pub struct Function {
+    /// Where it answers.
+    pub prefix: RoutePrefix,
+    /// What answers.
+    pub program: Program,
+    /// Each of its instances' policy: WASI grants and fuel.
+    pub policy: Policy,
+}
+
+/// Serves `functions` on `listener`, a fresh instance per request, until
+/// SIGINT, SIGTERM or SIGHUP; then lets the requests in flight finish and
+/// returns. A request no function's prefix covers gets 404. `bounds` are
+/// the clients'. `ready` is called with the address once connections are
+/// being accepted; then, with an `admin` listener, `admin: http://ADDRESS`
+/// is said on stderr, and it answers `/healthz`, `/readyz` and `/metrics`
+/// (`admin.rs`).
 ///
 /// Those signals are blocked in this thread (and so in the runtime's) and
 /// taken by a thread of the server's, which stays to wait for a second
@@ -126,8 +145,7 @@ pub enum Served {
 /// there too ([`termination_signals`]), before any other thread exists,
 /// so that they reach the server.
 pub fn serve(
-    policy: &Policy,
-    program: Program,
+    functions: Vec<Function>,
     listener: std::net::TcpListener,
     admin: Option<std::net::TcpListener>,
     bounds: Bounds,
@@ -158,7 +176,7 @@ pub fn serve(
         .enable_time()
         .build()
         .map_err(|e| setup("starting the runtime", &e))?;
-    let proxy = program.proxy(policy)?;
+    let routes = routes_of(functions)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Serving);
     std::thread::Builder::new()
         .name("signals".into())
@@ -173,8 +191,11 @@ pub fn serve(
             }
         })
         .map_err(|e| setup("starting the signal thread", &e))?;
-    let metrics = admin.as_ref().map(|_| Arc::new(Metrics::new(&[ROUTE])));
-    let shared = Arc::new(Shared::new(proxy, bounds, metrics.clone()));
+    let metrics = admin.as_ref().map(|_| {
+        let labels: Vec<&'static str> = routes.iter().map(|route| route.label).collect();
+        Arc::new(Metrics::new(&labels))
+    });
+    let shared = Arc::new(Shared::new(routes, bounds, metrics.clone()));
     let ready = move |address| {
         ready(address);
         if let Some(admin) = admin_address {
@@ -213,44 +234,83 @@ enum Stop {
     Now(i32),
 }
 
+/// Where requests under a prefix go.
+struct Route {
+    /// The prefix, as the metrics label it (made once for each function).
+    label: &'static str,
+    prefix: RoutePrefix,
+    proxy: Proxy,
+}
+
+/// The functions' routes, longest prefix first, their proxies made on
+/// their one engine.
+fn routes_of(functions: Vec<Function>) -> Result<Vec<Route>, Error> {
+    let mut routes: Vec<Route> = Vec::with_capacity(functions.len());
+    for function in functions {
+        let proxy = function
+            .program
+            .proxy_beside(&function.policy, routes.first().map(|route| &route.proxy))?;
+        routes.push(Route {
+            // Once per function, for the server's life.
+            label: Box::leak(function.prefix.as_str().to_owned().into_boxed_str()),
+            prefix: function.prefix,
+            proxy,
+        });
+    }
+    if routes.is_empty() {
+        return Err(Error::Engine("serve: no function to serve".into()));
+    }
+    routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.as_str().len()));
+    Ok(routes)
+}
+
 /// Everything a request needs, shared by all of them.
 struct Shared {
-    proxy: Proxy,
+    routes: Vec<Route>,
     bounds: Bounds,
     admission: admission::Admission,
+    /// Instances at once, all routes together.
+    max_concurrent: u32,
+    /// The longest time a request may take, if every route bounds it.
+    longest: Option<Duration>,
     next_id: AtomicU64,
     /// Kept when there is an admin listener to show them.
     metrics: Option<Arc<Metrics>>,
 }
 
-/// The route of the one component served.
-const ROUTE: &str = "/";
-
 impl Shared {
-    /// What requests to `proxy` share, bounded by `bounds`, counted in
+    /// What requests to `routes` share, bounded by `bounds`, counted in
     /// `metrics` if there are.
-    fn new(mut proxy: Proxy, bounds: Bounds, metrics: Option<Arc<Metrics>>) -> Shared {
+    fn new(mut routes: Vec<Route>, bounds: Bounds, metrics: Option<Arc<Metrics>>) -> Shared {
         let queued = metrics.as_ref().map(|m| m.queued.clone()).unwrap_or_default();
         if let Some(metrics) = &metrics {
-            let metrics = metrics.clone();
-            proxy.observe_memory(Arc::new(move |bytes| metrics.instance_memory(bytes)));
+            for route in &mut routes {
+                let metrics = metrics.clone();
+                route
+                    .proxy
+                    .observe_memory(Arc::new(move |bytes| metrics.instance_memory(bytes)));
+            }
         }
+        // The pool is the engine's, sized by the first function's (all
+        // share the server's max_concurrent).
+        let max_concurrent = routes[0].proxy.serving().max_concurrent;
+        let longest = routes
+            .iter()
+            .map(|route| route.proxy.serving().timeout)
+            .try_fold(Duration::ZERO, |longest, timeout| Some(longest.max(timeout?)));
         Shared {
-            admission: admission::Admission::new(proxy.serving().max_concurrent, bounds.max_queued, queued),
-            proxy,
+            admission: admission::Admission::new(max_concurrent, bounds.max_queued, queued),
+            routes,
             bounds,
+            max_concurrent,
+            longest,
             next_id: AtomicU64::new(1),
             metrics,
         }
     }
 
-    /// The route a request takes.
-    fn route(&self) -> &'static str {
-        ROUTE
-    }
-
-    /// How requests are run.
-    fn serving(&self) -> &Serving {
-        self.proxy.serving()
+    /// The route of a request for `path` (its index), if one covers it.
+    fn route(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|route| route.prefix.covers(path))
     }
 }

@@ -7,7 +7,7 @@
 use super::Shared;
 use super::body::{RequestBody, Unread};
 use super::log::{Asked, LogStream};
-use super::metrics::InFlight;
+use super::metrics::{InFlight, NO_ROUTE};
 use crate::engine::proxy::{self, Answer, Response};
 use crate::policy::Setting;
 use http_body_util::BodyExt;
@@ -25,10 +25,11 @@ pub(super) async fn handle(
     request: hyper::Request<hyper::body::Incoming>,
     ambiguous: Option<&'static str>,
 ) -> Result<Response, std::convert::Infallible> {
-    let route = shared.route();
+    let route = shared.route(request.uri().path());
     // Counted as it ends: when this is dropped (after the answer's body,
     // for an instance's answer), with the status set by then.
-    let mut tracked = shared.metrics.as_ref().map(|metrics| metrics.begin(route));
+    let label = route.map_or(NO_ROUTE, |route| shared.routes[route].label);
+    let mut tracked = shared.metrics.as_ref().map(|metrics| metrics.begin(label));
     let response = respond(shared, route, request, ambiguous, &mut tracked).await;
     if let Some(tracked) = tracked.as_mut() {
         tracked.answered(response.status().as_u16());
@@ -36,11 +37,12 @@ pub(super) async fn handle(
     Ok(response)
 }
 
-/// The answer to `request` for `route`; `tracked` is taken when the
-/// answer's body streams on from an instance, to count it once over.
+/// The answer to `request` for `route` (none: 404); `tracked` is taken
+/// when the answer's body streams on from an instance, to count it once
+/// over.
 async fn respond(
     shared: Arc<Shared>,
-    route: &'static str,
+    route: Option<usize>,
     request: hyper::Request<hyper::body::Incoming>,
     ambiguous: Option<&'static str>,
     tracked: &mut Option<InFlight>,
@@ -58,6 +60,7 @@ async fn respond(
         let told = match status {
             400 if ambiguous.is_some() => "the request's length is ambiguous",
             400 => "a request needs a Host header",
+            404 => "no function answers this path",
             408 => "the request did not arrive in time",
             413 => "the request's body is too large",
             503 => "too many requests, try again later",
@@ -83,6 +86,13 @@ async fn respond(
     if !has_authority {
         return failed(400, "no Host header".into());
     }
+    let Some(route) = route else {
+        let prefixes: Vec<&str> = shared.routes.iter().map(|route| route.label).collect();
+        return failed(
+            404,
+            format!("no route covers this path (routes: {})", prefixes.join(", ")),
+        );
+    };
     let announced = request.body().size_hint().lower();
     if announced > shared.bounds.max_body_size {
         let max = crate::policy::size_text(shared.bounds.max_body_size);
@@ -99,8 +109,7 @@ async fn respond(
             503,
             format!(
                 "too many requests: {} in flight and {} waiting",
-                shared.serving().max_concurrent,
-                shared.bounds.max_queued
+                shared.max_concurrent, shared.bounds.max_queued
             ),
         );
     };
@@ -176,7 +185,7 @@ impl From<proxy::Stopped> for Stopped {
 /// back when it ends.
 async fn instance(
     shared: Arc<Shared>,
-    route: &'static str,
+    route: usize,
     id: u64,
     request: hyper::Request<hyper::body::Incoming>,
     answer: oneshot::Sender<Answer>,
@@ -184,7 +193,7 @@ async fn instance(
 ) -> Result<(), Stopped> {
     let _permit = permit;
     let (request, unread) = RequestBody::watch(request, &shared.bounds);
-    let handled = shared.proxy.handle(
+    let handled = shared.routes[route].proxy.handle(
         id,
         request,
         answer,
@@ -203,8 +212,8 @@ async fn instance(
     };
     if let Some(metrics) = &shared.metrics {
         match &ended {
-            Err(Stopped::Trapped(_)) => metrics.trapped(route),
-            Err(Stopped::Timeout(_)) => metrics.timed_out(route),
+            Err(Stopped::Trapped(_)) => metrics.trapped(shared.routes[route].label),
+            Err(Stopped::Timeout(_)) => metrics.timed_out(shared.routes[route].label),
             _ => {}
         }
     }

@@ -15,6 +15,7 @@ mod plugin;
 mod policy;
 mod readme;
 mod report;
+mod routes;
 mod run;
 mod serve;
 mod wall;

@@ -499,6 +499,49 @@ fn a_served_function_fetches_from_the_server_its_rule_names() {
 }
 
 #[test]
+fn each_route_of_a_server_reaches_only_what_its_own_rules_allow() {
+    let local = Local::http();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("routes.toml");
+    let policy = format!(
+        r#"
+[[serve.routes]]
+prefix = "/a"
+component = "{PROBE_HTTP}"
+env = [{{ name = "PROBE_PREFIX", value = "/a" }}]
+allow_http = ["{rule}"]
+
+[[serve.routes]]
+prefix = "/b"
+component = "{PROBE_HTTP}"
+env = [{{ name = "PROBE_PREFIX", value = "/b" }}]
+"#,
+        rule = local.rule()
+    );
+    std::fs::write(&file, policy).unwrap();
+    let mut cmd = crate::wsandbox();
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(&file);
+    let server = Server::spawn(cmd);
+    let url = local.url("http", "127.0.0.1");
+    let fetched = server.get(&format!("/a/fetch?url={url}"));
+    assert_eq!(fetched.assert(200).text(), format!("fetched: 200\n{HELLO}"));
+    // The broker holds the rules of both routes; /b is refused inside,
+    // by its own (none), before the broker is asked.
+    let refused = server.get(&format!("/b/fetch?url={url}"));
+    assert!(
+        refused.assert(502).text().contains("HttpRequestDenied"),
+        "{}",
+        refused.text()
+    );
+    server.logged(&format!(
+        "GET {url}: not allowed: no --allow-http rule for {}",
+        local.rule()
+    ));
+    assert_eq!((local.connections(), local.requests()), (1, 1));
+}
+
+#[test]
 fn the_sandbox_holds_no_network_while_its_guest_fetches() {
     let local = Local::http();
     let server = Server::start(&["--allow-http", &local.rule()], PROBE_HTTP);

@@ -38,7 +38,7 @@ impl Server {
         Server::spawn(cmd)
     }
 
-    fn spawn(mut cmd: Command) -> Server {
+    pub(crate) fn spawn(mut cmd: Command) -> Server {
         let cmd_is_verbose = cmd
             .get_args()
             .any(|arg| arg.to_str().is_some_and(|a| a.starts_with("-v")));
@@ -88,7 +88,7 @@ impl Server {
         request(&self.addr, "POST", path, body)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 

@@ -16,6 +16,10 @@
 //!   host's refusal.
 //! - `GET /connect?addr=IP:PORT`: a TCP connection through `wasi:sockets`;
 //!   answers 502 with the refusal (or `connected`).
+//! - `GET /path`: the whole path it was asked for.
+//!
+//! Served under a prefix (a route of a server of several), it is told the
+//! prefix in `PROBE_PREFIX` and takes its paths under it (`/api/grow`).
 
 use std::io::Write as _;
 use wasi::http::types::{
@@ -29,7 +33,13 @@ struct Probe;
 impl wasi::exports::http::incoming_handler::Guest for Probe {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path_with_query = request.path_with_query().unwrap_or_default();
-        let (path, query) = path_with_query.split_once('?').unwrap_or((&path_with_query, ""));
+        let (full, query) = path_with_query.split_once('?').unwrap_or((&path_with_query, ""));
+        let prefix = std::env::var("PROBE_PREFIX").unwrap_or_default();
+        let path = match full.strip_prefix(prefix.as_str()) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => full,
+        };
         let param = |name: &str| {
             query
                 .split('&')
@@ -71,6 +81,7 @@ impl wasi::exports::http::incoming_handler::Guest for Probe {
             }
             (Method::Get, "/fetch") => fetch(out, &param("url").unwrap_or_default()),
             (Method::Get, "/connect") => connect(out, &param("addr").unwrap_or_default()),
+            (Method::Get, "/path") => answer(out, 200, format!("{full}\n").as_bytes()),
             _ => answer(out, 404, b"no such route\n"),
         }
     }
