@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match cli.execute() {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            wsandbox::say!("wsandbox: {err}");
+            wsandbox::say::failure(format_args!("wsandbox: {err}"));
             ExitCode::from(err.exit_code())
         }
     }

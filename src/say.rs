@@ -23,11 +23,160 @@ use std::time::{Duration, Instant};
 pub const PATIENCE: Duration = Duration::from_secs(2);
 
 /// Writes `args` and a newline on stderr, as one write where it fits;
-/// never panics (see the module's documentation).
+/// never panics (see the module's documentation). With the JSON format
+/// ([`LogFormat`]) the line is the message of a [`Record`] (level `warn`
+/// when it starts with `wsandbox: warning`, else `info`).
 pub fn line(args: fmt::Arguments) {
-    let mut text = args.to_string();
-    text.push('\n');
-    let _ = write_all(io::stderr().as_fd(), text.as_bytes());
+    match log_format() {
+        LogFormat::Text => {
+            let mut text = args.to_string();
+            text.push('\n');
+            let _ = write_all(io::stderr().as_fd(), text.as_bytes());
+        }
+        LogFormat::Json => {
+            let message = args.to_string();
+            let level = match message.starts_with("wsandbox: warning") {
+                true => "warn",
+                false => "info",
+            };
+            record(&Record::new(level, &message), args);
+        }
+    }
+}
+
+/// [`line`], for the error that ends a command: level `error` in JSON.
+pub fn failure(args: fmt::Arguments) {
+    match log_format() {
+        LogFormat::Text => line(args),
+        LogFormat::Json => record(&Record::new("error", &args.to_string()), args),
+    }
+}
+
+/// How wsandbox writes its lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Lines for people (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, a [`Record`], for machines.
+    Json,
+}
+
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Writes every line of this process (and of the sandbox, its copy) in
+/// `format` from now on; the first call wins.
+pub fn set_log_format(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+}
+
+/// The format lines are written in.
+pub fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or_default()
+}
+
+/// One line of the log as a machine reads it (`--log-format json`): its
+/// time (UTC, RFC 3339, milliseconds), level and message, and for a line
+/// about a request what it was. Text from a client or a guest in it is
+/// escaped as in a text line ([`escaped`]), then as JSON.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Record<'a> {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: &'a str,
+    /// The request's id (`[req 7]` in text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<u64>,
+    /// The route it took (its prefix; `none` for no route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<&'a str>,
+    /// Its method, escaped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'a str>,
+    /// Its path, escaped and cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<&'a str>,
+    /// The status its client got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// How long it took, from its head to the end of its answer (or to
+    /// this line), in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// For a line a guest wrote: `stdout` or `stderr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<&'a str>,
+    /// What happened, as the text line says it (without a request's
+    /// prefix).
+    pub message: &'a str,
+}
+
+impl<'a> Record<'a> {
+    /// A record of `level` saying `message`, about nothing else.
+    pub fn new(level: &'a str, message: &'a str) -> Record<'a> {
+        Record {
+            level,
+            message,
+            ..Record::default()
+        }
+    }
+
+    /// The record as one line of JSON (with the time, now, first), its
+    /// newline included.
+    pub fn to_json_line(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Timed<'r, 'a> {
+            time: String,
+            #[serde(flatten)]
+            record: &'r Record<'a>,
+        }
+        let timed = Timed {
+            time: utc_now(),
+            record: self,
+        };
+        let mut line = serde_json::to_string(&timed).unwrap_or_else(|_| {
+            format!(
+                r#"{{"time":"{}","level":"error","message":"a line that is not JSON"}}"#,
+                timed.time
+            )
+        });
+        line.push('\n');
+        line
+    }
+}
+
+/// Writes `record` on stderr in the log's format: as JSON, or as `text`.
+pub fn record(record: &Record, text: fmt::Arguments) {
+    let line = match log_format() {
+        LogFormat::Json => record.to_json_line(),
+        LogFormat::Text => format!("{text}\n"),
+    };
+    let _ = write_all(io::stderr().as_fd(), line.as_bytes());
+}
+
+/// Now, in UTC, as RFC 3339 with milliseconds: `2026-12-04T18:30:00.123Z`.
+pub fn utc_now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
 }
 
 /// Writes `text` on stdout (after what `print!` buffered): an error when
@@ -181,6 +330,55 @@ pub fn error_line(err: &dyn std::fmt::Display) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_one_line_of_json_with_its_time() {
+        let record = Record {
+            request: Some(7),
+            route: Some("/api"),
+            status: Some(200),
+            ..Record::new("info", "a \"line\"\nwith\u{1b} more")
+        };
+        let line = record.to_json_line();
+        assert!(line.ends_with("}\n") && line.matches('\n').count() == 1, "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["level"], "info");
+        assert_eq!(value["request"], 7);
+        assert_eq!(value["route"], "/api");
+        assert_eq!(value["message"], "a \"line\"\nwith\u{1b} more");
+        assert!(value.get("method").is_none(), "{line}");
+        let time = value["time"].as_str().unwrap();
+        assert_eq!(time.len(), "2026-12-04T18:30:00.123Z".len(), "{time}");
+        assert!(time.starts_with("20") && time.ends_with('Z'), "{time}");
+    }
+
+    #[test]
+    fn the_time_is_the_calendars() {
+        // 2000-02-29 was a Thursday in a leap year; the formula is checked
+        // against the clock's own seconds for one known day.
+        let days_to = |y: i64, m: i64, d: i64| {
+            let y = if m <= 2 { y - 1 } else { y };
+            let era = y.div_euclid(400);
+            let yoe = y - era * 400;
+            let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+            era * 146_097 + doe - 719_468
+        };
+        assert_eq!(days_to(1970, 1, 1), 0);
+        assert_eq!(days_to(2000, 3, 1) - days_to(2000, 2, 28), 2);
+        let now = utc_now();
+        let (y, m, d): (i64, i64, i64) = (
+            now[0..4].parse().unwrap(),
+            now[5..7].parse().unwrap(),
+            now[8..10].parse().unwrap(),
+        );
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        // Within a day of the clock (the test may cross midnight).
+        assert!((days_to(y, m, d) - secs / 86_400).abs() <= 1, "{now}");
+    }
 
     #[test]
     fn outside_text_cannot_end_a_line_or_drive_the_terminal() {

@@ -35,8 +35,60 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// How lines on stderr are written: text, or json (one object per
+    /// line: time, level, message, and a request's id, route, method,
+    /// path, status and duration in milliseconds)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// The formats of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `tracing`'s events as [`wsandbox::say::Record`]s: one JSON object per
+/// line, its fields after the message.
+struct JsonLines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                use std::fmt::Write as _;
+                match field.name() {
+                    "message" if self.0.is_empty() => {
+                        let _ = write!(self.0, "{value:?}");
+                    }
+                    name => {
+                        let _ = write!(self.0, " {name}={value:?}");
+                    }
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        let record = wsandbox::say::Record::new(&level, &message.0);
+        writer.write_str(&record.to_json_line())
+    }
 }
 
 /// `wsandbox --version`: wsandbox's, wasmtime's, and what is built in.
@@ -64,9 +116,13 @@ enum Command {
 }
 
 impl Cli {
-    /// Sets up logging as `-v`/`-vv` or `WSANDBOX_LOG` ask: nothing is
-    /// logged otherwise, and nothing is set up.
+    /// Sets up logging as `-v`/`-vv` or `WSANDBOX_LOG` ask (nothing is
+    /// logged otherwise, and nothing is set up), in the format
+    /// `--log-format` asks.
     pub fn init_logging(&self) {
+        if self.log_format == LogFormat::Json {
+            wsandbox::say::set_log_format(wsandbox::say::LogFormat::Json);
+        }
         let filter = match (std::env::var("WSANDBOX_LOG"), self.verbose) {
             (Ok(filter), _) if !filter.is_empty() => filter,
             (_, 0) => return,
@@ -86,7 +142,13 @@ impl Cli {
             .with_target(false)
             .with_ansi(false)
             .without_time();
-        tracing_subscriber::registry().with(fmt).with(filter).init();
+        match self.log_format {
+            LogFormat::Text => tracing_subscriber::registry().with(fmt).with(filter).init(),
+            LogFormat::Json => tracing_subscriber::registry()
+                .with(fmt.event_format(JsonLines))
+                .with(filter)
+                .init(),
+        }
     }
 
     /// Runs the chosen subcommand; `Ok` carries the process exit code.

@@ -731,7 +731,7 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
         }
     };
     let code = code.unwrap_or_else(|err| {
-        crate::say!("wsandbox: {err}");
+        crate::say::failure(format_args!("wsandbox: {err}"));
         err.exit_code()
     });
     let _ = std::io::stdout().flush();

@@ -1,31 +1,70 @@
 //! The server's log on its stderr: one line per request that failed
-//! ([`Asked::log`]), and the guests' stdout and stderr, line by line, each
-//! prefixed with the request's id ([`LogStream`]). Every byte of the
-//! client's or the guest's is escaped ([`crate::say::escaped`]).
+//! ([`Asked::log`]), one per request at `-v` ([`Asked::access`]), and the
+//! guests' stdout and stderr, line by line, each prefixed with the
+//! request's id ([`LogStream`]). Every byte of the client's or the guest's
+//! is escaped ([`crate::say::escaped`]). With `--log-format json` each
+//! line is a [`Record`] with the request's id, route, method, path,
+//! status and duration as fields of their own.
 
+use crate::say::{Record, escaped};
 use std::sync::Arc;
+use std::time::Instant;
 
-/// A request as the log names it: its id, method and path.
+/// A request as the log names it: its id, route, method and path, and
+/// when its head came.
 pub(super) struct Asked {
     pub(super) id: u64,
+    /// Its route's prefix (`none` for no route).
+    pub(super) route: &'static str,
     pub(super) method: hyper::Method,
     pub(super) uri: hyper::Uri,
+    pub(super) started: Instant,
 }
 
 /// The most of a request's path that a line of the log shows.
 const PATH_IN_LOG: usize = 256;
 
 impl Asked {
-    /// One line of the log about this request: `what` happened and `why`,
-    /// every byte of the client's or the guest's escaped.
-    pub(super) fn log(&self, what: std::fmt::Arguments, why: &str) {
-        use crate::say::escaped;
-        crate::say!(
-            "wsandbox: [req {}] {} {}: {what}: {}",
-            self.id,
-            escaped(self.method.as_str()),
-            escaped(self.uri.path()).at_most(PATH_IN_LOG),
-            escaped(why)
+    /// One line of the log about this request: `what` happened (the
+    /// status it got, if that is what) and `why`, every byte of the
+    /// client's or the guest's escaped; level `error` unless the client
+    /// got a 4xx (`warn`).
+    pub(super) fn log(&self, status: Option<u16>, what: std::fmt::Arguments, why: &str) {
+        let level = match status {
+            Some(400..=499) => "warn",
+            _ => "error",
+        };
+        let message = format!("{what}: {}", escaped(why));
+        self.line(level, status, &message);
+    }
+
+    /// The access log's line for this request, which ended with `status`
+    /// (at `-v`).
+    pub(super) fn access(&self, status: u16) {
+        let message = format!(
+            "{status} in {:.3} ms (route {})",
+            self.started.elapsed().as_secs_f64() * 1e3,
+            self.route
+        );
+        self.line("info", Some(status), &message);
+    }
+
+    /// `[req ID] METHOD PATH: MESSAGE`, or its record.
+    fn line(&self, level: &str, status: Option<u16>, message: &str) {
+        let method = escaped(self.method.as_str()).to_string();
+        let path = escaped(self.uri.path()).at_most(PATH_IN_LOG).to_string();
+        let record = Record {
+            request: Some(self.id),
+            route: Some(self.route),
+            method: Some(&method),
+            path: Some(&path),
+            status,
+            duration_ms: Some(self.started.elapsed().as_secs_f64() * 1e3),
+            ..Record::new(level, message)
+        };
+        crate::say::record(
+            &record,
+            format_args!("wsandbox: [req {}] {method} {path}: {message}", self.id),
         );
     }
 }
@@ -36,16 +75,22 @@ impl Asked {
 #[derive(Clone)]
 pub(super) struct LogStream {
     prefix: Arc<str>,
+    id: u64,
+    route: &'static str,
+    stream: &'static str,
 }
 
 impl LogStream {
     /// The longest line: past it, the bytes so far are a line.
     const LINE: usize = 4096;
 
-    /// Request `id`'s `stream` (`stdout` or `stderr`).
-    pub(super) fn new(id: u64, stream: &str) -> LogStream {
+    /// Request `id`'s `stream` (`stdout` or `stderr`), on `route`.
+    pub(super) fn new(id: u64, route: &'static str, stream: &'static str) -> LogStream {
         LogStream {
             prefix: format!("[req {id} {stream}] ").into(),
+            id,
+            route,
+            stream,
         }
     }
 }
@@ -59,7 +104,7 @@ impl wasmtime_wasi::cli::IsTerminal for LogStream {
 impl wasmtime_wasi::cli::StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
         Box::new(LineWriter {
-            prefix: self.prefix.clone(),
+            stream: self.clone(),
             line: Vec::new(),
         })
     }
@@ -67,22 +112,20 @@ impl wasmtime_wasi::cli::StdoutStream for LogStream {
 
 /// Collects bytes into lines, and writes each whole line with its prefix.
 struct LineWriter {
-    prefix: Arc<str>,
+    stream: LogStream,
     line: Vec<u8>,
 }
 
 impl LineWriter {
     fn emit(&mut self) {
-        use std::fmt::Write as _;
-        use std::io::Write as _;
-        let mut text = String::with_capacity(self.prefix.len() + self.line.len() + 1);
-        text.push_str(&self.prefix);
-        let _ = writeln!(
-            text,
-            "{}",
-            crate::say::escaped(&String::from_utf8_lossy(&self.line))
-        );
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        let text = escaped(&String::from_utf8_lossy(&self.line)).to_string();
+        let record = Record {
+            request: Some(self.stream.id),
+            route: Some(self.stream.route),
+            stream: Some(self.stream.stream),
+            ..Record::new("info", &text)
+        };
+        crate::say::record(&record, format_args!("{}{text}", self.stream.prefix));
         self.line.clear();
     }
 }

@@ -143,17 +143,19 @@ impl Metrics {
         }
     }
 
-    /// A request begins: it is in flight until the returned value is
-    /// dropped, and counted when it [`InFlight::ends`] (or with
-    /// [`CLIENT_LEFT`], if it never does).
-    pub(super) fn begin(self: &std::sync::Arc<Metrics>, route: &'static str) -> InFlight {
+    /// A request begins: it is in flight until it [`Metrics::ended`].
+    pub(super) fn began(&self) {
         self.in_flight.inc();
-        InFlight {
-            metrics: self.clone(),
-            route,
-            started: std::time::Instant::now(),
-            status: None,
-        }
+    }
+
+    /// A request on `route` ended, its client having got `status`, `took`
+    /// after its head came.
+    pub(super) fn ended(&self, route: &'static str, status: u16, took: Duration) {
+        self.requests.get_or_create(&RouteStatus { route, status }).inc();
+        self.durations
+            .get_or_create(&Route { route })
+            .observe(took.as_secs_f64());
+        self.in_flight.dec();
     }
 
     /// An instance of `route` trapped.
@@ -182,13 +184,6 @@ impl Metrics {
             Format::OpenMetrics => text,
             Format::Prometheus => prometheus_text(&text),
         }
-    }
-
-    fn count(&self, route: &'static str, status: u16, took: Duration) {
-        self.requests.get_or_create(&RouteStatus { route, status }).inc();
-        self.durations
-            .get_or_create(&Route { route })
-            .observe(took.as_secs_f64());
     }
 }
 
@@ -249,31 +244,6 @@ fn prometheus_text(openmetrics: &str) -> String {
     text
 }
 
-/// A request in flight; counted when it ends, or dropped.
-pub(super) struct InFlight {
-    metrics: std::sync::Arc<Metrics>,
-    route: &'static str,
-    started: std::time::Instant,
-    /// The status its client got, once answered.
-    status: Option<u16>,
-}
-
-impl InFlight {
-    /// Its client got `status` (the request is not over until the answer's
-    /// body is: it counts when this is dropped).
-    pub(super) fn answered(&mut self, status: u16) {
-        self.status = Some(status);
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let status = self.status.unwrap_or(CLIENT_LEFT);
-        self.metrics.count(self.route, status, self.started.elapsed());
-        self.metrics.in_flight.dec();
-    }
-}
-
 /// What is read at each scrape: the build's versions, and the process's
 /// own CPU time and resident memory (from `/proc/self/statm`, the one
 /// file of procfs the sandbox of a server may read).
@@ -326,11 +296,11 @@ mod tests {
     #[test]
     fn a_request_counts_once_with_its_status_and_route() {
         let metrics = Arc::new(Metrics::new(&["/api", "/"]));
-        let mut answered = metrics.begin("/api");
-        assert_eq!(metrics.in_flight.get(), 1);
-        answered.answered(200);
-        drop(answered);
-        drop(metrics.begin("/"));
+        metrics.began();
+        metrics.began();
+        assert_eq!(metrics.in_flight.get(), 2);
+        metrics.ended("/api", 200, Duration::from_millis(3));
+        metrics.ended("/", CLIENT_LEFT, Duration::from_millis(1));
         metrics.trapped("/api");
         metrics.instance_memory(3 << 16);
         let text = metrics.encode(Format::OpenMetrics);

@@ -276,6 +276,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Kept when there is an admin listener to show them.
     metrics: Option<Arc<Metrics>>,
+    /// A line per request on the log (at `-v`).
+    access_log: bool,
 }
 
 impl Shared {
@@ -306,6 +308,7 @@ impl Shared {
             longest,
             next_id: AtomicU64::new(1),
             metrics,
+            access_log: tracing::enabled!(target: "wsandbox::access", tracing::Level::DEBUG),
         }
     }
 

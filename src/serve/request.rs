@@ -7,56 +7,100 @@
 use super::Shared;
 use super::body::{RequestBody, Unread};
 use super::log::{Asked, LogStream};
-use super::metrics::{InFlight, NO_ROUTE};
+use super::metrics::{CLIENT_LEFT, Metrics, NO_ROUTE};
 use crate::engine::proxy::{self, Answer, Response};
 use crate::policy::Setting;
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Bytes};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 /// Answers one request with a fresh instance, or with the error that
 /// stopped it; a request whose framing is `ambiguous` gets 400 and ends
-/// its connection. It counts in the metrics once its answer is over.
+/// its connection. It counts in the metrics, and in the access log at
+/// `-v`, once its answer is over.
 pub(super) async fn handle(
     shared: Arc<Shared>,
     request: hyper::Request<hyper::body::Incoming>,
     ambiguous: Option<&'static str>,
 ) -> Result<Response, std::convert::Infallible> {
     let route = shared.route(request.uri().path());
+    let asked = Arc::new(Asked {
+        id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+        route: route.map_or(NO_ROUTE, |route| shared.routes[route].label),
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+        started: Instant::now(),
+    });
     // Counted as it ends: when this is dropped (after the answer's body,
     // for an instance's answer), with the status set by then.
-    let label = route.map_or(NO_ROUTE, |route| shared.routes[route].label);
-    let mut tracked = shared.metrics.as_ref().map(|metrics| metrics.begin(label));
-    let response = respond(shared, route, request, ambiguous, &mut tracked).await;
+    let mut tracked = Tracked::begin(&shared, &asked);
+    let response = respond(shared, route, request, ambiguous, asked, &mut tracked).await;
     if let Some(tracked) = tracked.as_mut() {
-        tracked.answered(response.status().as_u16());
+        tracked.status = Some(response.status().as_u16());
     }
     Ok(response)
 }
 
-/// The answer to `request` for `route` (none: 404); `tracked` is taken
-/// when the answer's body streams on from an instance, to count it once
-/// over.
+/// A request under way, for the metrics and the access log: it ends when
+/// this is dropped, with the status its client got by then (or
+/// [`CLIENT_LEFT`]).
+struct Tracked {
+    metrics: Option<Arc<Metrics>>,
+    /// For the access log's line, if it is on.
+    access: Option<Arc<Asked>>,
+    asked: Arc<Asked>,
+    status: Option<u16>,
+}
+
+impl Tracked {
+    /// The request `asked` begins, if it is to be counted or logged.
+    fn begin(shared: &Shared, asked: &Arc<Asked>) -> Option<Tracked> {
+        if shared.metrics.is_none() && !shared.access_log {
+            return None;
+        }
+        if let Some(metrics) = &shared.metrics {
+            metrics.began();
+        }
+        Some(Tracked {
+            metrics: shared.metrics.clone(),
+            access: shared.access_log.then(|| asked.clone()),
+            asked: asked.clone(),
+            status: None,
+        })
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let status = self.status.unwrap_or(CLIENT_LEFT);
+        if let Some(metrics) = &self.metrics {
+            metrics.ended(self.asked.route, status, self.asked.started.elapsed());
+        }
+        if let Some(asked) = &self.access {
+            asked.access(status);
+        }
+    }
+}
+
+/// The answer to `asked` (`request`) for `route` (none: 404); `tracked`
+/// is taken when the answer's body streams on from an instance, to end
+/// once it is over.
 async fn respond(
     shared: Arc<Shared>,
     route: Option<usize>,
     request: hyper::Request<hyper::body::Incoming>,
     ambiguous: Option<&'static str>,
-    tracked: &mut Option<InFlight>,
+    asked: Arc<Asked>,
+    tracked: &mut Option<Tracked>,
 ) -> Response {
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let asked = Asked {
-        id,
-        method: request.method().clone(),
-        uri: request.uri().clone(),
-    };
+    let id = asked.id;
     // The server's log has the whole story; the client gets the status
     // and a line that gives nothing of the guest's away.
     let failed = |status: u16, why: String| {
-        asked.log(format_args!("{status}"), &why);
+        asked.log(Some(status), format_args!("{status}"), &why);
         let told = match status {
             400 if ambiguous.is_some() => "the request's length is ambiguous",
             400 => "a request needs a Host header",
@@ -119,7 +163,7 @@ async fn respond(
         Ok(Ok(response)) => {
             let mut tracked = tracked.take();
             if let Some(tracked) = tracked.as_mut() {
-                tracked.answered(response.status().as_u16());
+                tracked.status = Some(response.status().as_u16());
             }
             // The body streams on from the instance: how that ends is
             // logged, since the client can only see it cut short.
@@ -128,14 +172,15 @@ async fn respond(
                 drop(tracked);
                 match ended {
                     Ok(Err(Stopped::Timeout(limit))) => asked.log(
+                        None,
                         format_args!("stopped while answering"),
                         &format!("past {} {limit:?}", Setting::Timeout),
                     ),
                     Ok(Err(Stopped::Unread(unread))) => {
-                        asked.log(format_args!("stopped while answering"), &unread.to_string())
+                        asked.log(None, format_args!("stopped while answering"), &unread.to_string())
                     }
                     Ok(Err(Stopped::Failed(why) | Stopped::Trapped(why))) => {
-                        asked.log(format_args!("failed while answering"), &why)
+                        asked.log(None, format_args!("failed while answering"), &why)
                     }
                     _ => {}
                 }
@@ -197,8 +242,8 @@ async fn instance(
         id,
         request,
         answer,
-        LogStream::new(id, "stdout"),
-        LogStream::new(id, "stderr"),
+        LogStream::new(id, shared.routes[route].label, "stdout"),
+        LogStream::new(id, shared.routes[route].label, "stderr"),
     );
     let ended = match unread {
         None => handled.await.map_err(Stopped::from),

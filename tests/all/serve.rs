@@ -56,6 +56,13 @@ impl Server {
             for line in stderr.lines() {
                 let Ok(line) = line else { break };
                 collected.lock().unwrap().push_str(&format!("{line}\n"));
+                // With --log-format json, the line's message.
+                let line = match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(record) if line.starts_with('{') => {
+                        record["message"].as_str().unwrap_or_default().to_owned()
+                    }
+                    _ => line,
+                };
                 if verbose && !line.starts_with("http://") {
                     continue;
                 }
