@@ -387,10 +387,14 @@ fn apply_one(op: &MountOp, grants: &Grants) -> Result<(), SysError> {
                 Some("subset=pid"),
             ),
             || format!("mount(proc, {target:?}, MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, \"subset=pid\")"),
-        ),
-        MountOp::Write { path, contents } => {
-            std::fs::write(path, contents).map_err(|e| io_error("write", path, e))
-        }
+        )
+        .map_err(|err| masked_proc(err, nix::errno::Errno::EPERM)),
+        MountOp::Write { path, contents } => std::fs::write(path, contents)
+            .map_err(|e| io_error("write", path, e))
+            .map_err(|err| match path.starts_with("/proc") {
+                true => masked_proc(err, nix::errno::Errno::EROFS),
+                false => err,
+            }),
         MountOp::Detach { target } => {
             check(nix::mount::umount2(target, MntFlags::MNT_DETACH), || {
                 format!("umount2({target:?}, MNT_DETACH)")
@@ -426,6 +430,19 @@ fn remount(target: &Path, flags: MsFlags) -> Result<(), SysError> {
         nix::mount::mount(None::<&str>, target, None::<&str>, all, None::<&str>),
         || format!("mount({target:?}, MS_REMOUNT|{:?})", flags | keep),
     )
+}
+
+/// `err`, with a word on how to run wsandbox in a container when it is
+/// `errno`: what a container's runtime makes of procfs (parts of `/proc`
+/// masked, `/proc/sys` read-only) keeps the sandbox from mounting its own.
+fn masked_proc(mut err: SysError, errno: nix::errno::Errno) -> SysError {
+    if err.errno == errno {
+        err.call.push_str(
+            " (in a container, /proc is masked: podman needs --security-opt unmask=/proc/*, \
+             Kubernetes procMount: Unmasked)",
+        );
+    }
+    err
 }
 
 fn io_error(call: &str, path: &Path, e: std::io::Error) -> SysError {
