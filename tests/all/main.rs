@@ -4,12 +4,14 @@
 mod admin;
 mod cache;
 mod call;
+mod deploy;
 mod errors;
 mod fs;
 mod fuzz;
 mod hostile;
 mod layers;
 mod limits;
+mod logs;
 mod outgoing;
 mod plugin;
 mod policy;

@@ -213,3 +213,54 @@ fn a_route_that_cannot_be_served_stops_the_start_with_one_line_naming_it() {
     run(&["serve", "--config", &file, PROBE_HTTP]).assert_one_line_error(2, &["names routes"]);
     run(&["serve"]).assert_one_line_error(2, &["no COMPONENT"]);
 }
+
+#[test]
+fn an_unprivileged_user_serves_routes() {
+    use std::os::unix::fs::PermissionsExt;
+    if !crate::am_root() {
+        eprintln!("not root: the other tests already serve as an unprivileged user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[[serve.routes]]
+prefix = "/"
+component = "{api}"
+
+[[serve.routes]]
+prefix = "/probe"
+component = "{probe}"
+memory = "16M"
+env = [{{ name = "PROBE_PREFIX", value = "/probe" }}]
+dirs = [{{ host = "data", guest = "/data", access = "read-only" }}]
+"#,
+        api = crate::for_nobody(API),
+        probe = crate::for_nobody(PROBE_HTTP),
+    );
+    let file = policy_in(dir.path(), &text);
+    for (path, mode) in [
+        (dir.path().to_path_buf(), 0o755),
+        (dir.path().join("data"), 0o755),
+        (dir.path().join("data/secret.txt"), 0o644),
+        (dir.path().join("routes.toml"), 0o644),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut cmd = crate::wsandbox_as(crate::Caller::Nobody);
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--config", &file]);
+    let server = Server::spawn(cmd);
+    assert!(
+        server
+            .get("/hello/nobody")
+            .assert(200)
+            .text()
+            .contains("Hello, nobody!")
+    );
+    assert_eq!(
+        server.get("/probe/file?path=/data/secret.txt").assert(200).text(),
+        "for the probe only\n"
+    );
+    server.get("/probe/grow?mb=64").assert(500);
+    server.get("/probe").assert(200);
+}
