@@ -5,10 +5,11 @@
 #             with --no-cache) against `wasmtime run` (no wall, its
 #             defaults), each a core-module hello, timed by hyperfine
 #             interleaved in ROUNDS rounds;
-#   serve     `wsandbox serve` against `wasmtime serve -Scli` on the probe
-#             component's hello route (GET /), requests per second at 1, 8
-#             and 64 connections with wrk, the two servers alternately,
-#             ROUNDS runs each of SECONDS seconds.
+#   serve     `wsandbox serve` (also with --admin-addr: its metrics on)
+#             against `wasmtime serve -Scli` on the probe component's hello
+#             route (GET /), requests per second at 1, 8 and 64
+#             connections with wrk, the servers alternately, ROUNDS runs
+#             each of SECONDS seconds.
 # Ratios are wsandbox / wasmtime: under 1 is faster for start-up, over 1
 # is more requests for serve.
 # Run by hand: bash benches/vs-wasmtime.sh [SECONDS] [ROUNDS]
@@ -36,9 +37,12 @@ port_wasmtime=$(free_port)
 start_at wasmtime "$port_wasmtime" "$official" serve -Scli --addr "127.0.0.1:$port_wasmtime" "$component"
 port_wsandbox=$(free_port)
 start_at wsandbox "$port_wsandbox" "$ws" serve --addr "127.0.0.1:$port_wsandbox" "$component"
+port_metrics=$(free_port)
+start_at metrics "$port_metrics" "$ws" serve --addr "127.0.0.1:$port_metrics" --admin-addr 127.0.0.1:0 "$component"
 url_wasmtime=http://127.0.0.1:$port_wasmtime
 url_wsandbox=http://127.0.0.1:$port_wsandbox
-wrk_rounds "$seconds" "$rounds" "$logs/serve" wasmtime wsandbox
+url_metrics=http://127.0.0.1:$port_metrics
+wrk_rounds "$seconds" "$rounds" "$logs/serve" wasmtime wsandbox metrics
 
 python3 - "$logs" "$rounds" <<'PY'
 import json, statistics, sys
@@ -58,7 +62,8 @@ for line in open(f"{logs}/serve"):
     assert errors == "0", f"failed requests in a run: {line}"
     rps[(int(c), name)].append(float(value))
 mean = lambda xs: sum(xs) / len(xs)
-print("serve, requests per second, ratio wsandbox / wasmtime serve (means of %d runs):" % rounds)
+print("serve, requests per second, ratio to wasmtime serve (means of %d runs): wsandbox, with its metrics on" % rounds)
 for c in sorted({c for c, _ in rps}):
-    print(f"  {c:>3} connections  {mean(rps[(c, 'wsandbox')]) / mean(rps[(c, 'wasmtime')]):.3f}")
+    base = mean(rps[(c, 'wasmtime')])
+    print(f"  {c:>3} connections  {mean(rps[(c, 'wsandbox')]) / base:.3f}  {mean(rps[(c, 'metrics')]) / base:.3f}")
 PY
