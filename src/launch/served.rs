@@ -155,20 +155,11 @@ fn index_of(dirs: &mut Vec<DirGrant>, dir: &DirGrant) -> usize {
 /// (unbounded if one has none); the drain bounded by the longest timeout
 /// (unbounded if one has none).
 pub(super) fn engine_serving(functions: &[Planned], max_concurrent: u32) -> Serving {
-    let largest = |of: fn(&Serving) -> Option<u64>| {
-        functions
-            .iter()
-            .map(|f| of(&f.serving))
-            .try_fold(0, |most, one| Some(most.max(one?)))
-    };
-    let timeout = functions
-        .iter()
-        .map(|f| f.serving.timeout)
-        .try_fold(std::time::Duration::ZERO, |most, one| Some(most.max(one?)));
+    let servings = || functions.iter().map(|f| f.serving);
     Serving {
         max_concurrent,
-        timeout,
-        memory: largest(|s| s.memory),
+        timeout: servings().try_fold(std::time::Duration::ZERO, |most, s| Some(most.max(s.timeout?))),
+        memory: servings().try_fold(0, |most, s| Some(most.max(s.memory?))),
     }
 }
 

@@ -49,8 +49,8 @@ pub(super) async fn handle(
 /// [`CLIENT_LEFT`]).
 struct Tracked {
     metrics: Option<Arc<Metrics>>,
-    /// For the access log's line, if it is on.
-    access: Option<Arc<Asked>>,
+    /// The access log is on: the request has its line.
+    access: bool,
     asked: Arc<Asked>,
     status: Option<u16>,
 }
@@ -66,7 +66,7 @@ impl Tracked {
         }
         Some(Tracked {
             metrics: shared.metrics.clone(),
-            access: shared.access_log.then(|| asked.clone()),
+            access: shared.access_log,
             asked: asked.clone(),
             status: None,
         })
@@ -79,8 +79,8 @@ impl Drop for Tracked {
         if let Some(metrics) = &self.metrics {
             metrics.ended(self.asked.route, status, self.asked.started.elapsed());
         }
-        if let Some(asked) = &self.access {
-            asked.access(status);
+        if self.access {
+            self.asked.access(status);
         }
     }
 }

@@ -31,21 +31,18 @@ fn records(
     }
 }
 
+/// `wsandbox --log-format json -v serve --addr 127.0.0.1:0 OPTIONS PROBE`.
+fn json_server(options: &[&str]) -> Server {
+    let mut cmd = wsandbox();
+    cmd.args(["--log-format", "json", "-v", "serve", "--addr", "127.0.0.1:0"])
+        .args(options)
+        .arg(PROBE_HTTP);
+    Server::spawn(cmd)
+}
+
 #[test]
 fn json_lines_carry_the_requests_fields_and_the_guests_output_escaped() {
-    let mut cmd = wsandbox();
-    cmd.args([
-        "--log-format",
-        "json",
-        "-v",
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--timeout",
-        "1s",
-        PROBE_HTTP,
-    ]);
-    let server = Server::spawn(cmd);
+    let server = json_server(&["--timeout", "1s"]);
     server.get("/").assert(200);
     server.get("/trap").assert(500);
     server.get("/print").assert(200);
@@ -112,17 +109,7 @@ fn json_lines_carry_the_requests_fields_and_the_guests_output_escaped() {
 #[test]
 fn bytes_of_a_client_are_escaped_in_json_too() {
     use std::io::{Read, Write};
-    let mut cmd = wsandbox();
-    cmd.args([
-        "--log-format",
-        "json",
-        "-v",
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        PROBE_HTTP,
-    ]);
-    let server = Server::spawn(cmd);
+    let server = json_server(&[]);
     let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
     // A path with a C1 control and a bidirectional override, raw UTF-8.
     stream
