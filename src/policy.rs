@@ -748,7 +748,10 @@ impl Policy {
         }
         for route in &mut policy.serve.routes {
             if route.component.is_relative() {
-                route.component = base.join(&route.component);
+                // Absolute, so that the policy as `wsandbox policy` shows it
+                // names the same file from anywhere.
+                let joined = base.join(&route.component);
+                route.component = std::path::absolute(&joined).unwrap_or(joined);
             }
             for dir in route.dirs.iter_mut().filter(|d| d.host.is_relative()) {
                 dir.host = base.join(&dir.host);

@@ -208,6 +208,19 @@ fn a_route_that_cannot_be_served_stops_the_start_with_one_line_naming_it() {
         .assert_one_line_error(125, &["line 6", "must start with '/'"]);
     serve(&route("prefix = \"/fine/\"\ncomponent = \"probe.wasm\""))
         .assert_one_line_error(125, &["route /fine: two routes have this prefix"]);
+    // The policy as `wsandbox policy` shows it names each component by
+    // its absolute path, so that it can be used from anywhere.
+    let file = policy_in(dir.path(), &route("prefix = \"/b\"\ncomponent = \"probe.wasm\""));
+    let shown = run(&["policy", "--config", &file]);
+    shown.assert_code(0);
+    let probe = dir.path().join("probe.wasm");
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("component = \"{}\"", probe.display())),
+        "{}",
+        shown.stdout
+    );
     // Routes and a COMPONENT, or neither: a usage error.
     let file = policy_in(dir.path(), &route("prefix = \"/b\"\ncomponent = \"probe.wasm\""));
     run(&["serve", "--config", &file, PROBE_HTTP]).assert_one_line_error(2, &["names routes"]);
