@@ -42,7 +42,8 @@ fn json_server(options: &[&str]) -> Server {
 
 #[test]
 fn json_lines_carry_the_requests_fields_and_the_guests_output_escaped() {
-    let server = json_server(&["--timeout", "1s"]);
+    let server = json_server(&["--timeout", "1s", "--max-body-size", "16"]);
+    crate::serve::request(server.addr(), "POST", "/echo", &[b'x'; 100]).assert(413);
     server.get("/").assert(200);
     server.get("/trap").assert(500);
     server.get("/print").assert(200);
