@@ -43,6 +43,7 @@ fn launch(
     let launch = Launch {
         policy,
         module: PathBuf::new(),
+        bytes: None,
         job: Job::Native { body, keep, syscalls },
         cache: CacheChoice::Off,
         report,

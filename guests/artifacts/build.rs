@@ -48,6 +48,7 @@ fn main() {
     build(&components, &target_dir, "wasm32-wasip2");
     for (name, what) in [
         ("shapes", "the test component for typed calls"),
+        ("hosted", "the test plugin that calls its host's functions"),
         ("words", "the example plugin"),
         ("probe_http", "the test component of `serve` (`guests/components/probe-http`)"),
         ("api", "the example function, a JSON API for `serve`"),

@@ -17,7 +17,7 @@ pub struct WorkerCommand {
     #[arg(long)]
     no_cache: bool,
 
-    /// The plugin (a component)
+    /// The plugin (a component); `-`: the host sends it over the channel
     #[arg(value_name = "MODULE")]
     module: PathBuf,
 }
@@ -27,6 +27,10 @@ impl WorkerCommand {
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         let channel =
             wsandbox::sys::inherited_fd(self.channel_fd).map_err(wsandbox::wall::WallError::from)?;
-        wsandbox::plugin::worker::run(channel, &self.module, !self.no_cache)
+        wsandbox::plugin::worker::run(
+            channel,
+            wsandbox::plugin::worker::sent_or_named(&self.module),
+            !self.no_cache,
+        )
     }
 }

@@ -85,30 +85,37 @@ pub(super) fn invoke_component<T: 'static>(
 }
 
 /// Calls the export `name` with `args` (values built by a host program),
-/// checked against the function's parameters first, so that a value of the
-/// wrong shape is a clear error, not a failure inside the call.
-pub(super) fn invoke_component_with<T: 'static>(
+/// each made a value of its parameter's type by `fit` and checked against
+/// it, so that a value of the wrong shape is a clear error, not a failure
+/// inside the call.
+pub(super) fn invoke_component_with<T: 'static, A>(
     store: &mut wasmtime::Store<T>,
     instance: &wasmtime::component::Instance,
     exports: &[(String, String)],
     name: &str,
-    args: &[wasmtime::component::Val],
+    args: Vec<A>,
+    fit: impl Fn(A, &wasmtime::component::types::Type) -> Result<wasmtime::component::Val, String>,
 ) -> Result<wasmtime::Result<Vec<wasmtime::component::Val>>, String> {
     let func =
         find_component_func(store, instance, exports, name).ok_or_else(|| unknown_export(name, exports))?;
     let ty = func.ty(&*store);
-    let signature = format!("{name}: {}", wit::component_func(&ty));
+    let signature = || format!("{name}: {}", wit::component_func(&ty));
     if ty.params().len() != args.len() {
         return Err(format!(
-            "{} argument(s) given, {} wanted; {signature}",
+            "{} argument(s) given, {} wanted; {}",
             args.len(),
-            ty.params().len()
+            ty.params().len(),
+            signature()
         ));
     }
+    let mut values = Vec::with_capacity(args.len());
     for ((param, ty), arg) in ty.params().zip(args) {
-        fits(arg, &ty).map_err(|why| format!("argument `{param}`: {why}; {signature}"))?;
+        let value = fit(arg, &ty)
+            .and_then(|value| fits(&value, &ty).map(|()| value))
+            .map_err(|why| format!("argument `{param}`: {why}; {}", signature()))?;
+        values.push(value);
     }
-    Ok(call_func(store, &func, &ty, args))
+    Ok(call_func(store, &func, &ty, &values))
 }
 
 /// Calls `func` (of type `ty`) with `args`; its results, or what stopped it.

@@ -4,6 +4,7 @@
 use super::Error;
 use super::limits::Limits;
 use super::outgoing::{Http, Outgoing};
+use super::plugin_host::HostCalls;
 use super::{Ended, Module, Outcome, unrunnable};
 use std::sync::Arc;
 use wasmtime::Engine;
@@ -41,9 +42,15 @@ impl WasiView for Host {
 pub(super) type Linked = InstancePre<Host>;
 
 /// Links `component` against WASI preview 2, `wasi:http` (outgoing
-/// requests, allowed by the policy's `allow_http` only) and
-/// `wsandbox:plugin/host`.
-pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
+/// requests, allowed by the policy's `allow_http` only),
+/// `wsandbox:plugin/host` and, for a plugin, its `host` program's
+/// functions: then every other import must be one of those.
+pub(super) fn link(
+    engine: &Engine,
+    module: &Module,
+    component: &Component,
+    host: Option<&Arc<dyn HostCalls>>,
+) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
     let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
@@ -56,6 +63,10 @@ pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> R
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
     }
     super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
+    if let Some(host) = host {
+        super::plugin_host::add_host_calls(&mut linker, engine, component, host)
+            .map_err(|why| unrunnable(module, why))?;
+    }
     linker
         .instantiate_pre(component)
         .map_err(|e| unrunnable(module, crate::say::error_line(&e)))

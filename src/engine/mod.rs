@@ -30,7 +30,8 @@ pub use call::Call;
 pub use module::{Module, ModuleError, ModuleKind};
 pub use outcome::Outcome;
 pub use outgoing::Outgoing;
-pub use plugin_host::GUEST_INTERFACE;
+pub use plugin_host::{GUEST_INTERFACE, HostCalls};
+pub(crate) use wit::ty_of as wit_type;
 
 pub use proxy::{Proxy, Serving};
 
@@ -179,7 +180,22 @@ pub fn load_for(
     let metered = policy.fuel.is_some();
     let engine = new_engine(metered, purpose)?;
     tracing::debug!("engine: built ({purpose:?}): {:.3} ms", ms_since(started));
-    load_on(&engine, metered, module, cache, purpose)
+    load_on(&engine, metered, module, cache, purpose, None)
+}
+
+/// [`load`], for a plugin whose host program offers it `host`'s
+/// functions: the component may import those, and no other function from
+/// outside WASI and the plugin world.
+pub fn load_plugin(
+    policy: &Policy,
+    module: &Module,
+    cache: CodeCache,
+    host: std::sync::Arc<dyn HostCalls>,
+) -> Result<Program, Error> {
+    admit(policy, module)?;
+    let metered = policy.fuel.is_some();
+    let engine = new_engine(metered, Purpose::Command)?;
+    load_on(&engine, metered, module, cache, Purpose::Command, Some(&host))
 }
 
 /// The functions of a server of several, each a `wasi:http/proxy`
@@ -205,7 +221,7 @@ pub fn load_served(
         .enumerate()
         .map(|(index, (policy, module, cache, own))| {
             admit(policy, module)
-                .and_then(|()| load_on(&engine, metered, module, cache, Purpose::Serve(own)))
+                .and_then(|()| load_on(&engine, metered, module, cache, Purpose::Serve(own), None))
                 .map_err(|e| (index, e))
         })
         .collect()
@@ -219,6 +235,7 @@ fn load_on(
     module: &Module,
     mut cache: CodeCache,
     purpose: Purpose,
+    host: Option<&std::sync::Arc<dyn HostCalls>>,
 ) -> Result<Program, Error> {
     let engine = engine.clone();
     let started = std::time::Instant::now();
@@ -292,7 +309,7 @@ fn load_on(
         }
         (Code::Core(compiled), Purpose::Command) => Linked::Core(core::link(&engine, module, &compiled)?),
         (Code::Component(compiled), Purpose::Command) => {
-            Linked::Component(component::link(&engine, module, &compiled)?)
+            Linked::Component(component::link(&engine, module, &compiled, host)?)
         }
     };
     tracing::debug!("engine: linked against WASI");
@@ -510,8 +527,19 @@ impl Live {
         name: &str,
         args: &[wasmtime::component::Val],
     ) -> Result<Vec<wasmtime::component::Val>, CallFailure> {
+        self.call_fitting(name, args.to_vec(), |arg, _| Ok(arg))
+    }
+
+    /// [`Live::call`] with arguments of any form, each made a value of its
+    /// parameter's type by `fit` (its error names what does not fit).
+    pub fn call_fitting<A>(
+        &mut self,
+        name: &str,
+        args: Vec<A>,
+        fit: impl Fn(A, &wasmtime::component::types::Type) -> Result<wasmtime::component::Val, String>,
+    ) -> Result<Vec<wasmtime::component::Val>, CallFailure> {
         self.refuel();
-        match call::invoke_component_with(&mut self.store, &self.instance, &self.exports, name, args) {
+        match call::invoke_component_with(&mut self.store, &self.instance, &self.exports, name, args, fit) {
             Err(why) => Err(CallFailure::Call(why)),
             Ok(returned) => returned.map_err(|err| self.failure(err)),
         }

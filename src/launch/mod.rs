@@ -70,6 +70,9 @@ pub enum Job {
     Worker {
         /// The host's end is the other end of this socket.
         channel: OwnedFd,
+        /// The host functions the plugin may import (`interface.function`),
+        /// each call forwarded to the host over the channel.
+        imports: Vec<String>,
     },
     /// Compile the module ahead of time into `output`, replaced only once
     /// it is whole (`compile`).
@@ -123,8 +126,10 @@ pub enum CacheChoice {
 pub struct Launch {
     /// The policy (not yet resolved: the launch resolves it).
     pub policy: Policy,
-    /// The module's path.
+    /// The module's path (for a module given as bytes, its name in errors).
     pub module: PathBuf,
+    /// The module itself, if it is not read from `module`.
+    pub bytes: Option<Vec<u8>>,
     /// What to do with it.
     pub job: Job,
     /// Which compilation cache to use.
@@ -144,6 +149,7 @@ impl Launch {
         Launch {
             policy: Policy::default(),
             module: module.into(),
+            bytes: None,
             job,
             cache: CacheChoice::Default,
             report: None,
@@ -153,6 +159,13 @@ impl Launch {
     /// Under `policy`.
     pub fn policy(mut self, policy: Policy) -> Launch {
         self.policy = policy;
+        self
+    }
+
+    /// Of the module `bytes` (when `Some`), named by its path in errors,
+    /// instead of the file at its path.
+    pub fn module_bytes(mut self, bytes: Option<Vec<u8>>) -> Launch {
+        self.bytes = bytes;
         self
     }
 
@@ -214,7 +227,7 @@ enum Work {
     Call(Call),
     List,
     Serve(Serving, Bounds),
-    Worker,
+    Worker(Vec<String>),
     Compile { metered: bool, serve: bool },
 }
 
@@ -234,7 +247,7 @@ impl Work {
                     .collect(),
                 None,
             ),
-            Job::Worker { channel } => (Work::Worker, vec![channel], None),
+            Job::Worker { channel, imports } => (Work::Worker(imports), vec![channel], None),
             Job::Compile {
                 output,
                 metered,
@@ -393,7 +406,7 @@ struct Sink {
 }
 
 fn walled(
-    launch: Launch,
+    mut launch: Launch,
     report: &mut Option<ReportFile>,
     module_info: &mut Option<ModuleInfo>,
     started: Instant,
@@ -444,7 +457,10 @@ fn walled(
         // A server's report names its first function's component.
         Some(first) => first.module().clone_without_bytes(),
         None => {
-            let module = Module::load(&launch.module)?;
+            let module = match launch.bytes.take() {
+                Some(bytes) => Module::from_bytes(&launch.module, bytes)?,
+                None => Module::load(&launch.module)?,
+            };
             match &work {
                 Work::Compile { .. } => engine::compilable(&module)?,
                 _ => engine::admit(&policy, &module)?,
@@ -823,8 +839,23 @@ fn run_inside(
     job_fds: Vec<OwnedFd>,
     roots: Vec<u8>,
 ) -> Result<u8, Error> {
-    let loaded = engine::load_for(policy, module, code_cache, work.purpose()).map_err(Error::from);
-    let ended = loaded.and_then(|mut program| {
+    // A plugin's worker: its channel is shared by the loop answering the
+    // host and the host functions the plugin calls in the middle of a call.
+    let (loaded, channel) = match &work {
+        Work::Worker(imports) => {
+            let channel = job_fds
+                .into_iter()
+                .next()
+                .map(crate::plugin::worker::Channel::new)
+                .ok_or_else(|| Error::Engine("the plugin's channel was not kept".into()))?;
+            let host =
+                crate::plugin::worker::Forwarder::new(std::sync::Arc::clone(&channel), imports.clone());
+            let loaded = engine::load_plugin(policy, module, code_cache, std::sync::Arc::new(host));
+            (loaded, Some(channel))
+        }
+        work => (engine::load_for(policy, module, code_cache, work.purpose()), None),
+    };
+    let ended = loaded.map_err(Error::from).and_then(|mut program| {
         if let Some(channel) = sandbox.take_broker() {
             let client = wall::BrokerClient::new(channel)
                 .map_err(|e| Error::Engine(format!("cannot start the network broker's client: {e}")))?;
@@ -837,7 +868,7 @@ fn run_inside(
             code: program.source,
             written: program.cached,
         }));
-        work_with(policy, program, work, job_fds)
+        work_with(policy, program, work, channel)
     });
     let ended = match ended {
         Ok(ended) => ended,
@@ -879,17 +910,17 @@ fn run_inside(
     Ok(outcome_code(&ended.outcome))
 }
 
-/// Does the work with the loaded program.
-fn work_with(policy: &Policy, program: Program, work: Work, job_fds: Vec<OwnedFd>) -> Result<Ended, Error> {
+/// Does the work with the loaded program (a plugin's worker, over its
+/// `channel`).
+fn work_with(
+    policy: &Policy,
+    program: Program,
+    work: Work,
+    channel: Option<std::sync::Arc<crate::plugin::worker::Channel>>,
+) -> Result<Ended, Error> {
     let exited = Ended {
         outcome: Outcome::Exited(0),
         fuel_consumed: None,
-    };
-    let mut job_fds = job_fds.into_iter();
-    let mut fd = || {
-        job_fds
-            .next()
-            .ok_or_else(|| Error::Engine("the job's descriptor was not kept".into()))
     };
     match work {
         Work::Run(args) => Ok(program.run(policy, &args)?),
@@ -905,8 +936,9 @@ fn work_with(policy: &Policy, program: Program, work: Work, job_fds: Vec<OwnedFd
             Ok(exited)
         }
         Work::Serve(..) => Err(Error::Engine("serve is not a program's work".into())),
-        Work::Worker => {
-            crate::plugin::worker::serve_channel(policy, program, fd()?)?;
+        Work::Worker(_) => {
+            let channel = channel.ok_or_else(|| Error::Engine("the plugin's channel was not kept".into()))?;
+            crate::plugin::worker::serve_channel(policy, program, &channel)?;
             Ok(exited)
         }
         Work::Compile { .. } => Err(Error::Engine("compile is not a program's work".into())),

@@ -27,7 +27,9 @@
 //! `/proc/self/exe`, serves the plugin); `wsandbox` on `PATH`. It must
 //! speak this library's protocol version ([`wire::PROTOCOL`]); another is
 //! refused. Any value but resources, streams, futures and maps can cross
-//! both ways; `handle`'s bytes cross without a value per byte.
+//! both ways; byte lists cross as bytes. A plugin may import functions of
+//! its host program's ([`Plugin::host_fn`]), and may come as bytes rather
+//! than a file ([`Plugin::from_bytes`]).
 //!
 //! A plugin cannot hang or exhaust its host program: every wait on the
 //! worker has a deadline — starting ([`Plugin::start_timeout`], 60 s unless
@@ -36,8 +38,9 @@
 //! the worker does not take within 30 s), the worker's exit once its
 //! channel closed (2 s) — after which the worker is killed and the call
 //! fails. An answer is at most [`Plugin::max_answer`] bytes (64 MiB unless
-//! told) holding at most one value per 64 of them, counted before it is
-//! decoded: decoding one costs at most about 5 times that in memory. The
+//! told) holding at most one value per 64 of them (at least 1024), nested
+//! at most 100 deep, counted as it is decoded: decoding one costs at most
+//! about twice its size and 80 bytes per value. The
 //! worker's stderr is passed on line by line, each prefixed with the
 //! plugin's name ([`Plugin::name`]; the module's file name without its
 //! extension unless told), cut at 4 KiB, control characters escaped.
@@ -47,6 +50,8 @@ pub mod worker;
 
 use crate::Policy;
 use crate::engine::GUEST_INTERFACE;
+use std::collections::BTreeMap;
+use std::io::{BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -55,7 +60,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub use wasmtime::component::Val;
-use wire::{Failure, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
+use wire::{Failure, FromWorker, PROTOCOL, PolicySource, Received, ToWorker, WireVal};
 
 /// What went wrong with a plugin call. After `Trapped`, `OutOfFuel`,
 /// `Timeout` and `Died` the worker is gone, and the next call starts a
@@ -63,7 +68,9 @@ use wire::{Failure, FromWorker, PROTOCOL, Received, ToWorker, WireVal};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
-    /// The worker could not be started, or ended before it was ready.
+    /// The worker could not be started, or ended before it was ready (a
+    /// plugin that imports a function its host does not offer among the
+    /// reasons).
     #[error("cannot start the plugin's worker: {0}")]
     Start(String),
     /// The worker speaks another protocol version.
@@ -84,13 +91,15 @@ pub enum PluginError {
     /// A value that cannot cross between the host and the worker.
     #[error("{0}")]
     Value(String),
-    /// The plugin trapped.
+    /// The plugin trapped (a host function that failed, when the function
+    /// returns no `result`, among the reasons).
     #[error("the plugin trapped: {0}")]
     Trapped(String),
     /// The call burnt all the fuel the policy gives a call.
     #[error("the plugin ran out of fuel: {0}")]
     OutOfFuel(String),
-    /// The call ran past [`Plugin::call_timeout`]; its worker was killed.
+    /// The call ran past [`Plugin::call_timeout`] (its host functions'
+    /// time included); its worker was killed.
     #[error("the plugin's call ran past its time limit ({0:?}) and its worker was stopped")]
     Timeout(Duration),
     /// The worker died during a call.
@@ -109,11 +118,64 @@ pub struct Metadata {
     pub description: String,
 }
 
+/// A function of the host program's that its plugins may import: it gets
+/// the plugin's arguments and returns its results, or why it failed (the
+/// plugin's error value when the function returns a `result<_, string>`
+/// or `result`, else a trap of the plugin's call).
+pub type HostFn = Arc<dyn Fn(&[Val]) -> Result<Vec<Val>, String> + Send + Sync>;
+
+/// The host functions of a plugin, by the name plugins import them by.
+#[derive(Clone, Default)]
+struct HostFns(BTreeMap<String, HostFn>);
+
+impl std::fmt::Debug for HostFns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl HostFns {
+    /// Runs `name` with `args`, as the worker asked: its results, or why it
+    /// failed (a panic of the function's among the reasons).
+    fn run(&self, name: &str, args: Vec<WireVal>) -> Result<Vec<WireVal>, String> {
+        let function = self
+            .0
+            .get(name)
+            .ok_or_else(|| format!("the host offers no function `{name}`"))?;
+        let args = args
+            .into_iter()
+            .map(WireVal::into_val)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.0)?;
+        let returned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| function(&args)))
+            .map_err(|_| format!("the host function `{name}` panicked"))??;
+        returned
+            .iter()
+            .map(WireVal::from_val)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the host function `{name}` returned a value that cannot cross: {e}"))
+    }
+}
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// A file, read by the worker.
+    File(PathBuf),
+    /// Bytes, sent to the worker.
+    Bytes {
+        bytes: Arc<Vec<u8>>,
+        /// Their SHA-256, in hex.
+        hash: String,
+    },
+}
+
 /// A plugin: a component in a sandboxed worker, started on first use.
 #[derive(Debug)]
 pub struct Plugin {
-    module: PathBuf,
+    source: Source,
     policy: Policy,
+    host: HostFns,
     binary: Option<PathBuf>,
     name: String,
     call_timeout: Option<Duration>,
@@ -144,7 +206,7 @@ const MAX_LINE: usize = 4096;
 #[derive(Debug)]
 struct Worker {
     process: Child,
-    channel: UnixStream,
+    link: Link,
     exports: Vec<(String, String)>,
     /// The last line the worker wrote on stderr (its error, if it failed);
     /// every line is also passed on to this process's stderr.
@@ -169,9 +231,30 @@ impl Plugin {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "plugin".into());
+        Plugin::of(Source::File(module), name, policy)
+    }
+
+    /// A plugin of the component `bytes` (binary or text), sent to its
+    /// worker over the channel, so that it need not be a file. Its name in
+    /// errors and logs is its content hash (`sha256:` and 16 hex digits:
+    /// [`Plugin::hash`] is the whole), and its compiled code is cached by
+    /// content, as a file's is.
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>, policy: Policy) -> Plugin {
+        let bytes: Vec<u8> = bytes.into();
+        let label = worker::label(&bytes);
+        let hash = crate::cache::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let source = Source::Bytes {
+            bytes: Arc::new(bytes),
+            hash,
+        };
+        Plugin::of(source, label, policy)
+    }
+
+    fn of(source: Source, name: String, policy: Policy) -> Plugin {
         Plugin {
-            module,
+            source,
             policy,
+            host: HostFns::default(),
             binary: None,
             name,
             call_timeout: None,
@@ -182,8 +265,51 @@ impl Plugin {
         }
     }
 
+    /// The SHA-256 of a plugin given as bytes, in hex.
+    pub fn hash(&self) -> Option<&str> {
+        match &self.source {
+            Source::Bytes { hash, .. } => Some(hash),
+            Source::File(_) => None,
+        }
+    }
+
+    /// Offers the plugin the host function `name`: an import of
+    /// `interface.function` (`my:app/host@1.0.0.lookup`), or of a world's
+    /// own `function`, is a call of `function` in this process. A plugin
+    /// that imports a function not offered is refused when its worker
+    /// starts ([`PluginError::Start`], naming the import); one of the
+    /// plugin world's `host` interface (`log`) may be offered, and then
+    /// replaces wsandbox's.
+    ///
+    /// The function runs on the thread that called the plugin, while that
+    /// call waits (so the plugin may call it any number of times in one
+    /// call), and its time counts against the call's
+    /// [`Plugin::call_timeout`]. Its arguments are the plugin's values, of
+    /// the import's types; its results must be of the import's result
+    /// types. An error is the plugin's error value when the import returns
+    /// a `result` with a `string` error (or none), else it traps the call.
+    ///
+    /// ```no_run
+    /// use wsandbox::plugin::{Plugin, Val};
+    ///
+    /// let plugin = Plugin::new("hosted.wasm", wsandbox::Policy::default())
+    ///     .host_fn("my:app/host.double", |args| match args {
+    ///         [Val::S32(n)] => Ok(vec![Val::S32(n * 2)]),
+    ///         _ => Err("double takes one s32".into()),
+    ///     });
+    /// ```
+    pub fn host_fn(
+        mut self,
+        name: impl Into<String>,
+        function: impl Fn(&[Val]) -> Result<Vec<Val>, String> + Send + Sync + 'static,
+    ) -> Plugin {
+        self.host.0.insert(name.into(), Arc::new(function));
+        self
+    }
+
     /// The name that prefixes each line the worker writes on stderr
-    /// (default: the module's file name without its extension).
+    /// (default: the module's file name without its extension; for bytes,
+    /// their hash).
     pub fn name(mut self, name: impl Into<String>) -> Plugin {
         self.name = crate::say::escaped(&name.into()).at_most(64).to_string();
         self
@@ -199,8 +325,8 @@ impl Plugin {
 
     /// Bounds an answer of the plugin's: at most `bytes` on the wire
     /// (default [`MAX_ANSWER`], 64 MiB; at most 256 MiB), and one value per
-    /// 64 of them. A larger answer is a [`PluginError::Protocol`], and the
-    /// worker is stopped.
+    /// 64 of them (at least 1024). A larger answer is a
+    /// [`PluginError::Protocol`], and the worker is stopped.
     pub fn max_answer(mut self, bytes: u32) -> Plugin {
         self.max_answer = bytes.min(wire::MAX_FRAME);
         self
@@ -219,9 +345,9 @@ impl Plugin {
         self
     }
 
-    /// Bounds each call, and the plugin's instantiation (its start
-    /// function): past `limit`, the worker is killed and the call fails
-    /// with [`PluginError::Timeout`].
+    /// Bounds each call (the host functions it calls included), and the
+    /// plugin's instantiation (its start function): past `limit`, the
+    /// worker is killed and the call fails with [`PluginError::Timeout`].
     pub fn call_timeout(mut self, limit: Duration) -> Plugin {
         self.call_timeout = Some(limit);
         self
@@ -275,23 +401,22 @@ impl Plugin {
     }
 
     /// The plugin world's `handle`: `input` in, the output or the plugin's
-    /// one-line refusal out. The bytes pass typed, without a value per byte.
+    /// one-line refusal out. The bytes pass as bytes, without a value per
+    /// byte.
     pub fn handle(&mut self, input: &[u8]) -> Result<Result<Vec<u8>, String>, PluginError> {
-        match self.ask(&ToWorker::Handle(crate::cache::hex(input)))? {
-            FromWorker::Handled(Ok(output)) => {
-                Ok(Ok(wire::unhex(&output).map_err(|e| PluginError::Protocol(e.0))?))
-            }
-            FromWorker::Handled(Err(why)) => Ok(Err(why)),
+        match self.ask(&ToWorker::Handle(input.to_vec()))? {
+            FromWorker::Handled(output) => Ok(output),
             other => Err(self.unexpected(other)),
         }
     }
 
     /// Sends `request` to the worker (starting one if needed) and returns
-    /// its answer; a failure is an error, and a fatal one stops the worker.
+    /// its answer, running the host functions the plugin calls meanwhile;
+    /// a failure is an error, and a fatal one stops the worker.
     fn ask(&mut self, request: &ToWorker) -> Result<FromWorker, PluginError> {
         self.start()?;
         let worker = self.worker.as_mut().expect("started");
-        match worker.ask(request, self.call_timeout, self.max_answer) {
+        match worker.ask(request, self.call_timeout, self.max_answer, &self.host) {
             Ok(FromWorker::Failed { kind, message, fatal }) => {
                 if fatal {
                     self.stop();
@@ -313,7 +438,7 @@ impl Plugin {
     /// An answer that does not answer the request: the worker is stopped.
     fn unexpected(&mut self, answer: FromWorker) -> PluginError {
         self.stop();
-        PluginError::Protocol(format!("an answer out of place: {answer:?}"))
+        PluginError::Protocol(format!("an answer out of place: {}", answer_name(&answer)))
     }
 
     /// The plugin world's `metadata`.
@@ -358,6 +483,19 @@ fn not_the_world(func: &str) -> PluginError {
     ))
 }
 
+/// A worker's message's name, for errors (not its content: it may be
+/// large, and it is the worker's).
+fn answer_name(answer: &FromWorker) -> &'static str {
+    match answer {
+        FromWorker::Hello { .. } => "a hello",
+        FromWorker::Ready { .. } => "the exports",
+        FromWorker::Returned(_) => "a call's results",
+        FromWorker::Handled(_) => "handle's output",
+        FromWorker::Failed { .. } => "a failure",
+        FromWorker::HostCall { .. } => "a host function call",
+    }
+}
+
 impl Worker {
     fn start(plugin: &Plugin) -> Result<Worker, PluginError> {
         let start_error = |what: String| PluginError::Start(what);
@@ -383,10 +521,14 @@ impl Worker {
             if !plugin.cache {
                 command.arg("--no-cache");
             }
+            let module = match &plugin.source {
+                Source::File(path) => path.as_os_str(),
+                Source::Bytes { .. } => std::ffi::OsStr::new("-"),
+            };
             let spawned = command
                 .arg("--channel-fd")
                 .arg(theirs.as_raw_fd().to_string())
-                .arg(&plugin.module)
+                .arg(module)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -408,7 +550,7 @@ impl Worker {
         }
         let mut worker = Worker {
             process,
-            channel,
+            link: Link::new(channel),
             exports: Vec::new(),
             last_line,
             stderr_done,
@@ -425,16 +567,24 @@ impl Worker {
         }
     }
 
-    /// Sends the policy, then waits for the worker's hello (within the
-    /// start timeout) and for the plugin's exports (within the call
-    /// timeout, else the start timeout: a start function may loop).
+    /// Sends the policy, the host functions and the module if it is bytes,
+    /// then waits for the worker's hello (within the start timeout) and for
+    /// the plugin's exports (within the call timeout, else the start
+    /// timeout: a start function may loop).
     fn begin(&mut self, plugin: &Plugin) -> Result<Vec<(String, String)>, PluginError> {
+        let policy = serde_json::to_string(&plugin.policy)
+            .map_err(|e| PluginError::Start(format!("cannot send the policy: {e}")))?;
         let start = ToWorker::Start {
             protocol: PROTOCOL,
-            policy: Box::new(plugin.policy.clone()),
+            policy: PolicySource::Json(policy),
+            imports: plugin.host.0.keys().cloned().collect(),
+            module: match &plugin.source {
+                Source::Bytes { bytes, .. } => Some(bytes.to_vec()),
+                Source::File(_) => None,
+            },
         };
-        let mut channel = Deadline::after(&self.channel, Some(plugin.start_timeout));
-        if let Err(err) = wire::send(&mut channel, &start) {
+        self.link.until(Some(Instant::now() + plugin.start_timeout));
+        if let Err(err) = self.link.send(&start) {
             return Err(PluginError::Start(match err.kind() {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
                     format!(
@@ -445,27 +595,47 @@ impl Worker {
                 _ => format!("{err}; {}", self.ended()),
             }));
         }
-        let hello = wire::receive_bounded(&mut channel, 1 << 20, 1 << 10);
         let timed_out = |what: &str| {
             PluginError::Start(format!(
                 "the worker did not {what} within {:?}",
                 plugin.start_timeout
             ))
         };
+        let hello = self.link.read_frame(1 << 20);
+        let hello = match hello {
+            // A worker of protocol 2 or earlier says hello in JSON.
+            Ok(Some(body)) if wire::is_json(&body) => {
+                return Err(match wire::json_hello(&body) {
+                    Some(found) => PluginError::Version { found },
+                    None => PluginError::Protocol("JSON where a hello was wanted".into()),
+                });
+            }
+            Ok(Some(body)) => wire::decode(&body, 1 << 10).map(Received::Message),
+            Ok(None) => Ok(Received::Closed),
+            Err(err) => Err(err),
+        };
         match self.awaited(hello)? {
             Awaited::Message(FromWorker::Hello { protocol }) if protocol == PROTOCOL => {}
             Awaited::Message(FromWorker::Hello { protocol }) => {
                 return Err(PluginError::Version { found: protocol });
             }
-            Awaited::Message(other) => return Err(PluginError::Protocol(format!("{other:?} before hello"))),
+            Awaited::Message(other) => {
+                return Err(PluginError::Protocol(format!(
+                    "{} before hello",
+                    answer_name(&other)
+                )));
+            }
             Awaited::TimedOut => return Err(timed_out("compile the plugin")),
         }
         let limit = plugin.call_timeout.unwrap_or(plugin.start_timeout);
-        let mut channel = Deadline::after(&self.channel, Some(limit));
-        let ready = wire::receive_bounded(&mut channel, plugin.max_answer, values_of(plugin.max_answer));
+        self.link.until(Some(Instant::now() + limit));
+        let ready = self.link.receive(plugin.max_answer);
         match self.awaited(ready)? {
             Awaited::Message(FromWorker::Ready { exports }) => Ok(exports),
-            Awaited::Message(other) => Err(PluginError::Protocol(format!("{other:?} before the exports"))),
+            Awaited::Message(other) => Err(PluginError::Protocol(format!(
+                "{} before the exports",
+                answer_name(&other)
+            ))),
             Awaited::TimedOut if plugin.call_timeout.is_some() => Err(PluginError::Timeout(limit)),
             Awaited::TimedOut => Err(timed_out("instantiate the plugin")),
         }
@@ -477,14 +647,7 @@ impl Worker {
         match got {
             Ok(Received::Message(message)) => Ok(Awaited::Message(message)),
             Ok(Received::Closed) => Err(PluginError::Start(self.ended())),
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(Awaited::TimedOut)
-            }
+            Err(err) if timed_out(&err) => Ok(Awaited::TimedOut),
             Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
                 Err(PluginError::Protocol(err.to_string()))
             }
@@ -495,48 +658,49 @@ impl Worker {
     }
 
     /// Sends `request` and waits for the answer (of at most `max_answer`
-    /// bytes), at most `limit` for both.
+    /// bytes), at most `limit` for both and the host functions the plugin
+    /// calls meanwhile, which `host` runs.
     fn ask(
         &mut self,
         request: &ToWorker,
         limit: Option<Duration>,
         max_answer: u32,
+        host: &HostFns,
     ) -> Result<FromWorker, PluginError> {
         let deadline = limit.map(|limit| Instant::now() + limit);
-        let mut sending = Deadline {
-            channel: &self.channel,
-            deadline: Some(deadline.unwrap_or_else(|| Instant::now() + SEND_TIMEOUT)),
-        };
-        if let Err(err) = wire::send(&mut sending, request) {
-            return Err(match err.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => match limit {
-                    Some(limit) => PluginError::Timeout(limit),
-                    None => PluginError::Died(format!(
+        let mut request = std::borrow::Cow::Borrowed(request);
+        loop {
+            self.link
+                .until(Some(deadline.unwrap_or_else(|| Instant::now() + SEND_TIMEOUT)));
+            if let Err(err) = self.link.send(&request) {
+                return Err(match (timed_out(&err), limit) {
+                    (true, Some(limit)) => PluginError::Timeout(limit),
+                    (true, None) => PluginError::Died(format!(
                         "the worker did not take the request within {SEND_TIMEOUT:?}"
                     )),
-                },
-                _ => PluginError::Died(format!("{err}; {}", self.ended())),
-            });
-        }
-        let mut reader = Deadline {
-            channel: &self.channel,
-            deadline,
-        };
-        match wire::receive_bounded::<FromWorker>(&mut reader, max_answer, values_of(max_answer)) {
-            Ok(Received::Message(answer)) => Ok(answer),
-            Ok(Received::Closed) => Err(PluginError::Died(self.ended())),
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
+                    (false, _) => PluginError::Died(format!("{err}; {}", self.ended())),
+                });
+            }
+            self.link.until(deadline);
+            let answer = match self.link.receive(max_answer) {
+                Ok(Received::Message(answer)) => answer,
+                Ok(Received::Closed) => return Err(PluginError::Died(self.ended())),
+                Err(err) if timed_out(&err) => return Err(PluginError::Timeout(limit.unwrap_or_default())),
+                Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                    return Err(PluginError::Protocol(err.to_string()));
+                }
+                Err(err) => return Err(PluginError::Died(format!("{err}; {}", self.ended()))),
+            };
+            let FromWorker::HostCall { name, args } = answer else {
+                return Ok(answer);
+            };
+            let returned = host.run(&name, args);
+            if let (Some(deadline), Some(limit)) = (deadline, limit)
+                && Instant::now() >= deadline
             {
-                Err(PluginError::Timeout(limit.unwrap_or_default()))
+                return Err(PluginError::Timeout(limit));
             }
-            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
-                Err(PluginError::Protocol(err.to_string()))
-            }
-            Err(err) => Err(PluginError::Died(format!("{err}; {}", self.ended()))),
+            request = std::borrow::Cow::Owned(ToWorker::HostReturned(returned));
         }
     }
 
@@ -573,7 +737,7 @@ impl Worker {
     /// Ends the worker: closes its channel (it exits), and kills it if it
     /// has not within a moment.
     fn stop(mut self) {
-        let _ = self.channel.shutdown(std::net::Shutdown::Both);
+        let _ = self.link.shutdown();
         for _ in 0..50 {
             if matches!(self.process.try_wait(), Ok(Some(_))) {
                 return;
@@ -583,6 +747,14 @@ impl Worker {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// Whether `err` is a deadline that passed.
+fn timed_out(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// See [`Worker::awaited`].
@@ -640,22 +812,76 @@ fn pass_on(mut from: impl std::io::Read, mut each: impl FnMut(String)) {
     }
 }
 
-/// The channel, read or written until a deadline for the whole message
-/// (however many calls it takes): past it, calls fail with `TimedOut`.
-struct Deadline<'a> {
-    channel: &'a UnixStream,
-    deadline: Option<Instant>,
+/// The host's end of a worker's channel: frames read through a buffer (a
+/// small answer is one `read`), each written in one `write`, every wait
+/// bounded by the deadline of what is being done ([`Link::until`]).
+#[derive(Debug)]
+struct Link {
+    reader: BufReader<Timed>,
 }
 
-impl<'a> Deadline<'a> {
-    fn after(channel: &'a UnixStream, limit: Option<Duration>) -> Deadline<'a> {
-        Deadline {
-            channel,
-            deadline: limit.map(|limit| Instant::now() + limit),
+/// The socket, each read or write ending by a deadline for the whole
+/// message (however many calls it takes): past it, they fail with
+/// `TimedOut`.
+#[derive(Debug)]
+struct Timed {
+    stream: UnixStream,
+    deadline: Option<Instant>,
+    /// The socket's read and write timeouts, as last set.
+    read_set: Option<Duration>,
+    write_set: Option<Duration>,
+}
+
+/// How far past its deadline a wait may end: a socket's timeout is set
+/// again only when the one it has would end later than that (most calls
+/// then cost no system call but the read and the write).
+const SLACK: Duration = Duration::from_millis(10);
+
+impl Link {
+    fn new(stream: UnixStream) -> Link {
+        let timed = Timed {
+            stream,
+            deadline: None,
+            read_set: None,
+            write_set: None,
+        };
+        Link {
+            reader: BufReader::with_capacity(64 << 10, timed),
         }
     }
 
-    /// What is left until the deadline (`None`: no deadline).
+    /// Bounds what follows by `deadline` (`None`: no bound).
+    fn until(&mut self, deadline: Option<Instant>) {
+        self.reader.get_mut().deadline = deadline;
+    }
+
+    fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
+        let frame = wire::frame(message)?;
+        self.reader.get_mut().write_all(&frame)
+    }
+
+    /// The next frame's body, of at most `max_frame` bytes.
+    fn read_frame(&mut self, max_frame: u32) -> std::io::Result<Option<Vec<u8>>> {
+        wire::read_frame(&mut self.reader, max_frame)
+    }
+
+    /// The worker's next message, of at most `max_answer` bytes and
+    /// [`values_of`] it values.
+    fn receive(&mut self, max_answer: u32) -> std::io::Result<Received<FromWorker>> {
+        match self.read_frame(max_answer)? {
+            None => Ok(Received::Closed),
+            Some(body) => wire::decode(&body, values_of(max_answer)).map(Received::Message),
+        }
+    }
+
+    fn shutdown(&self) -> std::io::Result<()> {
+        self.reader.get_ref().stream.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+impl Timed {
+    /// What a wait may take now (`None`: forever); past the deadline, the
+    /// error.
     fn left(&self) -> std::io::Result<Option<Duration>> {
         match self.deadline {
             None => Ok(None),
@@ -665,21 +891,53 @@ impl<'a> Deadline<'a> {
             },
         }
     }
-}
 
-impl std::io::Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.channel.set_read_timeout(self.left()?)?;
-        let mut channel = self.channel;
-        channel.read(buf)
+    /// Sets a timeout (`current`, by `set`) that ends a wait by `left`,
+    /// unless the one set already does, give or take [`SLACK`].
+    fn bound(
+        current: &mut Option<Duration>,
+        left: Option<Duration>,
+        set: impl FnOnce(Option<Duration>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let enough = match (left, *current) {
+            (None, None) => true,
+            (Some(left), Some(set)) => set <= left + SLACK,
+            _ => false,
+        };
+        if !enough {
+            set(left)?;
+            *current = left;
+        }
+        Ok(())
     }
 }
 
-impl std::io::Write for Deadline<'_> {
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let left = self.left()?;
+            let stream = &self.stream;
+            Timed::bound(&mut self.read_set, left, |t| stream.set_read_timeout(t))?;
+            match (&self.stream).read(buf) {
+                // The socket's timeout, not the deadline: `left` says.
+                Err(err) if timed_out(&err) => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.channel.set_write_timeout(self.left()?)?;
-        let mut channel = self.channel;
-        channel.write(buf)
+        loop {
+            let left = self.left()?;
+            let stream = &self.stream;
+            Timed::bound(&mut self.write_set, left, |t| stream.set_write_timeout(t))?;
+            match (&self.stream).write(buf) {
+                Err(err) if timed_out(&err) => continue,
+                other => return other,
+            }
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -687,8 +945,6 @@ impl std::io::Write for Deadline<'_> {
     }
 }
 
-/// The wsandbox binary: `explicit`, else `$WSANDBOX_BIN`, else `wsandbox`
-/// on `PATH`.
 /// The worker to start: its program, and whether it is this program
 /// (started with [`WORKER_ARG`]) or a `wsandbox` binary (`wsandbox worker`).
 fn find_binary(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {

@@ -8,6 +8,7 @@ mod deploy;
 mod errors;
 mod fs;
 mod fuzz;
+mod hosted;
 mod hostile;
 mod layers;
 mod limits;
