@@ -14,8 +14,12 @@ pub struct WorkerCommand {
     channel_fd: i32,
 
     /// Compile afresh: neither read nor write the compilation cache
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+
+    /// Keep the compilation cache in DIR
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
 
     /// The plugin (a component); `-`: the host sends it over the channel
     #[arg(value_name = "MODULE")]
@@ -30,7 +34,11 @@ impl WorkerCommand {
         wsandbox::plugin::worker::run(
             channel,
             wsandbox::plugin::worker::sent_or_named(&self.module),
-            !self.no_cache,
+            match (self.no_cache, self.cache_dir) {
+                (true, _) => wsandbox::launch::CacheChoice::Off,
+                (false, Some(dir)) => wsandbox::launch::CacheChoice::At(dir),
+                (false, None) => wsandbox::launch::CacheChoice::Default,
+            },
         )
     }
 }

@@ -521,18 +521,36 @@ fn walled(
             inside(sandbox, job, work, output)
         }
     };
-    let (ending, code) = supervise(supervisor, policy.timeout);
-    let account = Account::of(&ending.said);
-    // A fresh cache entry is named if the sandbox said, before the guest
-    // ran, that it wrote one; `compile`'s output only if the compiler
-    // also exited 0. A server's entries are its functions' with a file,
-    // in order.
+    // A fresh cache entry is named as soon as the sandbox says, before the
+    // guest runs, that it wrote it whole — a server or a plugin's worker
+    // lives long, and the next one to start should find it; `compile`'s
+    // output only once the compiler exited 0. A server's entries are its
+    // functions' with a file, in order.
     let owners: Vec<usize> = match functions.is_empty() {
         true => vec![0],
         false => (0..functions.len()).filter(|&i| functions[i].has_sink).collect(),
     };
-    for (publisher, owner) in publishers.into_iter().zip(owners) {
-        publisher.finish(account.written(owner) && (output.is_none() || code == 0));
+    let mut publishers: Vec<Option<Publisher>> = publishers.into_iter().map(Some).collect();
+    let mut programs = 0;
+    let mut named_early = |value: &serde_json::Value| {
+        let Ok(Said::Loaded(loaded)) = Said::deserialize(value) else {
+            return;
+        };
+        let program = programs;
+        programs += 1;
+        let owner = owners.iter().position(|&owner| owner == program);
+        if let (true, None, Some(owner)) = (loaded.written, &output, owner)
+            && let Some(publisher) = publishers[owner].take()
+        {
+            publisher.finish(true);
+        }
+    };
+    let (ending, code) = supervise_telling(supervisor, policy.timeout, &mut named_early);
+    let account = Account::of(&ending.said);
+    for (publisher, owner) in publishers.into_iter().zip(&owners) {
+        if let Some(publisher) = publisher {
+            publisher.finish(account.written(*owner) && (output.is_none() || code == 0));
+        }
     }
     Ok(reported(
         report,
@@ -693,8 +711,17 @@ fn native(
 /// process only supervises and reports: a panic ends it with 125, in one
 /// line, without unwinding.
 pub fn supervise(supervisor: wall::Supervisor, timeout: Option<Duration>) -> (wall::Ending, u8) {
+    supervise_telling(supervisor, timeout, &mut |_| {})
+}
+
+/// [`supervise`], giving `told` what the sandbox says as it arrives.
+fn supervise_telling(
+    supervisor: wall::Supervisor,
+    timeout: Option<Duration>,
+    told: &mut dyn FnMut(&serde_json::Value),
+) -> (wall::Ending, u8) {
     crate::say::end_on_panic();
-    let ending = supervisor.wait();
+    let ending = supervisor.wait_telling(told);
     match &ending.end {
         End::SetupFailed(error) => crate::say!("wsandbox: cannot set up the sandbox: {error}"),
         End::TimedOut => crate::say!(

@@ -181,7 +181,7 @@ pub struct Plugin {
     call_timeout: Option<Duration>,
     start_timeout: Duration,
     max_answer: u32,
-    cache: bool,
+    cache: crate::launch::CacheChoice,
     worker: Option<Worker>,
 }
 
@@ -260,7 +260,7 @@ impl Plugin {
             call_timeout: None,
             start_timeout: START_TIMEOUT,
             max_answer: MAX_ANSWER,
-            cache: true,
+            cache: crate::launch::CacheChoice::Default,
             worker: None,
         }
     }
@@ -333,9 +333,20 @@ impl Plugin {
     }
 
     /// Whether the worker may use the compilation cache (it does unless
-    /// told not to, as `wsandbox run` does).
+    /// told not to, as `wsandbox run` does). Workers of one component share
+    /// its entry: the first to compile it names it as soon as it is
+    /// written, before the plugin runs.
     pub fn cache(mut self, cache: bool) -> Plugin {
-        self.cache = cache;
+        self.cache = match cache {
+            true => crate::launch::CacheChoice::Default,
+            false => crate::launch::CacheChoice::Off,
+        };
+        self
+    }
+
+    /// Keeps the compilation cache in `dir` rather than the user's.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Plugin {
+        self.cache = crate::launch::CacheChoice::At(dir.into());
         self
     }
 
@@ -518,8 +529,14 @@ impl Worker {
             } else {
                 command.arg("worker");
             }
-            if !plugin.cache {
-                command.arg("--no-cache");
+            match &plugin.cache {
+                crate::launch::CacheChoice::Off => {
+                    command.arg("--no-cache");
+                }
+                crate::launch::CacheChoice::At(dir) => {
+                    command.arg("--cache-dir").arg(dir);
+                }
+                crate::launch::CacheChoice::Default => {}
             }
             let module = match &plugin.source {
                 Source::File(path) => path.as_os_str(),

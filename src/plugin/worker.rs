@@ -30,7 +30,7 @@ pub struct Started {
 /// functions; the module when `module` is `None`), then serves the plugin
 /// behind both walls until the host closes the channel. Returns the exit
 /// code, in the supervisor and in the sandbox.
-pub fn run(channel: OwnedFd, module: Option<&Path>, cache: bool) -> Result<u8, Error> {
+pub fn run(channel: OwnedFd, module: Option<&Path>, cache: CacheChoice) -> Result<u8, Error> {
     let mut channel = std::fs::File::from(channel);
     let started = start(&mut channel)?;
     let (path, bytes) = match (module, started.module) {
@@ -48,11 +48,7 @@ pub fn run(channel: OwnedFd, module: Option<&Path>, cache: bool) -> Result<u8, E
     )
     .policy(started.policy)
     .module_bytes(bytes)
-    .cache(if cache {
-        CacheChoice::Default
-    } else {
-        CacheChoice::Off
-    })
+    .cache(cache)
     .execute()
 }
 
@@ -68,11 +64,11 @@ fn channel_error(why: impl std::fmt::Display) -> Error {
 }
 
 /// A worker started as `PROGRAM --wsandbox-plugin-worker --channel-fd FD
-/// [--no-cache] MODULE` ([`super::worker_main`]; MODULE `-`: sent by the
-/// host): `args` are those after the first.
+/// [--no-cache | --cache-dir DIR] MODULE` ([`super::worker_main`]; MODULE
+/// `-`: sent by the host): `args` are those after the first.
 pub(super) fn from_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<u8, Error> {
     let usage = |why: &str| Error::Call(format!("a plugin worker's arguments: {why}"));
-    let (mut fd, mut cache, mut module) = (None, true, None);
+    let (mut fd, mut cache, mut module) = (None, CacheChoice::Default, None);
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         match arg.to_str() {
@@ -80,7 +76,13 @@ pub(super) fn from_args(args: impl Iterator<Item = std::ffi::OsString>) -> Resul
                 let value = args.next().and_then(|v| v.to_str()?.parse::<i32>().ok());
                 fd = Some(value.ok_or_else(|| usage("--channel-fd needs a descriptor number"))?);
             }
-            Some("--no-cache") => cache = false,
+            Some("--no-cache") => cache = CacheChoice::Off,
+            Some("--cache-dir") => {
+                let dir = args
+                    .next()
+                    .ok_or_else(|| usage("--cache-dir needs a directory"))?;
+                cache = CacheChoice::At(dir.into());
+            }
             _ if module.is_none() && args.peek().is_none() => module = Some(PathBuf::from(arg)),
             _ => return Err(usage(&format!("unexpected {:?}", arg))),
         }

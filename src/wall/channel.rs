@@ -95,28 +95,68 @@ pub fn truncate(text: &mut String) {
 
 /// The parent's end.
 #[derive(Debug)]
-pub(super) struct Receiver(BufReader<std::io::Take<std::fs::File>>);
+pub(super) struct Receiver {
+    reader: BufReader<std::io::Take<std::fs::File>>,
+    /// The start of a line not yet whole (read without waiting).
+    partial: Vec<u8>,
+    /// The pipe reached its end (or its limit, or failed).
+    ended: bool,
+}
 
 impl Receiver {
     pub(super) fn new(fd: OwnedFd) -> Receiver {
-        Receiver(BufReader::new(std::fs::File::from(fd).take(LIMIT)))
+        Receiver {
+            reader: BufReader::new(std::fs::File::from(fd).take(LIMIT)),
+            partial: Vec::new(),
+            ended: false,
+        }
     }
 
     /// Waits for the next message; `None` at the end of the pipe or on
     /// anything that is not a message.
     pub(super) fn next(&mut self) -> Option<Message> {
         let mut line = String::new();
-        match self.0.read_line(&mut line) {
+        match self.reader.read_line(&mut line) {
             Ok(n) if n > 0 => serde_json::from_str(line.trim_end()).ok(),
             _ => None,
         }
     }
 
+    /// From now on, reads never wait.
+    pub(super) fn never_wait(&self) {
+        let fd = self.reader.get_ref().get_ref().as_fd();
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    }
+
+    /// The pipe, to wait until it can be read (`None` once it ended).
+    pub(super) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        (!self.ended).then(|| self.reader.get_ref().get_ref().as_fd())
+    }
+
+    /// The whole messages in the pipe now, read without waiting (after
+    /// [`Receiver::never_wait`]); what is not a message is skipped.
+    pub(super) fn ready(&mut self) -> Vec<Message> {
+        let mut messages = Vec::new();
+        while !self.ended {
+            match self.reader.read_until(b'\n', &mut self.partial) {
+                Ok(0) => self.ended = true,
+                Ok(_) if self.partial.ends_with(b"\n") => {
+                    messages.extend(serde_json::from_slice(self.partial.trim_ascii_end()).ok());
+                    self.partial.clear();
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => self.ended = true,
+            }
+        }
+        messages
+    }
+
     /// The messages already in the pipe, without waiting (the child is gone,
     /// but something it started might still hold the pipe open).
     pub(super) fn drain(mut self) -> Vec<Message> {
-        let fd = self.0.get_ref().get_ref().as_fd();
-        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-        std::iter::from_fn(|| self.next()).collect()
+        self.never_wait();
+        self.ready()
     }
 }

@@ -113,6 +113,14 @@ impl Supervisor {
     /// process was stopped: a sandbox killed by `SIGKILL` after the
     /// deadline timed out.
     pub fn wait(self) -> Ending {
+        self.wait_telling(&mut |_| {})
+    }
+
+    /// [`Supervisor::wait`], giving `told` each thing the sandbox says
+    /// ([`super::Sandbox::say`]) as it arrives, while the sandbox runs: what
+    /// is said before the guest runs can be acted on at once (naming a
+    /// cache entry the sandbox wrote, for one).
+    pub fn wait_telling(self, told: &mut dyn FnMut(&serde_json::Value)) -> Ending {
         use nix::sys::signalfd::{SfdFlags, SignalFd};
         let Supervisor {
             child,
@@ -147,19 +155,20 @@ impl Supervisor {
             Some(Message::SetupFailed(error)) => (Some(error), None),
             _ => (None, None),
         };
-        let end = watch.until_end(&signals, signal_fd.as_ref());
+        messages.never_wait();
+        let mut said = Vec::new();
+        let mut heard = |message: Message| {
+            if let Message::Said(value) = message {
+                told(&value);
+                said.push(value);
+            }
+        };
+        let end = watch.until_end(&signals, signal_fd.as_ref(), &mut messages, &mut heard);
         let end = match setup_error {
             Some(error) => End::SetupFailed(error),
             None => end,
         };
-        let said = messages
-            .drain()
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Said(value) => Some(value),
-                _ => None,
-            })
-            .collect();
+        messages.drain().into_iter().for_each(&mut heard);
         let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok();
         let ms = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e3 + t.tv_usec() as f64 / 1e3;
         drop(go);
@@ -202,7 +211,13 @@ impl Watch {
 
     /// Waits until the sandbox ended, acting on the deadline, the grace
     /// period and the signals that arrive on the way.
-    fn until_end(&mut self, signals: &SigSet, signal_fd: Option<&nix::sys::signalfd::SignalFd>) -> End {
+    fn until_end(
+        &mut self,
+        signals: &SigSet,
+        signal_fd: Option<&nix::sys::signalfd::SignalFd>,
+        messages: &mut Receiver,
+        heard: &mut dyn FnMut(Message),
+    ) -> End {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         use std::time::{Duration, Instant};
         loop {
@@ -246,7 +261,17 @@ impl Watch {
                 }
                 None => PollTimeout::NONE,
             };
-            let _ = poll(&mut [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)], wait);
+            let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+            fds.extend(messages.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            let _ = poll(&mut fds, wait);
+            let said = fds
+                .get(1)
+                .and_then(|fd| fd.revents())
+                .is_some_and(|r| !r.is_empty());
+            drop(fds);
+            if said {
+                messages.ready().into_iter().for_each(&mut *heard);
+            }
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
                     self.forward(signal);

@@ -299,3 +299,42 @@ fn a_plugin_loads_from_bytes_named_by_its_hash() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The entries of a compilation cache: its files but the key.
+fn entries(cache: &std::path::Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(cache) else {
+        return Vec::new();
+    };
+    dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "key" && !name.starts_with('.'))
+        .collect()
+}
+
+/// Workers of one component share its compiled code: the first names the
+/// cache entry as soon as it wrote it, while it still runs, and the next
+/// worker takes it from there.
+#[test]
+fn workers_share_the_compilation_cache_while_they_run() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("wsandbox");
+    let plugin = || {
+        Plugin::new(wsandbox_guests::SHAPES, Policy::default())
+            .binary(env!("CARGO_BIN_EXE_wsandbox"))
+            .cache_dir(&dir)
+    };
+    let mut first = plugin();
+    first.start().unwrap();
+    // The supervisor names it as it reads the sandbox's word, which may
+    // come a moment after the worker said it was ready.
+    let until = Instant::now() + Duration::from_secs(5);
+    while entries(&dir).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let named = entries(&dir);
+    assert_eq!(named.len(), 1, "named while the first worker runs: {named:?}");
+    let mut second = plugin();
+    second.start().unwrap();
+    assert_eq!(entries(&dir), named, "the second worker compiled nothing new");
+    assert_eq!(second.call("counter", &[]).unwrap(), vec![Val::U32(1)]);
+    assert!(first.worker_pid().is_some());
+}
