@@ -45,11 +45,13 @@
 //! plugin's name ([`Plugin::name`]; the module's file name without its
 //! extension unless told), cut at 4 KiB, control characters escaped.
 
+mod pool;
 pub mod wire;
 pub mod worker;
 
 use crate::Policy;
 use crate::engine::GUEST_INTERFACE;
+pub use pool::{PluginPool, QUEUE_TIMEOUT};
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Write};
 use std::os::fd::AsRawFd;
@@ -105,6 +107,15 @@ pub enum PluginError {
     /// The worker died during a call.
     #[error("the plugin's worker died: {0}")]
     Died(String),
+    /// Every worker of a [`PluginPool`] stayed busy for as long as a call
+    /// may wait for one.
+    #[error("all {workers} workers of the plugin's pool stayed busy for {waited:?}")]
+    Busy {
+        /// How many workers the pool has.
+        workers: usize,
+        /// How long the call waited.
+        waited: Duration,
+    },
 }
 
 /// The plugin world's metadata (`wit/plugin.wit`).
@@ -261,6 +272,22 @@ impl Plugin {
             start_timeout: START_TIMEOUT,
             max_answer: MAX_ANSWER,
             cache: crate::launch::CacheChoice::Default,
+            worker: None,
+        }
+    }
+
+    /// A plugin with this one's settings, its worker not started.
+    fn fresh(&self) -> Plugin {
+        Plugin {
+            source: self.source.clone(),
+            policy: self.policy.clone(),
+            host: self.host.clone(),
+            binary: self.binary.clone(),
+            name: self.name.clone(),
+            call_timeout: self.call_timeout,
+            start_timeout: self.start_timeout,
+            max_answer: self.max_answer,
+            cache: self.cache.clone(),
             worker: None,
         }
     }

@@ -16,6 +16,7 @@ mod logs;
 mod outgoing;
 mod plugin;
 mod policy;
+mod pool;
 mod readme;
 mod report;
 mod routes;

@@ -391,7 +391,7 @@ fn the_example_host_program_is_its_own_worker() {
             "{caller:?}: {stderr}"
         );
         assert!(
-            stderr.contains("plugin: info: 18 bytes, 6 words"),
+            stderr.contains("plugin_host: the plugin logs (info): 18 bytes, 6 words"),
             "{caller:?}: {stderr}"
         );
     }
