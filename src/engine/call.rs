@@ -95,7 +95,7 @@ pub(super) fn invoke_component_with<T: 'static, A>(
     name: &str,
     args: Vec<A>,
     fit: impl Fn(A, &wasmtime::component::types::Type) -> Result<wasmtime::component::Val, String>,
-) -> Result<wasmtime::Result<Vec<wasmtime::component::Val>>, String> {
+) -> Result<wasmtime::Result<Typed>, String> {
     let func =
         find_component_func(store, instance, exports, name).ok_or_else(|| unknown_export(name, exports))?;
     let ty = func.ty(&*store);
@@ -115,8 +115,14 @@ pub(super) fn invoke_component_with<T: 'static, A>(
             .map_err(|why| format!("argument `{param}`: {why}; {}", signature()))?;
         values.push(value);
     }
-    Ok(call_func(store, &func, &ty, &values))
+    Ok(call_func(store, &func, &ty, &values).map(|results| (results, ty.results().collect())))
 }
+
+/// A call's results, with their types.
+pub(super) type Typed = (
+    Vec<wasmtime::component::Val>,
+    Vec<wasmtime::component::types::Type>,
+);
 
 /// Calls `func` (of type `ty`) with `args`; its results, or what stopped it.
 fn call_func<T: 'static>(

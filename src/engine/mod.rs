@@ -528,16 +528,25 @@ impl Live {
         args: &[wasmtime::component::Val],
     ) -> Result<Vec<wasmtime::component::Val>, CallFailure> {
         self.call_fitting(name, args.to_vec(), |arg, _| Ok(arg))
+            .map(|(results, _)| results)
     }
 
     /// [`Live::call`] with arguments of any form, each made a value of its
-    /// parameter's type by `fit` (its error names what does not fit).
+    /// parameter's type by `fit` (its error names what does not fit); the
+    /// results come with their types.
+    #[allow(clippy::type_complexity)]
     pub fn call_fitting<A>(
         &mut self,
         name: &str,
         args: Vec<A>,
         fit: impl Fn(A, &wasmtime::component::types::Type) -> Result<wasmtime::component::Val, String>,
-    ) -> Result<Vec<wasmtime::component::Val>, CallFailure> {
+    ) -> Result<
+        (
+            Vec<wasmtime::component::Val>,
+            Vec<wasmtime::component::types::Type>,
+        ),
+        CallFailure,
+    > {
         self.refuel();
         match call::invoke_component_with(&mut self.store, &self.instance, &self.exports, name, args, fit) {
             Err(why) => Err(CallFailure::Call(why)),

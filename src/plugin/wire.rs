@@ -381,6 +381,59 @@ impl WireVal {
         })
     }
 
+    /// The wire form of `val`, a value of type `ty`: as
+    /// [`WireVal::from_val`], but a `list<u8>` is bytes even when empty
+    /// (a host without the types then still gets bytes).
+    pub fn from_typed(val: &Val, ty: &Type) -> Result<WireVal, WireError> {
+        let boxed = |v: &Val, ty: Option<Type>| -> Result<Option<Box<WireVal>>, WireError> {
+            match ty {
+                Some(ty) => WireVal::from_typed(v, &ty).map(|v| Some(Box::new(v))),
+                None => WireVal::from_val(v).map(|v| Some(Box::new(v))),
+            }
+        };
+        Ok(match (val, ty) {
+            (Val::List(vs), Type::List(list)) if list.ty() == Type::U8 => WireVal::Bytes(
+                vs.iter()
+                    .map(|v| match v {
+                        Val::U8(b) => Ok(*b),
+                        other => Err(WireError(format!("a {other:?} in a list<u8>"))),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            (Val::List(vs), Type::List(list)) => {
+                let element = list.ty();
+                WireVal::List(
+                    vs.iter()
+                        .map(|v| WireVal::from_typed(v, &element))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            (Val::Record(fields), Type::Record(record)) => WireVal::Record(
+                fields
+                    .iter()
+                    .zip(record.fields())
+                    .map(|((name, v), field)| Ok((name.clone(), WireVal::from_typed(v, &field.ty)?)))
+                    .collect::<Result<_, WireError>>()?,
+            ),
+            (Val::Tuple(vs), Type::Tuple(tuple)) => WireVal::Tuple(
+                vs.iter()
+                    .zip(tuple.types())
+                    .map(|(v, ty)| WireVal::from_typed(v, &ty))
+                    .collect::<Result<_, _>>()?,
+            ),
+            (Val::Variant(case, Some(v)), Type::Variant(variant)) => {
+                let ty = variant.cases().find(|c| c.name == case).and_then(|c| c.ty);
+                WireVal::Variant(case.clone(), boxed(v, ty)?)
+            }
+            (Val::Option(Some(v)), Type::Option(option)) => WireVal::Option(boxed(v, Some(option.ty()))?),
+            (Val::Result(Ok(Some(v))), Type::Result(result)) => WireVal::Result(Ok(boxed(v, result.ok())?)),
+            (Val::Result(Err(Some(v))), Type::Result(result)) => {
+                WireVal::Result(Err(boxed(v, result.err())?))
+            }
+            _ => WireVal::from_val(val)?,
+        })
+    }
+
     /// The component value this stands for, as it is.
     pub fn into_val(self) -> Result<Val, WireError> {
         let boxed = |v: Option<Box<WireVal>>| -> Result<Option<Box<Val>>, WireError> {
@@ -436,7 +489,8 @@ impl WireVal {
     /// - a list, for a `tuple`, and bytes or a tuple, for a `list`; a
     ///   list of strings, for `flags`;
     /// - a value that is not an `option`, for `option<T>`: `some` of it;
-    /// - a record `{ok: v}` or `{err: e}`, for a `result`.
+    /// - a record `{ok: v}` or `{err: e}`, for a `result`, and any other
+    ///   value, for its `ok` case (`none`, for an `ok` without payload).
     ///
     /// A record's fields are matched by name, in any order.
     pub fn into_typed(self, ty: &Type) -> Result<Val, WireError> {
@@ -606,7 +660,8 @@ impl WireVal {
                         let (case, payload) = fields.remove(0);
                         (case == "ok", Some(payload))
                     }
-                    other => return Err(wrong(&other)),
+                    // Any other value is the `ok` case's.
+                    other => (true, Some(other)),
                 };
                 let side = if ok { result.ok() } else { result.err() };
                 let payload = match (side, payload) {
@@ -1000,6 +1055,72 @@ mod tests {
         round_trip(Val::Result(Err(Some(Box::new(Val::String("no".into()))))));
         round_trip(Val::Flags(vec!["read".into(), "exec".into()]));
         round_trip(Val::Enum("blue".into()));
+    }
+
+    /// A `list<u8>` leaves as bytes even when empty, when its type is
+    /// known: a host without the types gets bytes either way.
+    #[test]
+    fn typed_byte_lists_leave_as_bytes() {
+        use wasmtime::component::types::Type;
+        let engine = wasmtime::Engine::default();
+        let component = wasmtime::component::Component::new(
+            &engine,
+            r#"(component
+                (import "f" (func (param "t" (tuple (list u8) u32)) (result (option (list u8))))))"#,
+        )
+        .unwrap();
+        let component_type = component.component_type();
+        let (_, import) = component_type.imports(&engine).next().unwrap();
+        let wasmtime::component::types::ComponentItem::ComponentFunc(func) = import.ty else {
+            panic!("not a function")
+        };
+        let (_, tuple) = func.params().next().unwrap();
+        let empty = Val::Tuple(vec![Val::List(vec![]), Val::U32(1)]);
+        assert_eq!(
+            WireVal::from_typed(&empty, &tuple).unwrap(),
+            WireVal::Tuple(vec![WireVal::Bytes(vec![]), WireVal::U32(1)])
+        );
+        let result: Type = func.results().next().unwrap();
+        let some = Val::Option(Some(Box::new(Val::List(vec![]))));
+        assert_eq!(
+            WireVal::from_typed(&some, &result).unwrap(),
+            WireVal::Option(Some(Box::new(WireVal::Bytes(vec![]))))
+        );
+        // Untyped, an empty list is a list.
+        assert_eq!(
+            WireVal::from_val(&Val::List(vec![])).unwrap(),
+            WireVal::List(vec![])
+        );
+    }
+
+    /// Plain values are fitted to the types the worker expects.
+    #[test]
+    fn plain_values_are_fitted_to_their_types() {
+        use wasmtime::component::types::Type;
+        assert_eq!(WireVal::S64(7).into_typed(&Type::U8).unwrap(), Val::U8(7));
+        assert!(
+            WireVal::S64(-1)
+                .into_typed(&Type::U32)
+                .unwrap_err()
+                .0
+                .contains("out of range")
+        );
+        assert_eq!(
+            WireVal::S64(2).into_typed(&Type::Float64).unwrap(),
+            Val::Float64(2.0)
+        );
+        assert_eq!(
+            WireVal::String("é".into()).into_typed(&Type::Char).unwrap(),
+            Val::Char('é')
+        );
+        assert!(WireVal::String("ab".into()).into_typed(&Type::Char).is_err());
+        assert!(
+            WireVal::Bool(true)
+                .into_typed(&Type::String)
+                .unwrap_err()
+                .0
+                .contains("a bool where string")
+        );
     }
 
     #[test]

@@ -205,7 +205,8 @@ impl HostCalls for Forwarder {
         let fail = |why: String| wasmtime::Error::msg(format!("host function `{name}`: {why}"));
         let args = params
             .iter()
-            .map(WireVal::from_val)
+            .zip(ty.params())
+            .map(|(param, (_, ty))| WireVal::from_typed(param, &ty))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| fail(e.0))?;
         self.channel
@@ -216,7 +217,12 @@ impl HostCalls for Forwarder {
             .map_err(|e| fail(format!("cannot ask the host: {e}")))?;
         let types: Vec<Type> = ty.results().collect();
         match self.channel.receive() {
-            Ok(Received::Message(ToWorker::HostReturned(Ok(values)))) => {
+            Ok(Received::Message(ToWorker::HostReturned(Ok(mut values)))) => {
+                // A host without the function's types answers a function
+                // of no results with one `none`.
+                if types.is_empty() && values == [WireVal::Option(None)] {
+                    values.clear();
+                }
                 if values.len() != types.len() {
                     return Err(fail(format!(
                         "the host returned {} value(s), {} wanted",
@@ -307,9 +313,10 @@ fn serve(mut live: Live, channel: &Channel, fuel: Option<u64>) -> std::io::Resul
         let answer = match request {
             ToWorker::Call { name, args } => {
                 match live.call_fitting(&name, args, |arg, ty| arg.into_typed(ty).map_err(|e| e.0)) {
-                    Ok(results) => match results
+                    Ok((results, types)) => match results
                         .iter()
-                        .map(WireVal::from_val)
+                        .zip(&types)
+                        .map(|(result, ty)| WireVal::from_typed(result, ty))
                         .collect::<Result<Vec<_>, _>>()
                     {
                         Ok(results) => FromWorker::Returned(results),

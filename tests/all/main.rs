@@ -17,6 +17,7 @@ mod outgoing;
 mod plugin;
 mod policy;
 mod pool;
+mod python;
 mod readme;
 mod report;
 mod routes;

@@ -259,8 +259,13 @@ fn a_worker_of_another_protocol_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut hello = Vec::new();
     send(&mut hello, &FromWorker::Hello { protocol: 99 }).unwrap();
-    let frames: [(&str, Vec<u8>); 3] = [
+    let json = br#"{"hello":{"protocol":2}}"#;
+    let mut json_hello = (json.len() as u32).to_be_bytes().to_vec();
+    json_hello.extend_from_slice(json);
+    let frames: [(&str, Vec<u8>); 4] = [
         ("version", hello),
+        // Protocol 2 spoke JSON: its version is still read.
+        ("json", json_hello),
         ("garbage", b"\x00\x00\x00\x10this is not json".to_vec()),
         ("http", b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
     ];
@@ -284,11 +289,60 @@ fn a_worker_of_another_protocol_is_refused() {
         let err = plugin.call("counter", &[]).unwrap_err();
         match (name, &err) {
             ("version", PluginError::Version { found: 99 }) => {}
+            ("json", PluginError::Version { found: 2 }) => {}
             ("garbage" | "http", PluginError::Protocol(_)) => {}
             _ => panic!("{name}: {err:?}"),
         }
         assert_eq!(err.to_string().lines().count(), 1, "{err}");
         assert!(started.elapsed() < Duration::from_secs(5), "{name}: it hung");
+    }
+}
+
+/// A worker that asks its host for a function the host did not offer gets
+/// an error answer, and nothing of the host's runs; one that sends values
+/// nested too deep is refused.
+#[test]
+fn a_worker_asking_for_a_function_not_offered_runs_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wsandbox::plugin::wire::{FromWorker, WireVal};
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames = hello_ready();
+    frames.push(FromWorker::HostCall {
+        name: "not-offered".into(),
+        args: vec![WireVal::String("x".into())],
+    });
+    frames.push(FromWorker::Returned(vec![WireVal::U32(7)]));
+    let fake = fake_worker(dir.path(), "asking", &frames, "sleep 5");
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ran);
+    let mut plugin = Plugin::new(wsandbox_guests::SHAPES, Policy::default())
+        .binary(&fake)
+        .call_timeout(Duration::from_secs(5))
+        .host_fn("offered", move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![])
+        });
+    assert_eq!(plugin.call("anything", &[]).unwrap(), vec![Val::U32(7)]);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    // Arguments nested deeper than any type: refused before they are built.
+    let mut deep = WireVal::Bool(true);
+    for _ in 0..200 {
+        deep = WireVal::List(vec![deep]);
+    }
+    let mut frames = hello_ready();
+    frames.push(FromWorker::HostCall {
+        name: "offered".into(),
+        args: vec![deep],
+    });
+    let fake = fake_worker(dir.path(), "deep", &frames, "sleep 5");
+    let mut plugin = Plugin::new(wsandbox_guests::SHAPES, Policy::default())
+        .binary(&fake)
+        .call_timeout(Duration::from_secs(5))
+        .host_fn("offered", |_| Ok(vec![]));
+    match plugin.call("anything", &[]) {
+        Err(PluginError::Protocol(why)) => assert!(why.contains("nested too deep"), "{why}"),
+        other => panic!("{other:?}"),
     }
 }
 

@@ -60,7 +60,15 @@ fn checkout() -> tempfile::TempDir {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(from, to).unwrap();
     };
-    for entry in ["README.md", "Cargo.toml", "examples", "wit", "docs", "guests/wat"] {
+    for entry in [
+        "README.md",
+        "Cargo.toml",
+        "examples",
+        "wit",
+        "docs",
+        "guests/wat",
+        "python",
+    ] {
         link(repo.join(entry), entry);
     }
     let built = |constant: &str| Path::new(constant).parent().unwrap().to_path_buf();
