@@ -32,6 +32,6 @@ def words() -> str:
     return _env("WSANDBOX_TEST_WORDS")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def binary() -> str:
     return _env("WSANDBOX_BIN")

@@ -32,6 +32,9 @@ from wsandbox import (
 
 HOST = "wsandbox:hosted/host"
 
+# Every test here starts workers: the wsandbox binary must be named.
+pytestmark = pytest.mark.usefixtures("binary")
+
 
 def descendants(pid: int) -> List[int]:
     """``pid``'s children, theirs, ... (from /proc)."""

@@ -45,3 +45,25 @@ fn the_python_packages_tests_pass() {
     assert!(report.contains(" passed"), "{report}");
     assert!(!report.contains("skipped"), "{report}");
 }
+
+/// Its type hints hold: `mypy --strict` finds nothing to say.
+#[test]
+fn the_python_packages_type_hints_hold() {
+    assert!(
+        python_has("mypy"),
+        "mypy is missing: `python3 -m pip install mypy` (.ci/run installs it)"
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "mypy", "--strict", "--cache-dir"])
+        .arg(cache.path())
+        .arg(package().join("src/wsandbox"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -239,7 +239,8 @@ class Plugin:
             raise self._unexpected(kind)
         if isinstance(answer, Err):
             raise Refused(answer.value)
-        return answer.value
+        output: bytes = answer.value
+        return output
 
     def metadata(self) -> Dict[str, str]:
         """The plugin world's ``metadata``: name, version and description."""
