@@ -514,18 +514,3 @@ def _run_host(host: Mapping[str, HostFunction], name: str, args: List[Any]) -> b
     except _wire.WireError as e:
         return _wire.host_returned(None, f"the host function `{name}` returned what cannot cross: {e}")
 
-
-__all__ = [
-    "CallError",
-    "HostFunction",
-    "OutOfFuel",
-    "Plugin",
-    "PluginError",
-    "PolicyLike",
-    "ProtocolError",
-    "Refused",
-    "StartError",
-    "Timeout",
-    "Trapped",
-    "WorkerDied",
-]
