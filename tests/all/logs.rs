@@ -136,7 +136,10 @@ fn at_v_each_request_has_an_access_line_in_text() {
     let server = Server::spawn(cmd);
     server.get("/").assert(200);
     server.get("/nowhere").assert(404);
-    let log = server.logged("GET /nowhere: 404 in ");
+    // A request's line is written once its answer's body is over, which
+    // may be after the next request's.
+    server.logged("GET /nowhere: 404 in ");
+    let log = server.logged("] GET /: 200 in ");
     let line = log
         .lines()
         .find(|l| l.contains("] GET /: 200 in "))
