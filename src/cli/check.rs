@@ -64,6 +64,11 @@ impl CheckCommand {
             "limits",
             wall::limits_described()
         );
+        // What the engine runs, whatever the host.
+        println!(
+            "{:<8} 0.1 (core modules: run, call), 0.2 (components: run, call, serve wasi:http/proxy, plugins), 0.3 (components exporting wasi:cli/run@0.3: run)",
+            "wasi"
+        );
         Ok(if all_required {
             0
         } else {

@@ -15,6 +15,7 @@
 mod artifact;
 mod call;
 mod component;
+mod concurrent;
 mod core;
 mod limits;
 mod module;
@@ -27,7 +28,7 @@ mod wit;
 
 pub use artifact::{Artifact, Precompiled};
 pub use call::Call;
-pub use module::{Module, ModuleError, ModuleKind};
+pub use module::{Module, ModuleError, ModuleKind, Wasi};
 pub use outcome::Outcome;
 pub use outgoing::Outgoing;
 pub use plugin_host::{GUEST_INTERFACE, HostCalls};
@@ -77,8 +78,21 @@ pub enum Purpose {
     /// `run`, `call`, plugins.
     #[default]
     Command,
+    /// `run` of a WASI 0.3 command: the component model's async.
+    Concurrent,
     /// `serve`, with its limits.
     Serve(Serving),
+}
+
+impl Purpose {
+    /// The purpose of running `module`: `self`, or [`Purpose::Concurrent`]
+    /// for a WASI 0.3 command.
+    pub fn of(self, module: &Module) -> Purpose {
+        match (self, module.wasi()) {
+            (Purpose::Command, module::Wasi::Preview3) => Purpose::Concurrent,
+            (purpose, _) => purpose,
+        }
+    }
 }
 
 /// Where a program's machine code came from.
@@ -157,6 +171,7 @@ pub struct Program {
 enum Linked {
     Core(core::Linked),
     Component(component::Linked),
+    Concurrent(concurrent::Linked),
     Proxy(proxy::Linked, Serving),
 }
 
@@ -308,6 +323,12 @@ fn load_on(
             Linked::Proxy(proxy::link(&engine, module, &compiled)?, serving)
         }
         (Code::Core(compiled), Purpose::Command) => Linked::Core(core::link(&engine, module, &compiled)?),
+        (Code::Core(_), Purpose::Concurrent) => {
+            return Err(unrunnable(module, "a core module is not a WASI 0.3 component"));
+        }
+        (Code::Component(compiled), Purpose::Concurrent) => {
+            Linked::Concurrent(concurrent::link(&engine, module, &compiled)?)
+        }
         (Code::Component(compiled), Purpose::Command) => {
             Linked::Component(component::link(&engine, module, &compiled, host)?)
         }
@@ -346,6 +367,9 @@ impl Program {
             Linked::Component(linked) => {
                 component::run(&self.engine, &self.identity, linked, wasi, limits, self.outgoing)
             }
+            Linked::Concurrent(linked) => {
+                concurrent::run(&self.engine, &self.identity, linked, wasi, limits, self.outgoing)
+            }
             Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
@@ -355,6 +379,8 @@ impl Program {
         match &self.linked {
             Linked::Core(linked) => core::check_command(&self.identity, linked),
             Linked::Component(linked) => component::check_command(&self.identity, linked),
+            // What made it a WASI 0.3 program is its `wasi:cli/run@0.3`.
+            Linked::Concurrent(_) => Ok(()),
             Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
@@ -375,7 +401,9 @@ impl Program {
                     _ => None,
                 })
                 .collect(),
-            Linked::Component(linked) => component_exports(&self.engine, linked.component()),
+            Linked::Component(linked) | Linked::Concurrent(linked) => {
+                component_exports(&self.engine, linked.component())
+            }
             Linked::Proxy(linked, _) => component_exports(&self.engine, linked.instance_pre().component()),
         }
     }
@@ -404,6 +432,10 @@ impl Program {
                 };
                 Ok(limits::Limits::sort(&store, component::limits_of, returned))
             }
+            Linked::Concurrent(_) => Err(unrunnable(
+                &self.identity,
+                "calling the exports of a WASI 0.3 component is not supported yet: run it",
+            )),
             Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
@@ -635,7 +667,6 @@ pub fn admit(policy: &Policy, module: &Module) -> Result<(), Error> {
 /// With all of them in the key, an entry is never stale for the run that
 /// finds it (wasmtime checks again when it loads one).
 pub fn settings(metered: bool, purpose: Purpose) -> String {
-    let serving = matches!(purpose, Purpose::Serve(_));
     format!(
         "wsandbox {}; wasmtime {}; {}-{}; cpu {}; fuel metering {metered}{}",
         env!("CARGO_PKG_VERSION"),
@@ -643,7 +674,11 @@ pub fn settings(metered: bool, purpose: Purpose) -> String {
         std::env::consts::ARCH,
         std::env::consts::OS,
         cpu_features(),
-        if serving { "; epochs" } else { "" }
+        match purpose {
+            Purpose::Serve(_) => "; epochs",
+            Purpose::Concurrent => "; component-model-async",
+            Purpose::Command => "",
+        }
     )
 }
 
@@ -694,8 +729,19 @@ fn new_engine(metered: bool, purpose: Purpose) -> Result<wasmtime::Engine, Error
     let mut config = wasmtime::Config::new();
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
     config.consume_fuel(metered);
-    if let Purpose::Serve(serving) = &purpose {
-        proxy::configure(&mut config, serving);
+    match &purpose {
+        Purpose::Serve(serving) => {
+            proxy::configure(&mut config, serving);
+            config.concurrency_support(false);
+        }
+        // The component model's async, for WASI 0.3, only where it is
+        // used: other stores keep no state for it.
+        Purpose::Concurrent => {
+            config.wasm_component_model_async(true);
+        }
+        Purpose::Command => {
+            config.concurrency_support(false);
+        }
     }
     wasmtime::Engine::new(&config).map_err(|e| Error::Engine(error_line(&e)))
 }

@@ -14,6 +14,29 @@ pub enum ModuleKind {
     Component,
 }
 
+/// The WASI version a program is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Wasi {
+    /// A core module: WASI 0.1 (preview 1).
+    Preview1,
+    /// A component of WASI 0.2 (preview 2): and any other component.
+    Preview2,
+    /// A component exporting `wasi:cli/run@0.3.x`: WASI 0.3 (preview 3),
+    /// the component model's async.
+    Preview3,
+}
+
+impl Wasi {
+    /// As `wsandbox` names it: `0.1`, `0.2`, `0.3`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Wasi::Preview1 => "0.1",
+            Wasi::Preview2 => "0.2",
+            Wasi::Preview3 => "0.3",
+        }
+    }
+}
+
 /// A module read from disk, in binary form, with its kind detected.
 #[derive(Debug, Clone)]
 pub struct Module {
@@ -138,6 +161,21 @@ impl Module {
         }
     }
 
+    /// The WASI version it is written for: a component exporting a WASI 0.3
+    /// entry point is a 0.3 program, whatever else it exports (a 0.3 guest
+    /// may also export `wasi:cli/run@0.2`). Read from its top-level export
+    /// sections alone, without an engine; a precompiled artifact counts as
+    /// what it was compiled as only through its engine settings.
+    pub fn wasi(&self) -> Wasi {
+        match self.kind {
+            ModuleKind::Core => Wasi::Preview1,
+            ModuleKind::Component if !self.precompiled && exports_any(&self.bytes, &[P3_RUN]) => {
+                Wasi::Preview3
+            }
+            ModuleKind::Component => Wasi::Preview2,
+        }
+    }
+
     /// The name the guest sees as `argv[0]`: the file name of the module.
     pub fn program_name(&self) -> String {
         self.path
@@ -145,6 +183,52 @@ impl Module {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| self.path.display().to_string())
     }
+}
+
+/// The export that makes a component a WASI 0.3 command.
+const P3_RUN: &[u8] = b"wasi:cli/run@0.3.";
+
+/// The id of a component's export section.
+const COMPONENT_EXPORTS: u8 = 11;
+
+/// Whether a top-level export section of the component `bytes` names one
+/// of `names` (a prefix of an export's name). Only the sections' ids and
+/// sizes are read on the way, nested modules and components skipped whole.
+fn exports_any(bytes: &[u8], names: &[&[u8]]) -> bool {
+    let mut at = 8;
+    while at < bytes.len() {
+        let id = bytes[at];
+        let Some((size, length)) = leb128_u32(&bytes[at + 1..]) else {
+            return false;
+        };
+        let start = at + 1 + length;
+        let Some(end) = start.checked_add(size as usize).filter(|&end| end <= bytes.len()) else {
+            return false;
+        };
+        if id == COMPONENT_EXPORTS {
+            let section = &bytes[start..end];
+            if names
+                .iter()
+                .any(|name| section.windows(name.len()).any(|w| w == *name))
+            {
+                return true;
+            }
+        }
+        at = end;
+    }
+    false
+}
+
+/// An unsigned LEB128 number at the start of `bytes`, and its length.
+fn leb128_u32(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut value = 0u32;
+    for (i, &byte) in bytes.iter().take(5).enumerate() {
+        value |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// Reads the version and layer fields after the magic number.
@@ -190,6 +274,32 @@ mod tests {
 
     fn load(name: &str, bytes: &[u8]) -> Result<Module, ModuleError> {
         Module::from_bytes(Path::new(name), bytes.to_vec())
+    }
+
+    /// A component is a 0.3 program by a top-level export of
+    /// `wasi:cli/run@0.3.x`; one in a nested component, or of 0.2, is not.
+    #[test]
+    fn wasi_0_3_is_told_by_the_top_level_exports() {
+        let component = |text: &str| load("c.wat", text.as_bytes()).unwrap();
+        let p3 = component(r#"(component (instance $i) (export "wasi:cli/run@0.3.0" (instance $i)))"#);
+        assert_eq!(p3.wasi(), Wasi::Preview3);
+        let both = component(
+            r#"(component (instance $i) (export "wasi:cli/run@0.2.0" (instance $i)) (export "wasi:cli/run@0.3.1" (instance $i)))"#,
+        );
+        assert_eq!(both.wasi(), Wasi::Preview3);
+        let p2 = component(r#"(component (instance $i) (export "wasi:cli/run@0.2.0" (instance $i)))"#);
+        assert_eq!(p2.wasi(), Wasi::Preview2);
+        let nested =
+            component(r#"(component (component (instance $i) (export "wasi:cli/run@0.3.0" (instance $i))))"#);
+        assert_eq!(nested.wasi(), Wasi::Preview2);
+        assert_eq!(load("m.wat", b"(module)").unwrap().wasi(), Wasi::Preview1);
+        // Garbage after the header is no 0.3 program, and no panic.
+        let mut cut = p3.bytes.clone();
+        cut.truncate(12);
+        assert_eq!(
+            Module::from_bytes(Path::new("c.wasm"), cut).unwrap().wasi(),
+            Wasi::Preview2
+        );
     }
 
     #[test]

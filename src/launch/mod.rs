@@ -212,7 +212,7 @@ impl Launch {
 /// timeout, and a second more), so it has that long on top.
 fn stop_grace(purpose: &Purpose) -> Duration {
     match purpose {
-        Purpose::Command => wall::STOP_GRACE,
+        Purpose::Command | Purpose::Concurrent => wall::STOP_GRACE,
         Purpose::Serve(serving) => serving.timeout.map_or(SERVE_STOP_GRACE, |t| {
             t + Duration::from_secs(1) + wall::STOP_GRACE
         }),
@@ -468,6 +468,8 @@ fn walled(
             module
         }
     };
+    // A WASI 0.3 command needs the engine of the component model's async.
+    let purpose = purpose.of(&module);
     if report.is_some() {
         *module_info = Some(ModuleInfo::of(&module));
     }
@@ -754,7 +756,7 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
     let mut sinks = files.into_iter();
     let code = match work {
         Work::Compile { metered, serve } => {
-            let purpose = Work::Compile { metered, serve }.purpose();
+            let purpose = Work::Compile { metered, serve }.purpose().of(module);
             let out = output.unwrap_or_default();
             compile_inside(&mut sandbox, module, metered, purpose, sinks.next(), &out)
         }
@@ -880,7 +882,10 @@ fn run_inside(
             let loaded = engine::load_plugin(policy, module, code_cache, std::sync::Arc::new(host));
             (loaded, Some(channel))
         }
-        work => (engine::load_for(policy, module, code_cache, work.purpose()), None),
+        work => (
+            engine::load_for(policy, module, code_cache, work.purpose().of(module)),
+            None,
+        ),
     };
     let ended = loaded.map_err(Error::from).and_then(|mut program| {
         if let Some(channel) = sandbox.take_broker() {

@@ -201,6 +201,8 @@ pub struct ModuleInfo {
     pub sha256: String,
     /// `core` or `component`.
     pub kind: &'static str,
+    /// The WASI version it is written for: `0.1`, `0.2` or `0.3`.
+    pub wasi: &'static str,
 }
 
 impl ModuleInfo {
@@ -216,6 +218,7 @@ impl ModuleInfo {
                 ModuleKind::Core => "core",
                 ModuleKind::Component => "component",
             },
+            wasi: module.wasi().version(),
         }
     }
 }

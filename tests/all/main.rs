@@ -14,6 +14,7 @@ mod layers;
 mod limits;
 mod logs;
 mod outgoing;
+mod p3;
 mod plugin;
 mod policy;
 mod pool;

@@ -52,6 +52,10 @@ fn a_run_that_exits_is_reported_with_everything_applied(kind: Kind) {
         json["module"]["kind"],
         if kind == Kind::P1 { "core" } else { "component" }
     );
+    assert_eq!(
+        json["module"]["wasi"],
+        if kind == Kind::P1 { "0.1" } else { "0.2" }
+    );
     let isolation = &json["isolation"];
     let namespaces: Vec<&str> = isolation["namespaces"]
         .as_array()

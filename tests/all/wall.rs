@@ -524,7 +524,8 @@ fn check_reports_every_layer() {
     assert_eq!(
         names,
         [
-            "user", "pid", "mount", "uts", "ipc", "net", "cgroup", "seccomp", "landlock", "privs", "limits"
+            "user", "pid", "mount", "uts", "ipc", "net", "cgroup", "seccomp", "landlock", "privs", "limits",
+            "wasi"
         ]
     );
     assert!(lines[..7].iter().all(|l| l.ends_with(" available")), "{out:#?}");
@@ -532,6 +533,11 @@ fn check_reports_every_layer() {
     assert!(lines[8].starts_with("landlock available (ABI "), "{out:#?}");
     assert!(lines[9].starts_with("privs    applied ("), "{out:#?}");
     assert!(lines[10].starts_with("limits   applied ("), "{out:#?}");
+    assert!(
+        lines[11].starts_with("wasi     0.1 (")
+            && lines[11].contains(", 0.3 (components exporting wasi:cli/run@0.3: run)"),
+        "{out:#?}"
+    );
 
     let out = without_user_namespaces(r#"exec "$WSANDBOX" check"#);
     out.assert_code(125);

@@ -1,0 +1,66 @@
+//! WASI 0.3 components: the component model's async (`stream`, `future`,
+//! async functions), linked against WASI 0.3 (and 0.2, which a 0.3 guest's
+//! standard library may still import), run as commands
+//! (`wasi:cli/run@0.3.x`) on a single-threaded tokio runtime.
+
+use super::Error;
+use super::component::{Host, limits_of, store};
+use super::limits::Limits;
+use super::outgoing::Outgoing;
+use super::{Ended, Module, Outcome, unrunnable};
+use std::sync::Arc;
+use wasmtime::Engine;
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// A WASI 0.3 component, linked.
+pub(super) type Linked = InstancePre<Host>;
+
+/// Links `component` against WASI 0.3, WASI 0.2 (async) and
+/// `wsandbox:plugin/host`. It must be a WASI 0.3 command.
+pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
+    let mut linker: Linker<Host> = Linker::new(engine);
+    let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+    super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
+    linker
+        .instantiate_pre(component)
+        .map_err(|e| unrunnable(module, crate::say::error_line(&e)))
+}
+
+/// Instantiates `linked` under `limits` and calls `wasi:cli/run@0.3`, on a
+/// tokio runtime of this thread alone.
+pub(super) fn run(
+    engine: &Engine,
+    module: &Module,
+    linked: Linked,
+    wasi: WasiCtxBuilder,
+    limits: Limits,
+    outgoing: Arc<Outgoing>,
+) -> Result<Ended, Error> {
+    let mut store = store(engine, wasi, limits, outgoing);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Engine(format!("cannot start the async runtime: {e}")))?;
+    let started = std::time::Instant::now();
+    let ended = runtime.block_on(async {
+        let instance = linked.instantiate_async(&mut store).await?;
+        tracing::debug!("engine: instantiated: {:.3} ms", super::ms_since(started));
+        let command = wasmtime_wasi::p3::bindings::Command::new(&mut store, &instance).map_err(|e| {
+            wasmtime::Error::msg(format!(
+                "no entry point: the component does not export `wasi:cli/run@0.3` ({})",
+                crate::say::error_line(&e)
+            ))
+        })?;
+        store
+            .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
+            .await?
+    });
+    // `run` returning `err` is the component's way to fail without a code.
+    let ended = ended.map(|result| Outcome::Exited(if result.is_ok() { 0 } else { 1 }));
+    drop(runtime);
+    let _ = module;
+    Ok(Limits::sort(&store, limits_of, ended))
+}
