@@ -64,6 +64,12 @@ fn wasmtime_features() -> String {
     let entry = &entry[..entry.find('}').unwrap_or(entry.len())];
     let features = entry.split_once("features = [").map_or("", |(_, rest)| rest);
     let features = &features[..features.find(']').unwrap_or(features.len())];
+    // TOML comments inside the list are not features.
+    let features: String = features
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",");
     features
         .split(',')
         .map(|f| f.trim().trim_matches('"'))
