@@ -33,7 +33,6 @@ pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> R
 /// tokio runtime of this thread alone.
 pub(super) fn run(
     engine: &Engine,
-    module: &Module,
     linked: Linked,
     wasi: WasiCtxBuilder,
     limits: Limits,
@@ -60,7 +59,5 @@ pub(super) fn run(
     });
     // `run` returning `err` is the component's way to fail without a code.
     let ended = ended.map(|result| Outcome::Exited(if result.is_ok() { 0 } else { 1 }));
-    drop(runtime);
-    let _ = module;
     Ok(Limits::sort(&store, limits_of, ended))
 }

@@ -367,9 +367,7 @@ impl Program {
             Linked::Component(linked) => {
                 component::run(&self.engine, &self.identity, linked, wasi, limits, self.outgoing)
             }
-            Linked::Concurrent(linked) => {
-                concurrent::run(&self.engine, &self.identity, linked, wasi, limits, self.outgoing)
-            }
+            Linked::Concurrent(linked) => concurrent::run(&self.engine, linked, wasi, limits, self.outgoing),
             Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }

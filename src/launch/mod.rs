@@ -515,6 +515,7 @@ fn walled(
             let job = Inside {
                 policy: &policy,
                 module: &module,
+                purpose,
                 code_cache,
                 sink_count,
                 roots,
@@ -568,6 +569,8 @@ fn walled(
 struct Inside<'a> {
     policy: &'a Policy,
     module: &'a Module,
+    /// The engine the work needs (told from the module before the walls).
+    purpose: Purpose,
     code_cache: CodeCache,
     /// How many of the kept descriptors, first, are files for code.
     sink_count: usize,
@@ -745,6 +748,7 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
     let Inside {
         policy,
         module,
+        purpose,
         mut code_cache,
         sink_count,
         roots,
@@ -755,8 +759,7 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
     let job_fds: Vec<OwnedFd> = kept.collect();
     let mut sinks = files.into_iter();
     let code = match work {
-        Work::Compile { metered, serve } => {
-            let purpose = Work::Compile { metered, serve }.purpose().of(module);
+        Work::Compile { metered, .. } => {
             let out = output.unwrap_or_default();
             compile_inside(&mut sandbox, module, metered, purpose, sinks.next(), &out)
         }
@@ -772,7 +775,13 @@ fn inside(mut sandbox: Sandbox, job: Inside<'_>, work: Work, output: Option<Path
         }
         work => {
             code_cache.sink = sinks.next().map(artifact_sink);
-            run_inside(&mut sandbox, policy, module, code_cache, work, job_fds, roots)
+            let inside = RunInside {
+                module,
+                purpose,
+                code_cache,
+                roots,
+            };
+            run_inside(&mut sandbox, policy, inside, work, job_fds)
         }
     };
     let code = code.unwrap_or_else(|err| {
@@ -859,15 +868,30 @@ fn serve_inside(
 
 /// The inner wall (step 10): load the code (closing the cache's file), say how,
 /// and only then let the guest's code run; say how it ended.
+/// What a program's work needs inside, besides the policy and the
+/// descriptors.
+struct RunInside<'a> {
+    module: &'a Module,
+    /// The engine it needs.
+    purpose: Purpose,
+    code_cache: CodeCache,
+    /// PEM text of the certificate authorities the guest's HTTPS trusts.
+    roots: Vec<u8>,
+}
+
 fn run_inside(
     sandbox: &mut Sandbox,
     policy: &Policy,
-    module: &Module,
-    code_cache: CodeCache,
+    inside: RunInside<'_>,
     work: Work,
     job_fds: Vec<OwnedFd>,
-    roots: Vec<u8>,
 ) -> Result<u8, Error> {
+    let RunInside {
+        module,
+        purpose,
+        code_cache,
+        roots,
+    } = inside;
     // A plugin's worker: its channel is shared by the loop answering the
     // host and the host functions the plugin calls in the middle of a call.
     let (loaded, channel) = match &work {
@@ -882,10 +906,7 @@ fn run_inside(
             let loaded = engine::load_plugin(policy, module, code_cache, std::sync::Arc::new(host));
             (loaded, Some(channel))
         }
-        work => (
-            engine::load_for(policy, module, code_cache, work.purpose().of(module)),
-            None,
-        ),
+        _ => (engine::load_for(policy, module, code_cache, purpose), None),
     };
     let ended = loaded.map_err(Error::from).and_then(|mut program| {
         if let Some(channel) = sandbox.take_broker() {
