@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use wsandbox::launch::Job;
 use wsandbox::policy::ServeSettings;
 
-/// Serve a wasi:http proxy component, a fresh instance per request
+/// Serve a wasi:http component (a 0.2 proxy or a 0.3 service), a fresh instance per request
 ///
 /// Or several, each on a path prefix: [[serve.routes]] in the policy file
 /// (--config), with its own component, limits, grants and allow rules, all
@@ -41,7 +41,7 @@ pub struct ServeCommand {
     #[command(flatten)]
     serve: ServeOptions,
 
-    /// The wasi:http proxy component (.wasm or .wat); none when the
+    /// The wasi:http component, 0.2 or 0.3 (.wasm or .wat); none when the
     /// policy file (--config) names routes, [[serve.routes]]
     #[arg(value_name = "COMPONENT")]
     component: Option<PathBuf>,

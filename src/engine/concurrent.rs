@@ -29,6 +29,21 @@ pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> R
         .map_err(|e| unrunnable(module, crate::say::error_line(&e)))
 }
 
+/// Checks that `linked` is a WASI 0.3 command: that it exports
+/// `wasi:cli/run@0.3`.
+pub(super) fn check_command(module: &Module, linked: &Linked) -> Result<(), Error> {
+    wasmtime_wasi::p3::bindings::CommandIndices::new(linked)
+        .map(drop)
+        .map_err(|e| unrunnable(module, no_entry_point(&e)))
+}
+
+fn no_entry_point(err: &wasmtime::Error) -> String {
+    format!(
+        "no entry point: the component does not export `wasi:cli/run@0.3` ({})",
+        crate::say::error_line(err)
+    )
+}
+
 /// Instantiates `linked` under `limits` and calls `wasi:cli/run@0.3`, on a
 /// tokio runtime of this thread alone.
 pub(super) fn run(
@@ -47,12 +62,8 @@ pub(super) fn run(
     let ended = runtime.block_on(async {
         let instance = linked.instantiate_async(&mut store).await?;
         tracing::debug!("engine: instantiated: {:.3} ms", super::ms_since(started));
-        let command = wasmtime_wasi::p3::bindings::Command::new(&mut store, &instance).map_err(|e| {
-            wasmtime::Error::msg(format!(
-                "no entry point: the component does not export `wasi:cli/run@0.3` ({})",
-                crate::say::error_line(&e)
-            ))
-        })?;
+        let command = wasmtime_wasi::p3::bindings::Command::new(&mut store, &instance)
+            .map_err(|e| wasmtime::Error::msg(no_entry_point(&e)))?;
         store
             .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
             .await?

@@ -86,10 +86,15 @@ pub enum Purpose {
 
 impl Purpose {
     /// The purpose of running `module`: `self`, or [`Purpose::Concurrent`]
-    /// for a WASI 0.3 command.
+    /// for a WASI 0.3 command; serving a WASI 0.3 service needs the
+    /// component model's async ([`Serving::component_model_async`]).
     pub fn of(self, module: &Module) -> Purpose {
         match (self, module.wasi()) {
             (Purpose::Command, module::Wasi::Preview3) => Purpose::Concurrent,
+            (Purpose::Serve(serving), module::Wasi::Preview3) => Purpose::Serve(Serving {
+                component_model_async: true,
+                ..serving
+            }),
             (purpose, _) => purpose,
         }
     }
@@ -377,8 +382,7 @@ impl Program {
         match &self.linked {
             Linked::Core(linked) => core::check_command(&self.identity, linked),
             Linked::Component(linked) => component::check_command(&self.identity, linked),
-            // What made it a WASI 0.3 program is its `wasi:cli/run@0.3`.
-            Linked::Concurrent(_) => Ok(()),
+            Linked::Concurrent(linked) => concurrent::check_command(&self.identity, linked),
             Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }
@@ -402,7 +406,7 @@ impl Program {
             Linked::Component(linked) | Linked::Concurrent(linked) => {
                 component_exports(&self.engine, linked.component())
             }
-            Linked::Proxy(linked, _) => component_exports(&self.engine, linked.instance_pre().component()),
+            Linked::Proxy(linked, _) => component_exports(&self.engine, linked.component()),
         }
     }
 
@@ -673,6 +677,10 @@ pub fn settings(metered: bool, purpose: Purpose) -> String {
         std::env::consts::OS,
         cpu_features(),
         match purpose {
+            Purpose::Serve(Serving {
+                component_model_async: true,
+                ..
+            }) => "; epochs; component-model-async",
             Purpose::Serve(_) => "; epochs",
             Purpose::Concurrent => "; component-model-async",
             Purpose::Command => "",
@@ -730,7 +738,11 @@ fn new_engine(metered: bool, purpose: Purpose) -> Result<wasmtime::Engine, Error
     match &purpose {
         Purpose::Serve(serving) => {
             proxy::configure(&mut config, serving);
-            config.concurrency_support(false);
+            if serving.component_model_async {
+                config.wasm_component_model_async(true);
+            } else {
+                config.concurrency_support(false);
+            }
         }
         // The component model's async, for WASI 0.3, only where it is
         // used: other stores keep no state for it.

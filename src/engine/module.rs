@@ -21,8 +21,9 @@ pub enum Wasi {
     Preview1,
     /// A component of WASI 0.2 (preview 2): and any other component.
     Preview2,
-    /// A component exporting `wasi:cli/run@0.3.x`: WASI 0.3 (preview 3),
-    /// the component model's async.
+    /// A component exporting `wasi:cli/run@0.3.x` (a command) or
+    /// `wasi:http/handler@0.3.x` (a service): WASI 0.3 (preview 3), the
+    /// component model's async.
     Preview3,
 }
 
@@ -169,7 +170,7 @@ impl Module {
     pub fn wasi(&self) -> Wasi {
         match self.kind {
             ModuleKind::Core => Wasi::Preview1,
-            ModuleKind::Component if !self.precompiled && exports_any(&self.bytes, &[P3_RUN]) => {
+            ModuleKind::Component if !self.precompiled && exports_any(&self.bytes, &[P3_RUN, P3_HANDLER]) => {
                 Wasi::Preview3
             }
             ModuleKind::Component => Wasi::Preview2,
@@ -187,6 +188,8 @@ impl Module {
 
 /// The export that makes a component a WASI 0.3 command.
 const P3_RUN: &[u8] = b"wasi:cli/run@0.3.";
+/// The export that makes a component a WASI 0.3 service.
+const P3_HANDLER: &[u8] = b"wasi:http/handler@0.3.";
 
 /// The id of a component's export section.
 const COMPONENT_EXPORTS: u8 = 11;
@@ -277,7 +280,8 @@ mod tests {
     }
 
     /// A component is a 0.3 program by a top-level export of
-    /// `wasi:cli/run@0.3.x`; one in a nested component, or of 0.2, is not.
+    /// `wasi:cli/run@0.3.x` or `wasi:http/handler@0.3.x`; one in a nested
+    /// component, or of 0.2, is not.
     #[test]
     fn wasi_0_3_is_told_by_the_top_level_exports() {
         let component = |text: &str| load("c.wat", text.as_bytes()).unwrap();
@@ -287,6 +291,13 @@ mod tests {
             r#"(component (instance $i) (export "wasi:cli/run@0.2.0" (instance $i)) (export "wasi:cli/run@0.3.1" (instance $i)))"#,
         );
         assert_eq!(both.wasi(), Wasi::Preview3);
+        let service =
+            component(r#"(component (instance $i) (export "wasi:http/handler@0.3.0" (instance $i)))"#);
+        assert_eq!(service.wasi(), Wasi::Preview3);
+        let p2_service = component(
+            r#"(component (instance $i) (export "wasi:http/incoming-handler@0.2.6" (instance $i)))"#,
+        );
+        assert_eq!(p2_service.wasi(), Wasi::Preview2);
         let p2 = component(r#"(component (instance $i) (export "wasi:cli/run@0.2.0" (instance $i)))"#);
         assert_eq!(p2.wasi(), Wasi::Preview2);
         let nested =

@@ -1,12 +1,24 @@
-//! A `wasi:http/proxy` component, one fresh instance per request: the
-//! engine's part of serving ([`crate::serve`] is the HTTP server around
-//! it).
+//! A `wasi:http` component, one fresh instance per request: the engine's
+//! part of serving ([`crate::serve`] is the HTTP server around it).
 //!
 //! One engine, built with the pooling allocator sized for
 //! [`Serving::max_concurrent`] instances, epoch interruption and async
-//! support; one `InstancePre`, checked to be a `wasi:http/proxy`; per request a new
-//! store with the request's own limits and an epoch deadline that yields
-//! at every tick ([`Proxy::handle`]).
+//! support (and the component model's async when a WASI 0.3 service is
+//! served: [`Serving::component_model_async`]); one `InstancePre`,
+//! checked to be a WASI 0.2 `wasi:http/proxy` (exporting
+//! `wasi:http/incoming-handler`) or a WASI 0.3 `wasi:http/service`
+//! (exporting `wasi:http/handler`); per request a new store with the
+//! request's own limits and an epoch deadline that yields at every tick
+//! ([`Proxy::handle`]).
+//!
+//! A 0.3 service gets a fresh instance per request too, though 0.3 would
+//! let one instance take several requests at once (as `wasmtime serve`
+//! does): requests of different clients then never share a heap, a
+//! global or a leftover task, and each one's `--memory`, `--fuel` and
+//! `--timeout` bound that request alone. Its instance lives until its
+//! answer's body is over *and* its tasks have ended (work it does after
+//! the body, such as a log line, is waited for), within the timeout.
+//! Its request has the scheme `http` and the authority of its `Host`.
 //!
 //! - [`Serving::timeout`]: each request's instance has that long to
 //!   answer and finish its body: past it the instance is dropped (a guest
@@ -30,17 +42,23 @@ use super::limits::Limits;
 use super::outgoing::{Http, Outgoing};
 use super::{Module, Outcome, unrunnable};
 use crate::Policy;
+use crate::engine::module::Wasi;
+use http_body_util::BodyExt as _;
+use hyper::body::{Bytes, Frame, SizeHint};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Accessor, Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::cli::StdoutStream;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 /// How requests are run: how many instances at once (the pool is sized
@@ -54,6 +72,9 @@ pub struct Serving {
     pub timeout: Option<Duration>,
     /// Each instance's linear memory limit, in bytes.
     pub memory: Option<u64>,
+    /// A WASI 0.3 service is among the functions: the engine has the
+    /// component model's async (and its cache entries their own key).
+    pub component_model_async: bool,
 }
 
 impl Default for Serving {
@@ -62,6 +83,7 @@ impl Default for Serving {
             max_concurrent: 64,
             timeout: None,
             memory: None,
+            component_model_async: false,
         }
     }
 }
@@ -72,6 +94,9 @@ impl Default for Serving {
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MEMORIES_PER_COMPONENT: u32 = 4;
 const TABLES_PER_COMPONENT: u32 = 16;
+/// Fiber stacks per instance slot: one for a WASI 0.2 instance; a 0.3
+/// one may have a few tasks waiting in host calls at once.
+const STACKS_PER_CONCURRENT_COMPONENT: u32 = 4;
 
 /// Sets up `config` for serving: epochs and the pooling allocator.
 pub(super) fn configure(config: &mut wasmtime::Config, serving: &Serving) {
@@ -82,7 +107,10 @@ pub(super) fn configure(config: &mut wasmtime::Config, serving: &Serving) {
         .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
         .total_memories(slots.saturating_mul(MEMORIES_PER_COMPONENT))
         .total_tables(slots.saturating_mul(TABLES_PER_COMPONENT))
-        .total_stacks(slots);
+        .total_stacks(match serving.component_model_async {
+            true => slots.saturating_mul(STACKS_PER_CONCURRENT_COMPONENT),
+            false => slots,
+        });
     if let Some(memory) = serving.memory {
         // Rounded up to whole wasm pages; the limiter holds the exact bound.
         let pages = memory.div_ceil(1 << 16).max(1);
@@ -127,28 +155,58 @@ fn limits_of(host: &Host) -> &Limits {
     &host.limits
 }
 
-/// A component linked against WASI preview 2 and `wasi:http`, checked to
-/// be a `wasi:http/proxy`.
-pub(super) type Linked = ProxyPre<Host>;
+/// A component linked for serving, checked to be a `wasi:http` program.
+pub(super) enum Linked {
+    /// WASI 0.2: a `wasi:http/proxy`, exporting
+    /// `wasi:http/incoming-handler`.
+    P2(ProxyPre<Host>),
+    /// WASI 0.3: a `wasi:http/service`, exporting `wasi:http/handler`.
+    P3(ServicePre<Host>),
+}
 
-/// Links `component` for serving.
+impl Linked {
+    /// The component.
+    pub(super) fn component(&self) -> &Component {
+        match self {
+            Linked::P2(pre) => pre.instance_pre().component(),
+            Linked::P3(pre) => pre.instance_pre().component(),
+        }
+    }
+}
+
+/// Links `component` for serving: against WASI 0.2 and its `wasi:http`,
+/// and for a WASI 0.3 service ([`Wasi::Preview3`]) also against WASI 0.3
+/// and its `wasi:http` (on an engine with the component model's async).
 pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
     let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
+    let p3 = module.wasi() == Wasi::Preview3;
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
+    if p3 {
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+    }
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| unrunnable(module, crate::say::error_line(&e)))?;
-    ProxyPre::new(pre).map_err(|e| {
+    let not_a_service = |export: &str, e: wasmtime::Error| {
         unrunnable(
             module,
             format!(
-                "not a wasi:http proxy: the component does not export `wasi:http/incoming-handler` ({})",
+                "not a wasi:http proxy: the component does not export `{export}` ({})",
                 crate::say::error_line(&e)
             ),
         )
-    })
+    };
+    match p3 {
+        true => ServicePre::new(pre)
+            .map(Linked::P3)
+            .map_err(|e| not_a_service("wasi:http/handler@0.3", e)),
+        false => ProxyPre::new(pre)
+            .map(Linked::P2)
+            .map_err(|e| not_a_service("wasi:http/incoming-handler", e)),
+    }
 }
 
 /// How often the epoch advances: the granularity of the timeout, and how
@@ -159,7 +217,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub type Response = hyper::Response<HyperOutgoingBody>;
 
 /// What an instance answers: its response, or the error it set instead.
-pub type Answer = Result<Response, ErrorCode>;
+pub type Answer = Result<Response, wasmtime_wasi_http::Error>;
 
 /// Why a request's instance stopped before it finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,10 +330,11 @@ impl Proxy {
 
     /// Runs request `id` in a fresh instance, from instantiation to the
     /// end of its response's body, within [`Serving::timeout`]: the
-    /// guest's `wasi:http/incoming-handler` gets `request`, and its answer
-    /// goes to `answer` as soon as it sets one — the body then streams
-    /// from the instance, which this future drives. The guest's stdout and
-    /// stderr go to `stdout` and `stderr`; its stdin is empty.
+    /// guest's `wasi:http/incoming-handler` (or 0.3 `wasi:http/handler`)
+    /// gets `request`, and its answer goes to `answer` as soon as it sets
+    /// one — the body then streams from the instance, which this future
+    /// drives. The guest's stdout and stderr go to `stdout` and `stderr`;
+    /// its stdin is empty.
     ///
     /// Dropping the future stops the instance. It must be polled in a
     /// tokio runtime with its timer.
@@ -288,46 +347,144 @@ impl Proxy {
         stderr: impl StdoutStream + 'static,
     ) -> Result<(), Stopped>
     where
-        B: hyper::body::Body<Data = hyper::body::Bytes> + Send + 'static,
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let mut store = self
             .new_store(id, stdout, stderr)
             .map_err(|e| Stopped::Failed(e.to_string()))?;
+        // Dropped before the store (declared after it): then a 0.3
+        // answer's body that has not ended is cut, never ended as if whole.
+        let mut unfinished = Unfinished::default();
+        let stopped = unfinished.flag.clone();
         let work = async {
-            let started = std::time::Instant::now();
-            let proxy = match self.pre.instantiate_async(&mut store).await {
-                Ok(proxy) => proxy,
-                Err(err) => {
-                    let why = format!("cannot instantiate: {}", crate::say::error_line(&err));
-                    return Err(Stopped::Failed(why));
+            match &self.pre {
+                Linked::P2(pre) => self.handle_p2(&mut store, pre, id, request, answer).await,
+                Linked::P3(pre) => {
+                    self.handle_p3(&mut store, pre, id, request, answer, stopped)
+                        .await
                 }
-            };
-            tracing::trace!(
-                "[req {id}] instantiated: {:.3} ms",
-                started.elapsed().as_secs_f64() * 1e3
-            );
-            let called = async {
-                let request = store
-                    .data_mut()
-                    .http()
-                    .new_incoming_request(Scheme::Http, request)?;
-                let out = store.data_mut().http().new_response_outparam(answer)?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, out)
-                    .await
-            };
-            match called.await {
-                Ok(()) => Ok(()),
-                Err(err) => Err(self.why_failed(&store, err)),
             }
         };
-        match self.serving.timeout {
+        let ended = match self.serving.timeout {
             Some(limit) => tokio::time::timeout(limit, work)
                 .await
                 .unwrap_or(Err(Stopped::Timeout(limit))),
             None => work.await,
+        };
+        if ended.is_ok() {
+            unfinished.finished();
+        }
+        ended
+    }
+
+    /// [`Proxy::handle`] of a WASI 0.2 `wasi:http/proxy`: its
+    /// `incoming-handler` call lasts until its body is over.
+    async fn handle_p2<B>(
+        &self,
+        store: &mut Store<Host>,
+        pre: &ProxyPre<Host>,
+        id: u64,
+        request: hyper::Request<B>,
+        answer: oneshot::Sender<Answer>,
+    ) -> Result<(), Stopped>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let started = std::time::Instant::now();
+        let proxy = pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(cannot_instantiate)?;
+        tracing::trace!("[req {id}] instantiated: {:.3} ms", super::ms_since(started));
+        let called = async {
+            let request = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
+            let out = store
+                .data_mut()
+                .http()
+                .new_response_outparam_from_callback(move |set| {
+                    // A client that left dropped the receiver: nothing to tell.
+                    let _ = answer.send(set.map_err(Into::into));
+                })?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut *store, request, out)
+                .await
+        };
+        called.await.map_err(|err| self.why_failed(store, err))
+    }
+
+    /// [`Proxy::handle`] of a WASI 0.3 `wasi:http/service`: its `handle`
+    /// returns the answer, whose body its tasks go on writing; the
+    /// instance lives until the body is over and its tasks have ended.
+    /// `stopped` is set (by the caller) if it stops before: the body then
+    /// ends in an error.
+    async fn handle_p3<B>(
+        &self,
+        store: &mut Store<Host>,
+        pre: &ServicePre<Host>,
+        id: u64,
+        request: hyper::Request<B>,
+        answer: oneshot::Sender<Answer>,
+        stopped: Arc<AtomicBool>,
+    ) -> Result<(), Stopped>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let started = std::time::Instant::now();
+        let service = pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(cannot_instantiate)?;
+        tracing::trace!("[req {id}] instantiated: {:.3} ms", super::ms_since(started));
+        let request = with_origin(request);
+        let ran = store
+            .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
+                let request = accessor.with(|mut access| {
+                    let hooks = access.get().http().hooks;
+                    // The request's body errors reach the guest through its
+                    // own reads: the second half is not needed.
+                    wasmtime_wasi_http::p3::Request::from_http(hooks, request).0
+                });
+                let response = match service.handle(accessor, request).await? {
+                    Ok(response) => response,
+                    Err(code) => {
+                        let _ = answer.send(Err(code.into()));
+                        return tasks_ended(accessor).await;
+                    }
+                };
+                let (told, sent) = oneshot::channel();
+                let (over, body_over) = oneshot::channel();
+                // What the guest learns of its answer's delivery.
+                let delivered = async move {
+                    sent.await
+                        .unwrap_or(Err(wasmtime_wasi_http::Error::ConnectionTerminated))
+                };
+                let response = accessor.with(|mut access| response.into_http(&mut access, delivered))?;
+                let response = response.map(|body| {
+                    Watched {
+                        body,
+                        told: Some(told),
+                        over: Some(over),
+                        stopped,
+                    }
+                    .boxed_unsync()
+                });
+                // Refused (the client left), the answer is dropped, and
+                // with it its body: that is its end.
+                let _ = answer.send(Ok(response));
+                let _ = body_over.await;
+                tasks_ended(accessor).await
+            })
+            .await;
+        match ran {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) | Err(err) => Err(self.why_failed(store, err)),
         }
     }
 
@@ -376,5 +533,133 @@ impl Proxy {
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
         Ok(store)
+    }
+}
+
+/// An instance that could not be made.
+fn cannot_instantiate(err: wasmtime::Error) -> Stopped {
+    Stopped::Failed(format!("cannot instantiate: {}", crate::say::error_line(&err)))
+}
+
+/// Waits until the store's guest tasks have all ended (returned, and done
+/// with what they went on with after).
+async fn tasks_ended(accessor: &Accessor<Host>) -> wasmtime::Result<()> {
+    std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+    Ok(())
+}
+
+/// `request` with the scheme (`http`: the server speaks nothing else) and
+/// the authority (its `Host`) that a client's request target (`/path`)
+/// leaves out, so that a 0.3 service sees whole URIs.
+fn with_origin<B>(request: hyper::Request<B>) -> hyper::Request<B> {
+    let (mut head, body) = request.into_parts();
+    let mut uri = head.uri.clone().into_parts();
+    if uri.authority.is_none() {
+        uri.authority = head
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .and_then(|host| host.parse().ok());
+    }
+    // A URI with a scheme must have an authority and a path.
+    if uri.authority.is_some() {
+        uri.scheme.get_or_insert(hyper::http::uri::Scheme::HTTP);
+        uri.path_and_query
+            .get_or_insert(hyper::http::uri::PathAndQuery::from_static("/"));
+        if let Ok(whole) = hyper::Uri::from_parts(uri) {
+            head.uri = whole;
+        }
+    }
+    hyper::Request::from_parts(head, body)
+}
+
+/// Set when an instance stops before it finished, as this is dropped
+/// unless it was told [`Unfinished::finished`].
+#[derive(Default)]
+struct Unfinished {
+    flag: Arc<AtomicBool>,
+    finished: bool,
+}
+
+impl Unfinished {
+    fn finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.flag.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// A 0.3 instance's answer body, watched on its way to the client: its
+/// end (or its drop, when the client left) tells the guest whether it was
+/// delivered, and the instance that the body is over. A body the stopped
+/// instance can no longer write ends in an error — the client sees it cut
+/// short — never as if it were whole.
+struct Watched {
+    body: HyperOutgoingBody,
+    told: Option<oneshot::Sender<Result<(), wasmtime_wasi_http::Error>>>,
+    over: Option<oneshot::Sender<()>>,
+    /// Set when the instance stopped before it finished.
+    stopped: Arc<AtomicBool>,
+}
+
+impl Watched {
+    fn end(&mut self, delivered: Result<(), wasmtime_wasi_http::Error>) {
+        if let Some(told) = self.told.take() {
+            let _ = told.send(delivered);
+        }
+        if let Some(over) = self.over.take() {
+            let _ = over.send(());
+        }
+    }
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
+        Poll::Ready(match polled {
+            Some(Ok(frame)) => Some(Ok(frame)),
+            Some(Err(err)) => {
+                this.end(Err(wasmtime_wasi_http::Error::HttpProtocolError));
+                Some(Err(err))
+            }
+            None if this.stopped.load(Ordering::Acquire) => {
+                this.end(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete));
+                Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    "the function stopped before its answer's body was over".into(),
+                ))))
+            }
+            None => {
+                this.end(Ok(()));
+                None
+            }
+        })
+    }
+
+    /// Over only once its end was seen, so that it is always seen.
+    fn is_end_stream(&self) -> bool {
+        self.over.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.end(Err(wasmtime_wasi_http::Error::ConnectionTerminated));
     }
 }

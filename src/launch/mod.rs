@@ -285,6 +285,7 @@ fn serving_of(policy: &mut Policy) -> (Serving, Bounds) {
         max_concurrent: settings.max_concurrent.unwrap_or(engine.max_concurrent),
         timeout: policy.timeout.take(),
         memory: policy.memory.take(),
+        ..engine
     };
     (serving, bounds)
 }

@@ -11,7 +11,7 @@
 //! them names it (`route /api: ...`).
 
 use super::{CacheChoice, Sink, open_cache};
-use crate::engine::{self, CodeCache, Module, Outgoing, Precompiled, Program, Purpose, Serving};
+use crate::engine::{self, CodeCache, Module, Outgoing, Precompiled, Program, Purpose, Serving, Wasi};
 use crate::policy::{DirGrant, Route, RoutePrefix};
 use crate::serve::Function;
 use crate::{Error, Policy};
@@ -99,6 +99,7 @@ pub(super) fn plan(
             max_concurrent,
             timeout: own.timeout,
             memory: own.memory,
+            component_model_async: module.wasi() == Wasi::Preview3,
         };
         planned.push(Planned {
             prefix: route.prefix,
@@ -153,13 +154,15 @@ fn index_of(dirs: &mut Vec<DirGrant>, dir: &DirGrant) -> usize {
 /// The engine's limits for `functions`: the pool sized for
 /// `max_concurrent` instances as large as the largest function's memory
 /// (unbounded if one has none); the drain bounded by the longest timeout
-/// (unbounded if one has none).
+/// (unbounded if one has none); the component model's async if a function
+/// is a WASI 0.3 service.
 pub(super) fn engine_serving(functions: &[Planned], max_concurrent: u32) -> Serving {
     let servings = || functions.iter().map(|f| f.serving);
     Serving {
         max_concurrent,
         timeout: servings().try_fold(std::time::Duration::ZERO, |most, s| Some(most.max(s.timeout?))),
         memory: servings().try_fold(0, |most, s| Some(most.max(s.memory?))),
+        component_model_async: servings().any(|s| s.component_model_async),
     }
 }
 

@@ -15,6 +15,7 @@ mod limits;
 mod logs;
 mod outgoing;
 mod p3;
+mod p3_serve;
 mod plugin;
 mod policy;
 mod pool;

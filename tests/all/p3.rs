@@ -163,7 +163,7 @@ fn the_version_names_wasi_0_3() {
     assert!(
         version
             .stdout
-            .contains("WASI: 0.1 (preview 1), 0.2 (preview 2, with http), 0.3 (preview 3: run)"),
+            .contains("WASI: 0.1 (preview 1), 0.2 (preview 2, with http), 0.3 (preview 3: run, serve)"),
         "{version:#?}"
     );
 }

@@ -28,7 +28,7 @@ impl Server {
 
     /// Starts `wsandbox serve --addr 127.0.0.1:0 OPTIONS COMPONENT` as
     /// `caller` and waits for its first line, the address.
-    fn start_as(caller: Caller, options: &[&str], component: &str) -> Server {
+    pub(crate) fn start_as(caller: Caller, options: &[&str], component: &str) -> Server {
         let mut cmd = wsandbox_as(caller);
         cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(options);
         cmd.arg(match caller {
@@ -91,7 +91,7 @@ impl Server {
         request(&self.addr, "GET", path, &[])
     }
 
-    fn post(&self, path: &str, body: &[u8]) -> Reply {
+    pub(crate) fn post(&self, path: &str, body: &[u8]) -> Reply {
         request(&self.addr, "POST", path, body)
     }
 
@@ -173,7 +173,7 @@ pub struct Reply {
     pub(crate) status: u16,
     /// The head's lines after the status line, lowercased.
     pub(crate) head: String,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
