@@ -51,6 +51,7 @@ fn main() {
         ("hosted", "the test plugin that calls its host's functions"),
         ("p3_probe", "the test command of WASI 0.3 (`guests/components/p3-probe`)"),
         ("p3_http", "the test service of WASI 0.3 (`guests/components/p3-http`)"),
+        ("p3_calls", "async functions to call, with no entry point (`guests/components/p3-calls`)"),
         ("words", "the example plugin"),
         ("probe_http", "the test component of `serve` (`guests/components/probe-http`)"),
         ("api", "the example function, a JSON API for `serve`"),

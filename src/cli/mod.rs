@@ -98,7 +98,7 @@ const VERSION: &str = concat!(
     env!("WSANDBOX_WASMTIME_VERSION"),
     "; wasmtime features: ",
     env!("WSANDBOX_WASMTIME_FEATURES"),
-    "; WASI: 0.1 (preview 1), 0.2 (preview 2, with http), 0.3 (preview 3: run, serve))"
+    "; WASI: 0.1 (preview 1), 0.2 (preview 2, with http), 0.3 (preview 3: run, call, serve))"
 );
 
 #[derive(Debug, Subcommand)]

@@ -74,14 +74,48 @@ pub(super) fn invoke_component<T: 'static>(
     exports: &[(String, String)],
     call: &Call,
 ) -> Result<wasmtime::Result<Vec<wasmtime::component::Val>>, Error> {
-    use wasmtime::component::Val;
+    let ready = ready_component(store, instance, exports, call)?;
+    let mut results = ready.results();
+    Ok(ready
+        .func
+        .call(&mut *store, &ready.args, &mut results)
+        .map(|()| results))
+}
+
+/// A call on a component instance, ready to be made: the function and
+/// its arguments, parsed for its parameters' types.
+pub(super) struct Ready {
+    pub(super) func: wasmtime::component::Func,
+    pub(super) args: Vec<wasmtime::component::Val>,
+    results: usize,
+}
+
+impl Ready {
+    /// Room for the call's results.
+    pub(super) fn results(&self) -> Vec<wasmtime::component::Val> {
+        vec![wasmtime::component::Val::Bool(false); self.results]
+    }
+}
+
+/// Finds `call`'s function among `exports` and parses its arguments; an
+/// error means the call cannot start.
+pub(super) fn ready_component<T: 'static>(
+    store: &mut wasmtime::Store<T>,
+    instance: &wasmtime::component::Instance,
+    exports: &[(String, String)],
+    call: &Call,
+) -> Result<Ready, Error> {
     let func =
         find_component_func(store, instance, exports, &call.name).ok_or_else(|| call.unknown(exports))?;
     let ty = func.ty(&*store);
     let signature = wit::component_func(&ty);
     let types: Vec<_> = ty.params().map(|(_, ty)| ty).collect();
-    let args: Vec<Val> = call.arguments(&types, &signature)?;
-    Ok(call_func(store, &func, &ty, &args))
+    let args = call.arguments(&types, &signature)?;
+    Ok(Ready {
+        func,
+        args,
+        results: ty.results().len(),
+    })
 }
 
 /// Calls the export `name` with `args` (values built by a host program),
@@ -267,14 +301,16 @@ pub(super) fn component<T: 'static>(
     exports: &[(String, String)],
     call: &Call,
 ) -> Result<wasmtime::Result<Outcome>, Error> {
+    Ok(invoke_component(store, instance, exports, call)?.and_then(returned))
+}
+
+/// What a component's call returned, as `wsandbox call` says it: in WAVE,
+/// failed if it is a `result`'s `err`.
+pub(super) fn returned(results: Vec<wasmtime::component::Val>) -> wasmtime::Result<Outcome> {
     use wasmtime::component::Val;
-    Ok(
-        invoke_component(store, instance, exports, call)?.and_then(|results| {
-            let failed = matches!(results.as_slice(), [Val::Result(Err(_))]);
-            let value = wave_of(&results, wasm_wave::to_string)?;
-            Ok(Outcome::Returned { value, failed })
-        }),
-    )
+    let failed = matches!(results.as_slice(), [Val::Result(Err(_))]);
+    let value = wave_of(&results, wasm_wave::to_string)?;
+    Ok(Outcome::Returned { value, failed })
 }
 
 /// Calls `call` on a fresh instance of a core module (after its

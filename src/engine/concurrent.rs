@@ -1,9 +1,11 @@
 //! WASI 0.3 components: the component model's async (`stream`, `future`,
 //! async functions), linked against WASI 0.3 (and 0.2, which a 0.3 guest's
 //! standard library may still import), run as commands
-//! (`wasi:cli/run@0.3.x`) on a single-threaded tokio runtime.
+//! (`wasi:cli/run@0.3.x`) or called export by export (async functions
+//! or not), on a single-threaded tokio runtime.
 
 use super::Error;
+use super::call::{self, Call};
 use super::component::{Host, limits_of, store};
 use super::limits::Limits;
 use super::outgoing::Outgoing;
@@ -54,10 +56,7 @@ pub(super) fn run(
     outgoing: Arc<Outgoing>,
 ) -> Result<Ended, Error> {
     let mut store = store(engine, wasi, limits, outgoing);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::Engine(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     let started = std::time::Instant::now();
     let ended = runtime.block_on(async {
         let instance = linked.instantiate_async(&mut store).await?;
@@ -71,4 +70,46 @@ pub(super) fn run(
     // `run` returning `err` is the component's way to fail without a code.
     let ended = ended.map(|result| Outcome::Exited(if result.is_ok() { 0 } else { 1 }));
     Ok(Limits::sort(&store, limits_of, ended))
+}
+
+/// Instantiates `linked` under `limits` and makes `call` (an async
+/// function or not) on it, on a tokio runtime of this thread alone;
+/// `exports` are the component's. An `Err` means the call never started.
+pub(super) fn call(
+    engine: &Engine,
+    linked: Linked,
+    wasi: WasiCtxBuilder,
+    limits: Limits,
+    outgoing: Arc<Outgoing>,
+    exports: &[(String, String)],
+    call: &Call,
+) -> Result<Ended, Error> {
+    let mut store = store(engine, wasi, limits, outgoing);
+    runtime()?.block_on(async {
+        let instance = match linked.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(err) => return Ok(Limits::sort(&store, limits_of, Err(err))),
+        };
+        let ready = call::ready_component(&mut store, &instance, exports, call)?;
+        let mut results = ready.results();
+        let made = store
+            .run_concurrent(async |accessor| {
+                ready
+                    .func
+                    .call_concurrent(accessor, &ready.args, &mut results)
+                    .await
+            })
+            .await
+            .and_then(|made| made);
+        let returned = made.and_then(|()| call::returned(results));
+        Ok(Limits::sort(&store, limits_of, returned))
+    })
+}
+
+/// A tokio runtime on this thread alone, with its timer.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Engine(format!("cannot start the async runtime: {e}")))
 }

@@ -98,6 +98,17 @@ impl Purpose {
             (purpose, _) => purpose,
         }
     }
+
+    /// [`Purpose::of`], and [`Purpose::Concurrent`] too for any other
+    /// component that uses the component model's async (async functions
+    /// to call: [`Module::uses_async`], which parses its types, so this
+    /// is for where the compiler runs, inside the sandbox).
+    pub fn of_code(self, module: &Module) -> Purpose {
+        match self.of(module) {
+            Purpose::Command if module.uses_async() => Purpose::Concurrent,
+            purpose => purpose,
+        }
+    }
 }
 
 /// Where a program's machine code came from.
@@ -198,6 +209,10 @@ pub fn load_for(
     admit(policy, module)?;
     let started = std::time::Instant::now();
     let metered = policy.fuel.is_some();
+    // Told from the exports' names outside (for the cache's key), and
+    // from the types here: the key is the bytes' too, so one key always
+    // finds code of one engine.
+    let purpose = purpose.of_code(module);
     let engine = new_engine(metered, purpose)?;
     tracing::debug!("engine: built ({purpose:?}): {:.3} ms", ms_since(started));
     load_on(&engine, metered, module, cache, purpose, None)
@@ -213,6 +228,13 @@ pub fn load_plugin(
     host: std::sync::Arc<dyn HostCalls>,
 ) -> Result<Program, Error> {
     admit(policy, module)?;
+    if module.uses_async() {
+        return Err(unrunnable(
+            module,
+            "a plugin of the component model's async (WASI 0.3) is not supported yet: \
+             call its functions one by one with `wsandbox call`",
+        ));
+    }
     let metered = policy.fuel.is_some();
     let engine = new_engine(metered, Purpose::Command)?;
     load_on(&engine, metered, module, cache, Purpose::Command, Some(&host))
@@ -377,6 +399,15 @@ impl Program {
         }
     }
 
+    /// The WASI version its engine and linking were chosen for.
+    pub fn wasi(&self) -> Wasi {
+        match &self.linked {
+            Linked::Core(_) => Wasi::Preview1,
+            Linked::Component(_) | Linked::Proxy(proxy::Linked::P2(_), _) => Wasi::Preview2,
+            Linked::Concurrent(_) | Linked::Proxy(proxy::Linked::P3(_), _) => Wasi::Preview3,
+        }
+    }
+
     /// Checks that the program is a WASI command, as [`Program::run`] needs.
     pub fn check_command(&self) -> Result<(), Error> {
         match &self.linked {
@@ -434,10 +465,9 @@ impl Program {
                 };
                 Ok(limits::Limits::sort(&store, component::limits_of, returned))
             }
-            Linked::Concurrent(_) => Err(unrunnable(
-                &self.identity,
-                "calling the exports of a WASI 0.3 component is not supported yet: run it",
-            )),
+            Linked::Concurrent(linked) => {
+                concurrent::call(&self.engine, linked, wasi, limits, self.outgoing, &exports, call)
+            }
             Linked::Proxy(..) => Err(served_only(&self.identity)),
         }
     }

@@ -15,7 +15,7 @@ pub enum ModuleKind {
 }
 
 /// The WASI version a program is written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Wasi {
     /// A core module: WASI 0.1 (preview 1).
     Preview1,
@@ -177,6 +177,17 @@ impl Module {
         }
     }
 
+    /// Whether it is a component that uses the component model's async
+    /// anywhere: an async function (exported or imported), a stream or a
+    /// future — a WASI 0.3 program, or any component with async exports
+    /// to call. It parses the component's type sections, whose nesting
+    /// the file decides: it belongs where the compiler runs (inside the
+    /// sandbox), not in the supervisor, for whom [`Module::wasi`] reads
+    /// the exports' names alone.
+    pub fn uses_async(&self) -> bool {
+        self.kind == ModuleKind::Component && !self.precompiled && declares_async(&self.bytes)
+    }
+
     /// The name the guest sees as `argv[0]`: the file name of the module.
     pub fn program_name(&self) -> String {
         self.path
@@ -194,32 +205,68 @@ const P3_HANDLER: &[u8] = b"wasi:http/handler@0.3.";
 /// The id of a component's export section.
 const COMPONENT_EXPORTS: u8 = 11;
 
-/// Whether a top-level export section of the component `bytes` names one
-/// of `names` (a prefix of an export's name). Only the sections' ids and
-/// sizes are read on the way, nested modules and components skipped whole.
-fn exports_any(bytes: &[u8], names: &[&[u8]]) -> bool {
+/// The id of a component's type section.
+const COMPONENT_TYPES: u8 = 7;
+
+/// The top-level sections of the component `bytes`: each one's id,
+/// contents and offset. Only their ids and sizes are read on the way,
+/// nested modules and components skipped whole; a section cut short ends
+/// the walk.
+fn sections(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8], usize)> {
     let mut at = 8;
-    while at < bytes.len() {
-        let id = bytes[at];
-        let Some((size, length)) = leb128_u32(&bytes[at + 1..]) else {
-            return false;
-        };
+    std::iter::from_fn(move || {
+        let id = *bytes.get(at)?;
+        let (size, length) = leb128_u32(bytes.get(at + 1..)?)?;
         let start = at + 1 + length;
-        let Some(end) = start.checked_add(size as usize).filter(|&end| end <= bytes.len()) else {
-            return false;
-        };
-        if id == COMPONENT_EXPORTS {
-            let section = &bytes[start..end];
-            if names
+        let end = start
+            .checked_add(size as usize)
+            .filter(|&end| end <= bytes.len())?;
+        at = end;
+        Some((id, &bytes[start..end], start))
+    })
+}
+
+/// Whether a top-level export section of the component `bytes` names one
+/// of `names` (a prefix of an export's name).
+fn exports_any(bytes: &[u8], names: &[&[u8]]) -> bool {
+    sections(bytes).any(|(id, section, _)| {
+        id == COMPONENT_EXPORTS
+            && names
                 .iter()
                 .any(|name| section.windows(name.len()).any(|w| w == *name))
-            {
-                return true;
-            }
-        }
-        at = end;
+    })
+}
+
+/// Whether a type that the top-level type sections of the component
+/// `bytes` declare — its imports' and exports' types among them — is an
+/// async function, a stream or a future.
+fn declares_async(bytes: &[u8]) -> bool {
+    use wasmparser::{BinaryReader, ComponentTypeSectionReader};
+    sections(bytes)
+        .filter(|(id, ..)| *id == COMPONENT_TYPES)
+        .any(|(_, section, offset)| {
+            ComponentTypeSectionReader::new(BinaryReader::new(section, offset))
+                .is_ok_and(|types| types.into_iter().any(|ty| ty.is_ok_and(|ty| is_async(&ty))))
+        })
+}
+
+/// Whether `ty` is, or declares, an async function, a stream or a future.
+fn is_async(ty: &wasmparser::ComponentType<'_>) -> bool {
+    use wasmparser::{
+        ComponentDefinedType as Defined, ComponentType, ComponentTypeDeclaration as InComponent,
+        InstanceTypeDeclaration as InInstance,
+    };
+    match ty {
+        ComponentType::Func(func) => func.async_,
+        ComponentType::Defined(Defined::Stream(_) | Defined::Future(_)) => true,
+        ComponentType::Component(decls) => decls
+            .iter()
+            .any(|decl| matches!(decl, InComponent::Type(ty) if is_async(ty))),
+        ComponentType::Instance(decls) => decls
+            .iter()
+            .any(|decl| matches!(decl, InInstance::Type(ty) if is_async(ty))),
+        _ => false,
     }
-    false
 }
 
 /// An unsigned LEB128 number at the start of `bytes`, and its length.
@@ -282,6 +329,20 @@ mod tests {
     /// A component is a 0.3 program by a top-level export of
     /// `wasi:cli/run@0.3.x` or `wasi:http/handler@0.3.x`; one in a nested
     /// component, or of 0.2, is not.
+    /// Any component whose types hold an async function, a stream or a
+    /// future uses the component model's async; others do not.
+    #[test]
+    fn a_component_uses_async_by_its_types() {
+        let component = |text: &str| load("c.wat", text.as_bytes()).unwrap();
+        assert!(component("(component (type (stream u8)))").uses_async());
+        assert!(component("(component (type (future)))").uses_async());
+        assert!(component(r#"(component (import "i" (instance (export "f" (func async)))))"#).uses_async());
+        assert!(component("(component (type (component (type (func async)))))").uses_async());
+        assert!(!component(r#"(component (import "i" (instance (export "f" (func)))))"#).uses_async());
+        assert!(!component("(component (type (list u8)))").uses_async());
+        assert!(!load("m.wat", b"(module)").unwrap().uses_async());
+    }
+
     #[test]
     fn wasi_0_3_is_told_by_the_top_level_exports() {
         let component = |text: &str| load("c.wat", text.as_bytes()).unwrap();

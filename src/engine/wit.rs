@@ -7,14 +7,19 @@
 
 use wasmtime::component::types::{ComponentFunc, Type};
 
-/// A component function's signature: `func(a: s32, b: s32) -> s32`.
+/// A component function's signature: `func(a: s32, b: s32) -> s32`, or
+/// `async func(ms: u64) -> string` for an async one (WASI 0.3).
 pub(crate) fn component_func(func: &ComponentFunc) -> String {
     let params: Vec<String> = func
         .params()
         .map(|(name, ty)| format!("{name}: {}", ty_of(&ty)))
         .collect();
     let results: Vec<String> = func.results().map(|ty| ty_of(&ty)).collect();
-    signature(&params, &results)
+    let text = signature(&params, &results);
+    match func.async_() {
+        true => format!("async {text}"),
+        false => text,
+    }
 }
 
 /// A core function's signature, in WIT's names for the core types:

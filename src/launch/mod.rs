@@ -26,7 +26,7 @@ mod served;
 use crate::cache::{Cache, Pending};
 use crate::engine::{
     self, Artifact, Call, CodeCache, CodeSource, Ended, Module, Outcome, Outgoing, Precompiled, Program,
-    Purpose, Serving,
+    Purpose, Serving, Wasi,
 };
 use crate::error::{EXIT_SANDBOX_FAILED, EXIT_TIMEOUT, EXIT_TRAPPED};
 use crate::policy::{PolicyError, Setting};
@@ -310,6 +310,11 @@ pub struct Loaded {
     /// in for it (a cache entry, `compile`'s output), which is closed now:
     /// the supervisor may name it.
     pub written: bool,
+    /// The WASI version its engine was built for, when the code's types
+    /// told more than its exports' names (a component of async functions
+    /// is 0.3): the report's `module.wasi`.
+    #[serde(default)]
+    pub wasi: Option<Wasi>,
 }
 
 /// How the guest ended, as the sandbox told it.
@@ -668,6 +673,17 @@ fn reported(
     code: u8,
 ) -> u8 {
     if let Some(report) = report.as_mut() {
+        // A component's version, told better by its engine (a component
+        // of async functions is 0.3 without a 0.3 entry point).
+        let module = module.map(|mut module| {
+            if let Some(wasi) = account.loaded.and_then(|loaded| loaded.wasi)
+                && module.kind == "component"
+                && wasi != Wasi::Preview1
+            {
+                module.wasi = wasi.version();
+            }
+            module
+        });
         report.write(&Report::ended(ending, account, started.elapsed(), module));
     }
     let _ = std::io::stdout().flush();
@@ -921,6 +937,7 @@ fn run_inside(
         sandbox.say(&Said::Loaded(Loaded {
             code: program.source,
             written: program.cached,
+            wasi: Some(program.wasi()),
         }));
         work_with(policy, program, work, channel)
     });
@@ -1016,6 +1033,7 @@ fn compile_inside(
     sandbox.say(&Said::Loaded(Loaded {
         code: CodeSource::Compiled,
         written: true,
+        wasi: None,
     }));
     Ok(0)
 }

@@ -231,6 +231,7 @@ pub(super) fn load(
             let loaded = super::Loaded {
                 code: program.source,
                 written: program.cached,
+                wasi: Some(program.wasi()),
             };
             let function = Function {
                 prefix: function.prefix,

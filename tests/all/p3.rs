@@ -4,7 +4,10 @@
 //! limits of a 0.2 one: arguments, granted variables only, exit codes,
 //! stdin, clocks, random, preopens (read-only ones too), no way out of
 //! them, `--timeout`, `--memory`, `--fuel`, the cache, an unprivileged
-//! caller.
+//! caller. A component of async functions with no entry point
+//! (`guests/components/p3-calls`) is called function by function
+//! (`wsandbox call`); as a plugin it is refused, clearly. Services are
+//! `p3_serve.rs`'s.
 
 use crate::{Caller, callers, for_nobody, run, s, wsandbox_as};
 use std::os::unix::fs::symlink;
@@ -163,7 +166,81 @@ fn the_version_names_wasi_0_3() {
     assert!(
         version
             .stdout
-            .contains("WASI: 0.1 (preview 1), 0.2 (preview 2, with http), 0.3 (preview 3: run, serve)"),
+            .contains("WASI: 0.1 (preview 1), 0.2 (preview 2, with http), 0.3 (preview 3: run, call, serve)"),
         "{version:#?}"
     );
+}
+
+#[test]
+fn the_functions_of_a_0_3_component_are_called_one_by_one() {
+    use wsandbox_guests::P3_CALLS;
+    let listed = run(&["call", "--list", P3_CALLS]);
+    listed.assert_code(0);
+    for line in [
+        "wsandbox:p3/calls.add: async func(a: u32, b: u32) -> u32\n",
+        "wsandbox:p3/calls.lines: async func(path: string) -> result<list<string>, string>\n",
+        "wsandbox:p3/calls.shout: func(s: string) -> string\n",
+    ] {
+        assert!(listed.stdout.contains(line), "{line:?} in {}", listed.stdout);
+    }
+    let call = |options: &[&str], expr: &str| {
+        let mut all = vec!["call"];
+        all.extend_from_slice(options);
+        all.extend_from_slice(&[P3_CALLS, expr]);
+        run(&all)
+    };
+    // Async functions and a plain one, by their short names too.
+    let added = call(&[], "calls.add(2, 3)");
+    added.assert_code(0);
+    assert_eq!(added.stdout, "5\n");
+    assert_eq!(call(&[], r#"calls.shout("hi")"#).stdout, "\"HI\"\n");
+    assert_eq!(
+        call(&[], "wsandbox:p3/calls.wait(20)").stdout,
+        "\"waited 20 ms\"\n"
+    );
+    // Its grants, as a command's.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "one\ntwo\n").unwrap();
+    std::fs::write(dir.path().join("beside.txt"), "not granted\n").unwrap();
+    let grant = format!("{}::/data", s(&data));
+    let read = call(&["--ro-dir", &grant], r#"calls.lines("/data/a.txt")"#);
+    read.assert_code(0);
+    assert_eq!(read.stdout, "ok([\"one\", \"two\"])\n");
+    let out = call(&["--ro-dir", &grant], r#"calls.lines("/data/../beside.txt")"#);
+    out.assert_code(1);
+    assert!(
+        out.stdout.starts_with("err(") && !out.stdout.contains("not granted"),
+        "{out:#?}"
+    );
+    // Its limits and failures.
+    let trapped = call(&[], "calls.boom()");
+    trapped.assert_code(134);
+    assert!(trapped.stderr.contains("guest trapped"), "{trapped:#?}");
+    call(&["--timeout", "1s"], "calls.wait(30000)").assert_code(124);
+    call(&[], "calls.add(1)")
+        .assert_one_line_error(2, &["arguments do not fit", "async func(a: u32, b: u32)"]);
+    // No entry point to run.
+    run(&["run", P3_CALLS]).assert_one_line_error(126, &["no entry point"]);
+    // Its version, in the report: 0.3, told by its types.
+    let report = dir.path().join("report.json");
+    call(&["--report", s(&report)], "calls.add(1, 1)").assert_code(0);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["module"]["wasi"], "0.3", "{report}");
+}
+
+#[test]
+fn a_plugin_of_the_component_models_async_is_refused_with_a_clear_error() {
+    use wsandbox::Policy;
+    use wsandbox::plugin::{Plugin, PluginError};
+    let mut plugin = Plugin::new(wsandbox_guests::P3_CALLS, Policy::default())
+        .binary(env!("CARGO_BIN_EXE_wsandbox"))
+        .cache(false);
+    match plugin.call("calls.add", &[]) {
+        Err(PluginError::Start(message)) => {
+            assert!(message.contains("not supported yet"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -35,7 +35,7 @@
 mod bindings {
     wit_bindgen::generate!({
         world: "service",
-        path: "wit",
+        path: "../p3-wit",
         // As wasi-testsuite's own 0.3 tests (wasm-tools issue 2285).
         features: ["clocks-timezone"],
         generate_all,
@@ -50,7 +50,7 @@ use bindings::wasi::filesystem::types::{self as fs, Descriptor, DescriptorFlags,
 use bindings::wasi::http::client;
 use bindings::wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
 use bindings::{wit_future, wit_stream};
-use wit_bindgen::{StreamReader, StreamResult};
+use wit_bindgen::StreamResult;
 
 struct Service;
 
@@ -143,7 +143,7 @@ impl Guest for Service {
                 match open(&param("path").unwrap_or_default(), DescriptorFlags::READ, OpenFlags::empty()).await {
                     Ok(file) => {
                         let (rx, done) = file.read_via_stream(0);
-                        let bytes = read_all(rx).await;
+                        let bytes = rx.collect().await;
                         match done.await {
                             Ok(()) => bytes_answer(200, bytes),
                             Err(code) => text(404, &format!("{code:?}\n")),
@@ -282,7 +282,7 @@ async fn fetch(url: &str) -> Result<(u16, Vec<u8>), ErrorCode> {
     let status = response.get_status_code();
     let (_, result_rx) = wit_future::new(|| Ok(()));
     let (body, trailers) = Response::consume_body(response, result_rx);
-    let body = read_all(body).await;
+    let body = body.collect().await;
     trailers.await?;
     Ok((status, body))
 }
@@ -298,18 +298,6 @@ async fn connect(addr: &str) -> Result<(), String> {
     });
     let socket = TcpSocket::create(IpAddressFamily::Ipv4).map_err(|e| format!("{e:?}"))?;
     socket.connect(target).await.map_err(|e| format!("{e:?}"))
-}
-
-/// Everything a stream of bytes holds, until it ends.
-async fn read_all(mut rx: StreamReader<u8>) -> Vec<u8> {
-    let mut all = Vec::new();
-    loop {
-        let (result, chunk) = rx.read(Vec::with_capacity(64 * 1024)).await;
-        all.extend_from_slice(&chunk);
-        if !matches!(result, StreamResult::Complete(_)) {
-            return all;
-        }
-    }
 }
 
 /// Opens `path` in the preopened directory that holds it.

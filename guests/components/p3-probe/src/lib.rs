@@ -19,7 +19,7 @@
 mod bindings {
     wit_bindgen::generate!({
         world: "probe",
-        path: "wit",
+        path: "../p3-wit",
         // As wasi-testsuite's own 0.3 tests (wasm-tools issue 2285).
         features: ["clocks-timezone"],
         generate_all,
@@ -32,7 +32,6 @@ use bindings::wasi::clocks::{monotonic_clock, system_clock};
 use bindings::wasi::filesystem::preopens;
 use bindings::wasi::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 use bindings::wasi::random::random;
-use wit_bindgen::StreamResult;
 
 struct Probe;
 
@@ -84,16 +83,8 @@ impl Guest for Probe {
                 Err(code) => out(format!("{code:?}\n").into_bytes()).await,
             },
             "stdin" => {
-                let (mut input, done) = stdin::read_via_stream();
-                let mut all = Vec::new();
-                loop {
-                    let (result, chunk) = input.read(Vec::with_capacity(4096)).await;
-                    all.extend_from_slice(&chunk);
-                    if !matches!(result, StreamResult::Complete(_)) {
-                        break;
-                    }
-                }
-                drop(input);
+                let (input, done) = stdin::read_via_stream();
+                let all = input.collect().await;
                 let _ = done.await;
                 out(all.to_ascii_uppercase()).await
             }
@@ -164,17 +155,10 @@ async fn open(path: &str, flags: DescriptorFlags, open: OpenFlags) -> Result<Des
     Err(ErrorCode::NoEntry)
 }
 
+/// The whole of a file, read through a stream.
 async fn read_all(file: &Descriptor) -> Vec<u8> {
-    let (mut rx, done) = file.read_via_stream(0);
-    let mut all = Vec::new();
-    loop {
-        let (result, chunk) = rx.read(Vec::with_capacity(65536)).await;
-        all.extend_from_slice(&chunk);
-        if !matches!(result, StreamResult::Complete(_)) {
-            break;
-        }
-    }
-    drop(rx);
+    let (rx, done) = file.read_via_stream(0);
+    let all = rx.collect().await;
     let _ = done.await;
     all
 }
