@@ -209,13 +209,20 @@ pub fn load_for(
     admit(policy, module)?;
     let started = std::time::Instant::now();
     let metered = policy.fuel.is_some();
-    // Told from the exports' names outside (for the cache's key), and
-    // from the types here: the key is the bytes' too, so one key always
-    // finds code of one engine.
-    let purpose = purpose.of_code(module);
     let engine = new_engine(metered, purpose)?;
     tracing::debug!("engine: built ({purpose:?}): {:.3} ms", ms_since(started));
-    load_on(&engine, metered, module, cache, purpose, None)
+    load_on(&engine, metered, module, cache, purpose, None).map_err(|err| match err {
+        // Refused for its async (told from its types only now, on this
+        // path alone): no 0.3 entry point made it a 0.3 command.
+        Error::Module(ModuleError::Invalid { .. }) if purpose == Purpose::Command && module.uses_async() => {
+            unrunnable(
+                module,
+                "no entry point: it uses the component model's async (WASI 0.3) but exports \
+                 no `wasi:cli/run@0.3`; call its functions with `wsandbox call`",
+            )
+        }
+        err => err,
+    })
 }
 
 /// [`load`], for a plugin whose host program offers it `host`'s
@@ -644,10 +651,10 @@ impl Live {
     }
 }
 
-/// Loads and runs `module` under `policy` without a cache: [`load`], then
-/// [`Program::run`].
+/// Loads `module` under `policy` without a cache, on the engine its WASI
+/// version needs ([`load_for`]), and runs it ([`Program::run`]).
 pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Ended, Error> {
-    let program = load(policy, module, CodeCache::default())?;
+    let program = load_for(policy, module, CodeCache::default(), Purpose::Command.of(module))?;
     program.check_command()?;
     program.run(policy, args)
 }

@@ -923,6 +923,15 @@ fn run_inside(
             let loaded = engine::load_plugin(policy, module, code_cache, std::sync::Arc::new(host));
             (loaded, Some(channel))
         }
+        // The functions of a component to call may be async without a
+        // 0.3 entry point: told from its types here, where the compiler
+        // reads them too (outside, its exports' names told the cache's
+        // key; the key is the bytes' too, so one key always finds code of
+        // one engine). A run needs an entry point, which the names tell.
+        Work::Call(_) | Work::List => {
+            let purpose = purpose.of_code(module);
+            (engine::load_for(policy, module, code_cache, purpose), None)
+        }
         _ => (engine::load_for(policy, module, code_cache, purpose), None),
     };
     let ended = loaded.map_err(Error::from).and_then(|mut program| {

@@ -267,6 +267,7 @@ fn exits_7(kind: Kind, dir: &Path) -> Vec<u8> {
     let wat = match kind {
         Kind::P1 => "exit-code",
         Kind::P2 => "exit-code-component",
+        Kind::P3 => unreachable!("a test of both_kinds!"),
     };
     let artifact = dir.join(format!("{wat}.cwasm"));
     crate::run(&["compile", &wsandbox_guests::wat(wat), "-o", s(&artifact)]).assert_code(0);

@@ -1,13 +1,16 @@
 //! Preopened directories: `--dir` grants everything inside, `--ro-dir`
-//! grants reading only, and no path, link or rename leads out of either.
+//! grants reading only, and no path, link or rename leads out of either —
+//! for a core module (WASI 0.1), a component (0.2) and a WASI 0.3
+//! component (`p3-probe`, through `wasi:filesystem@0.3`'s streams and
+//! async functions) alike.
 
-use crate::{Caller, Kind, Output, am_root, bare_run, both_kinds, for_nobody, output, run, s, wsandbox_as};
+use crate::{Caller, Kind, Output, am_root, bare_run, every_kind, for_nobody, output, run, s, wsandbox_as};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-both_kinds!(
+every_kind!(
     read_write_dir_allows_every_operation,
     read_only_dir_refuses_every_change,
     a_read_only_dir_inside_a_read_write_one_refuses_every_change,

@@ -23,6 +23,7 @@ fn spinning(kind: Kind) -> String {
     match kind {
         Kind::P1 => wsandbox_guests::wat("spin"),
         Kind::P2 => wsandbox_guests::wat("spin-component"),
+        Kind::P3 => unreachable!("a test of both_kinds!"),
     }
 }
 

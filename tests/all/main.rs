@@ -37,14 +37,19 @@ pub enum Kind {
     P1,
     /// A component built for `wasm32-wasip2`.
     P2,
+    /// A WASI 0.3 component: `p3-probe`, which has the `fs` guest's
+    /// operations (and only those of the Rust guests).
+    P3,
 }
 
 impl Kind {
     /// The path of the Rust guest `name` of this kind.
     pub fn guest(self, name: &str) -> &'static str {
-        match self {
-            Kind::P1 => wsandbox_guests::p1(name),
-            Kind::P2 => wsandbox_guests::p2(name),
+        match (self, name) {
+            (Kind::P1, _) => wsandbox_guests::p1(name),
+            (Kind::P2, _) => wsandbox_guests::p2(name),
+            (Kind::P3, "fs") => wsandbox_guests::P3_PROBE,
+            (Kind::P3, _) => panic!("no WASI 0.3 twin of the guest {name}"),
         }
     }
 }
@@ -62,6 +67,28 @@ macro_rules! both_kinds {
             #[test]
             fn p2() {
                 super::$test($crate::Kind::P2)
+            }
+        }
+    )*};
+}
+
+/// [`both_kinds!`], and once more with a WASI 0.3 component
+/// ([`Kind::P3`]).
+#[macro_export]
+macro_rules! every_kind {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[test]
+            fn p1() {
+                super::$test($crate::Kind::P1)
+            }
+            #[test]
+            fn p2() {
+                super::$test($crate::Kind::P2)
+            }
+            #[test]
+            fn p3() {
+                super::$test($crate::Kind::P3)
             }
         }
     )*};

@@ -2,15 +2,14 @@
 //! `wasi:cli/run@0.3.0` (`guests/components/p3-probe`, whose stdio and
 //! files are streams) runs behind both walls with the capabilities and
 //! limits of a 0.2 one: arguments, granted variables only, exit codes,
-//! stdin, clocks, random, preopens (read-only ones too), no way out of
-//! them, `--timeout`, `--memory`, `--fuel`, the cache, an unprivileged
-//! caller. A component of async functions with no entry point
+//! stdin, clocks, random, `--timeout`, `--memory`, `--fuel`, the cache,
+//! an unprivileged caller; its preopens (read-only ones too) and every
+//! way out of them are `fs.rs`'s, whose attacks run against it too. A component of async functions with no entry point
 //! (`guests/components/p3-calls`) is called function by function
 //! (`wsandbox call`); as a plugin it is refused, clearly. Services are
 //! `p3_serve.rs`'s.
 
 use crate::{Caller, callers, for_nobody, run, s, wsandbox_as};
-use std::os::unix::fs::symlink;
 use wsandbox_guests::P3_PROBE;
 
 /// `wsandbox run OPTIONS P3_PROBE ARGS`.
@@ -60,56 +59,6 @@ fn stdin_streams_to_a_wasi_0_3_command() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "TO BE OR NOT TO BE\n");
-}
-
-#[test]
-fn a_wasi_0_3_command_reads_and_writes_only_what_is_granted() {
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret.txt"), "not for the guest").unwrap();
-    let rw = tempfile::tempdir().unwrap();
-    let ro = tempfile::tempdir().unwrap();
-    std::fs::write(ro.path().join("a.txt"), "read only").unwrap();
-    symlink(outside.path().join("secret.txt"), rw.path().join("out")).unwrap();
-    symlink("../../../../../../etc/passwd", rw.path().join("up")).unwrap();
-    let rw_grant = format!("{}::/rw", s(rw.path()));
-    let ro_grant = format!("{}::/ro", s(ro.path()));
-    let grants = ["--dir", rw_grant.as_str(), "--ro-dir", ro_grant.as_str()];
-    // Read, write and list inside the grants.
-    assert_eq!(probe(&grants, &["cat", "/ro/a.txt"]).stdout, "read only");
-    probe(&grants, &["write", "/rw/new.txt", "hello"]).assert_code(0);
-    assert_eq!(
-        std::fs::read_to_string(rw.path().join("new.txt")).unwrap(),
-        "hello"
-    );
-    let listed = probe(&grants, &["ls", "/rw"]);
-    assert_eq!(listed.stdout, "new.txt\nout\nup\n", "{listed:#?}");
-    // A read-only grant refuses a write, and the file is unchanged.
-    let out = probe(&grants, &["write", "/ro/a.txt", "changed"]);
-    assert_eq!(out.code, Some(1), "{out:#?}");
-    assert!(out.stdout.starts_with("error: ErrorCode::"), "{out:#?}");
-    assert_eq!(
-        std::fs::read_to_string(ro.path().join("a.txt")).unwrap(),
-        "read only"
-    );
-    let out = probe(&grants, &["write", "/ro/new.txt", "x"]);
-    assert_eq!(out.code, Some(1), "{out:#?}");
-    assert!(!ro.path().join("new.txt").exists());
-    // No path leads out: `..`, an absolute path, a link out of the grant.
-    for path in [
-        "/rw/../../etc/passwd",
-        "/rw/..",
-        "/rw/out",
-        "/rw/up",
-        "/etc/passwd",
-    ] {
-        let out = probe(&grants, &["open", path]);
-        out.assert_code(0);
-        assert_ne!(out.stdout, "ok\n", "{path}: {out:#?}");
-        assert!(out.stdout.starts_with("ErrorCode::"), "{path}: {out:#?}");
-    }
-    // Without a grant, nothing at all.
-    let out = probe(&[], &["cat", "/rw/new.txt"]);
-    assert_eq!(out.code, Some(1), "{out:#?}");
 }
 
 #[test]

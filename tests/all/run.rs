@@ -64,6 +64,7 @@ fn exit_status_is_the_guests(kind: Kind) {
         Kind::P2 => {
             run(&["run", kind.guest("exit"), "42"]).assert_code(1);
         }
+        Kind::P3 => unreachable!("a test of both_kinds!"),
     }
 }
 

@@ -6,15 +6,19 @@
 //! - `args`, `env`: its arguments, its environment, a line each;
 //! - `exit CODE`: exits with CODE (`exit-with-code`); `fail`: `run`
 //!   returns `err`;
-//! - `cat PATH`: the file's bytes on stdout; `write PATH TEXT`: creates or
-//!   truncates it with TEXT; `ls DIR`: the names in it;
-//! - `open PATH`: opens it for reading and says `ok` or the error code;
+//! - file operations with the vocabulary and answers of the `fs` guest
+//!   (`guests/rust/src/bin/fs.rs`), so that `tests/all/fs.rs` runs its
+//!   attacks against a 0.3 guest too: `read PATH`, `write PATH TEXT`,
+//!   `append PATH TEXT`, `ls DIR`, `mkdir`, `rm`, `rmdir`, `rename FROM TO`,
+//!   `truncate PATH LEN`, `set-times PATH`, `symlink TARGET LINK`,
+//!   `link FROM TO`, `readlink`, `exists`, `read-many PATH TIMES`; the
+//!   result on stdout, or `error: CODE` on stderr and exit code 1;
 //! - `stdin`: stdin to stdout, upper-cased;
 //! - `clock`, `random`: that the clocks move and 16 random bytes differ;
 //! - `grow MIB`: allocates MIB mebibytes; `spin`: never returns; `trap`.
 //!
-//! Paths are taken in the first preopened directory whose guest path is a
-//! prefix of them (`/data/a.txt` in `/data`).
+//! A path is taken in the preopened directory of the longest guest path
+//! that holds it (`/data/a.txt` in `/data`), as wasi-libc does.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -27,10 +31,12 @@ mod bindings {
 }
 
 use bindings::exports::wasi::cli::run::Guest;
-use bindings::wasi::cli::{environment, exit, stdin, stdout};
+use bindings::wasi::cli::{environment, exit, stderr, stdin, stdout};
 use bindings::wasi::clocks::{monotonic_clock, system_clock};
 use bindings::wasi::filesystem::preopens;
-use bindings::wasi::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+use bindings::wasi::filesystem::types::{
+    Descriptor, DescriptorFlags, ErrorCode, NewTimestamp, OpenFlags, PathFlags,
+};
 use bindings::wasi::random::random;
 
 struct Probe;
@@ -50,38 +56,17 @@ impl Guest for Probe {
             }
             "exit" => exit::exit_with_code(word(2).parse().unwrap_or(99)),
             "fail" => return Err(()),
-            "cat" => match open(word(2), DescriptorFlags::READ, OpenFlags::empty()).await {
-                Ok(file) => out(read_all(&file).await).await,
-                Err(code) => fail(code).await,
-            },
-            "write" => {
-                let opened = open(word(2), DescriptorFlags::WRITE, OpenFlags::CREATE | OpenFlags::TRUNCATE).await;
-                match opened {
-                    Ok(file) => match write_all(&file, word(3).as_bytes().to_vec()).await {
-                        Ok(()) => out(b"written\n".to_vec()).await,
-                        Err(code) => fail(code).await,
-                    },
-                    Err(code) => fail(code).await,
+            "read" | "write" | "append" | "ls" | "mkdir" | "rm" | "rmdir" | "rename" | "truncate"
+            | "set-times" | "symlink" | "link" | "readlink" | "exists" | "read-many" => {
+                let words: Vec<&str> = (1..args.len()).map(word).collect();
+                match file_op(&words).await {
+                    Ok(bytes) => out(bytes).await,
+                    Err(code) => {
+                        err(format!("error: {code:?}\n").into_bytes()).await;
+                        exit::exit(Err(()));
+                    }
                 }
             }
-            "ls" => match open(word(2), DescriptorFlags::READ, OpenFlags::DIRECTORY).await {
-                Ok(dir) => {
-                    let (mut entries, done) = dir.read_directory();
-                    let mut names = Vec::new();
-                    while let Some(entry) = entries.next().await {
-                        names.push(entry.name);
-                    }
-                    drop(entries);
-                    let _ = done.await;
-                    names.sort();
-                    out(lines(names.into_iter())).await
-                }
-                Err(code) => fail(code).await,
-            },
-            "open" => match open(word(2), DescriptorFlags::READ, OpenFlags::empty()).await {
-                Ok(_) => out(b"ok\n".to_vec()).await,
-                Err(code) => out(format!("{code:?}\n").into_bytes()).await,
-            },
             "stdin" => {
                 let (input, done) = stdin::read_via_stream();
                 let all = input.collect().await;
@@ -117,58 +102,166 @@ impl Guest for Probe {
     }
 }
 
-/// Writes `bytes` to stdout through a stream.
-async fn out(bytes: Vec<u8>) {
-    let (mut tx, rx) = bindings::wit_stream::new();
-    futures::join!(
-        async {
-            let _ = stdout::write_via_stream(rx).await;
-        },
-        async {
-            let _ = tx.write_all(bytes).await;
-            drop(tx);
+/// One operation on files, as the `fs` guest names it: its answer.
+async fn file_op(words: &[&str]) -> Result<Vec<u8>, ErrorCode> {
+    let ok = |()| b"ok\n".to_vec();
+    match words {
+        ["read", path] => read(path).await,
+        ["write", path, text] => {
+            let file = open(path, DescriptorFlags::WRITE, OpenFlags::CREATE | OpenFlags::TRUNCATE).await?;
+            let (tx, rx) = bindings::wit_stream::new();
+            let written = file.write_via_stream(rx, 0);
+            feed(tx, text.as_bytes().to_vec(), written).await.map(ok)
         }
-    );
+        ["append", path, text] => {
+            let file = open(path, DescriptorFlags::WRITE, OpenFlags::empty()).await?;
+            let (tx, rx) = bindings::wit_stream::new();
+            let written = file.append_via_stream(rx);
+            feed(tx, text.as_bytes().to_vec(), written).await.map(ok)
+        }
+        ["ls", path] => {
+            let dir = open(path, DescriptorFlags::READ, OpenFlags::DIRECTORY).await?;
+            let (mut entries, done) = dir.read_directory();
+            let mut names = Vec::new();
+            while let Some(entry) = entries.next().await {
+                names.push(entry.name);
+            }
+            drop(entries);
+            done.await?;
+            names.sort();
+            Ok(lines(names.into_iter()))
+        }
+        ["mkdir", path] => {
+            let (dir, rest) = resolve(path)?;
+            dir.create_directory_at(rest).await.map(ok)
+        }
+        ["rm", path] => {
+            let (dir, rest) = resolve(path)?;
+            dir.unlink_file_at(rest).await.map(ok)
+        }
+        ["rmdir", path] => {
+            let (dir, rest) = resolve(path)?;
+            dir.remove_directory_at(rest).await.map(ok)
+        }
+        ["rename", from, to] => {
+            let ((from_dir, from), (to_dir, to)) = (resolve(from)?, resolve(to)?);
+            from_dir.rename_at(from, &to_dir, to).await.map(ok)
+        }
+        ["truncate", path, len] => {
+            let file = open(path, DescriptorFlags::WRITE, OpenFlags::empty()).await?;
+            file.set_size(len.parse().unwrap_or(0)).await.map(ok)
+        }
+        ["set-times", path] => {
+            let file = open(path, DescriptorFlags::READ, OpenFlags::empty()).await?;
+            let epoch = system_clock::Instant { seconds: 0, nanoseconds: 0 };
+            file.set_times(NewTimestamp::NoChange, NewTimestamp::Timestamp(epoch))
+                .await
+                .map(ok)
+        }
+        ["symlink", target, link] => {
+            let (dir, rest) = resolve(link)?;
+            dir.symlink_at(target.to_string(), rest).await.map(ok)
+        }
+        ["link", from, to] => {
+            let ((from_dir, from), (to_dir, to)) = (resolve(from)?, resolve(to)?);
+            from_dir.link_at(PathFlags::empty(), from, &to_dir, to).await.map(ok)
+        }
+        ["readlink", path] => {
+            let (dir, rest) = resolve(path)?;
+            dir.readlink_at(rest).await.map(|target| format!("{target}\n").into_bytes())
+        }
+        ["exists", path] => {
+            let found = match resolve(path) {
+                Ok((dir, rest)) => dir.stat_at(PathFlags::SYMLINK_FOLLOW, rest).await.is_ok(),
+                Err(_) => false,
+            };
+            Ok(format!("{found}\n").into_bytes())
+        }
+        // Reads `path` `times` times; one line per attempt: its contents,
+        // or `error: CODE` (for races against a host that swaps links).
+        ["read-many", path, times] => {
+            let mut all = Vec::new();
+            for _ in 0..times.parse().unwrap_or(0) {
+                match read(path).await {
+                    Ok(text) => all.extend(text),
+                    Err(code) => all.extend(format!("error: {code:?}").into_bytes()),
+                }
+                all.push(b'\n');
+            }
+            Ok(all)
+        }
+        _ => Err(ErrorCode::Invalid),
+    }
 }
 
-/// Says why a file operation failed on stdout and exits 1.
-async fn fail(code: ErrorCode) {
-    out(format!("error: {code:?}\n").into_bytes()).await;
-    exit::exit(Err(()));
+/// The whole of the file at `path`, read through a stream.
+async fn read(path: &str) -> Result<Vec<u8>, ErrorCode> {
+    let file = open(path, DescriptorFlags::READ, OpenFlags::empty()).await?;
+    let (rx, done) = file.read_via_stream(0);
+    let all = rx.collect().await;
+    done.await?;
+    Ok(all)
+}
+
+/// Writes `bytes` through `tx` while the file's side (`written`) takes
+/// them: its end says whether all were written.
+async fn feed(
+    mut tx: wit_bindgen::StreamWriter<u8>,
+    bytes: Vec<u8>,
+    written: wit_bindgen::FutureReader<Result<(), ErrorCode>>,
+) -> Result<(), ErrorCode> {
+    let (written, ()) = futures::join!(async { written.await }, async move {
+        let _ = tx.write_all(bytes).await;
+        drop(tx);
+    });
+    written
+}
+
+/// Writes `bytes` to stdout through a stream.
+async fn out(bytes: Vec<u8>) {
+    let (tx, rx) = bindings::wit_stream::new();
+    let _ = futures::join!(async { stdout::write_via_stream(rx).await }, async move {
+        let mut tx = tx;
+        let _ = tx.write_all(bytes).await;
+    });
+}
+
+/// Writes `bytes` to stderr through a stream.
+async fn err(bytes: Vec<u8>) {
+    let (tx, rx) = bindings::wit_stream::new();
+    let _ = futures::join!(async { stderr::write_via_stream(rx).await }, async move {
+        let mut tx = tx;
+        let _ = tx.write_all(bytes).await;
+    });
 }
 
 fn lines(items: impl Iterator<Item = String>) -> Vec<u8> {
     items.map(|item| item + "\n").collect::<String>().into_bytes()
 }
 
-/// Opens `path` in the preopened directory that holds it.
-async fn open(path: &str, flags: DescriptorFlags, open: OpenFlags) -> Result<Descriptor, ErrorCode> {
+/// The preopened directory that holds `path` (the one of the longest guest
+/// path that is `path` or a parent of it), and the rest of `path` in it.
+fn resolve(path: &str) -> Result<(Descriptor, String), ErrorCode> {
+    let mut best: Option<(Descriptor, String)> = None;
     for (dir, guest) in preopens::get_directories() {
         let prefix = guest.trim_end_matches('/');
         let Some(rest) = path.strip_prefix(prefix) else {
             continue;
         };
-        let rest = rest.trim_start_matches('/');
-        let rest = if rest.is_empty() { "." } else { rest };
-        return dir.open_at(PathFlags::empty(), rest.to_string(), open, flags).await;
+        if !(rest.is_empty() || rest.starts_with('/') || prefix.is_empty()) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(_, longest)| prefix.len() > longest.len()) {
+            best = Some((dir, prefix.to_string()));
+        }
     }
-    Err(ErrorCode::NoEntry)
+    let (dir, prefix) = best.ok_or(ErrorCode::NoEntry)?;
+    let rest = path[prefix.len()..].trim_start_matches('/');
+    Ok((dir, if rest.is_empty() { ".".into() } else { rest.into() }))
 }
 
-/// The whole of a file, read through a stream.
-async fn read_all(file: &Descriptor) -> Vec<u8> {
-    let (rx, done) = file.read_via_stream(0);
-    let all = rx.collect().await;
-    let _ = done.await;
-    all
-}
-
-async fn write_all(file: &Descriptor, bytes: Vec<u8>) -> Result<(), ErrorCode> {
-    let (mut tx, rx) = bindings::wit_stream::new();
-    let written = file.write_via_stream(rx, 0);
-    let (written, ()) = futures::join!(async { written.await }, async {
-        let _ = tx.write_all(bytes).await;
-        drop(tx);
-    });
-    written
+/// Opens `path` in the preopened directory that holds it.
+async fn open(path: &str, flags: DescriptorFlags, open: OpenFlags) -> Result<Descriptor, ErrorCode> {
+    let (dir, rest) = resolve(path)?;
+    dir.open_at(PathFlags::SYMLINK_FOLLOW, rest, open, flags).await
 }
