@@ -18,13 +18,24 @@ use wasmtime_wasi::WasiCtxBuilder;
 /// A WASI 0.3 component, linked.
 pub(super) type Linked = InstancePre<Host>;
 
-/// Links `component` against WASI 0.3, WASI 0.2 (async) and
-/// `wsandbox:plugin/host`. It must be a WASI 0.3 command.
+/// Links `component` against WASI 0.3, WASI 0.2 (async), their
+/// `wasi:http` (outgoing requests, allowed by the policy's `allow_http`
+/// only) if it imports it, and `wsandbox:plugin/host`.
 pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> Result<Linked, Error> {
     let mut linker: Linker<Host> = Linker::new(engine);
     let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+    // Only a component that asks for `wasi:http` pays for linking it; its
+    // requests go where the policy's `allow_http` allows, as a 0.2 one's.
+    let imports_http = component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/"));
+    if imports_http {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+    }
     super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
     linker
         .instantiate_pre(component)
@@ -106,10 +117,12 @@ pub(super) fn call(
     })
 }
 
-/// A tokio runtime on this thread alone, with its timer.
+/// A tokio runtime on this thread alone, with its timer and its I/O (the
+/// broker's socket, for outgoing requests).
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .enable_io()
         .build()
         .map_err(|e| Error::Engine(format!("cannot start the async runtime: {e}")))
 }

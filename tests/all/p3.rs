@@ -193,3 +193,49 @@ fn a_plugin_of_the_component_models_async_is_refused_with_a_clear_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A local server on 127.0.0.1 that answers one request with `hosts`,
+/// and tells the head it read.
+fn one_answer() -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answering = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhosts")
+            .unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    (port, answering)
+}
+
+#[test]
+fn a_wasi_0_3_command_reaches_out_by_the_rules_alone() {
+    let (port, answering) = one_answer();
+    let url = format!("http://127.0.0.1:{port}/asked");
+    // No rule: refused before any socket, and said.
+    let refused = probe(&[], &["fetch", &url]);
+    refused.assert_code(1);
+    assert_eq!(
+        refused.stdout, "refused: ErrorCode::HttpRequestDenied\n",
+        "{refused:#?}"
+    );
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("not allowed: no --allow-http rule for 127.0.0.1:{port}")),
+        "{refused:#?}"
+    );
+    // Its rule: through the broker, to the server and back.
+    let rule = format!("127.0.0.1:{port}");
+    let fetched = probe(&["--allow-http", &rule], &["fetch", &url]);
+    fetched.assert_code(0);
+    assert_eq!(fetched.stdout, "fetched: 200\nhosts");
+    assert!(answering.join().unwrap().starts_with("GET /asked HTTP/1.1\r\n"));
+}

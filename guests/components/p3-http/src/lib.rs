@@ -47,7 +47,6 @@ use bindings::wasi::cli::{environment, stderr};
 use bindings::wasi::clocks::monotonic_clock;
 use bindings::wasi::filesystem::preopens;
 use bindings::wasi::filesystem::types::{self as fs, Descriptor, DescriptorFlags, OpenFlags, PathFlags};
-use bindings::wasi::http::client;
 use bindings::wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
 use bindings::{wit_future, wit_stream};
 use wit_bindgen::StreamResult;
@@ -260,32 +259,9 @@ fn spin() -> ! {
     }
 }
 
-/// A GET of `url` (`http://HOST[:PORT]/PATH`): its status and body.
-async fn fetch(url: &str) -> Result<(u16, Vec<u8>), ErrorCode> {
-    let (scheme, rest) = match url.split_once("://") {
-        Some(("https", rest)) => (Scheme::Https, rest),
-        Some((_, rest)) => (Scheme::Http, rest),
-        None => (Scheme::Http, url),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
-    drop(trailers_tx);
-    let (request, _sent) = Request::new(Fields::new(), None, trailers_rx, None);
-    let invalid = |()| ErrorCode::HttpRequestUriInvalid;
-    request.set_scheme(Some(&scheme)).map_err(invalid)?;
-    request.set_authority(Some(authority)).map_err(invalid)?;
-    request.set_path_with_query(Some(path)).map_err(invalid)?;
-    let response = client::send(request).await?;
-    let status = response.get_status_code();
-    let (_, result_rx) = wit_future::new(|| Ok(()));
-    let (body, trailers) = Response::consume_body(response, result_rx);
-    let body = body.collect().await;
-    trailers.await?;
-    Ok((status, body))
-}
+// `fetch`, shared with `p3-probe`.
+include!("../../p3-wit/fetch.rs");
+
 
 /// A TCP connection to `addr` (`IPv4:PORT`) through `wasi:sockets`.
 async fn connect(addr: &str) -> Result<(), String> {

@@ -13,6 +13,8 @@
 //!   `truncate PATH LEN`, `set-times PATH`, `symlink TARGET LINK`,
 //!   `link FROM TO`, `readlink`, `exists`, `read-many PATH TIMES`; the
 //!   result on stdout, or `error: CODE` on stderr and exit code 1;
+//! - `fetch URL`: a GET through `wasi:http/client`: `fetched: STATUS`
+//!   and the body on stdout, or `refused: CODE` and exit code 1;
 //! - `stdin`: stdin to stdout, upper-cased;
 //! - `clock`, `random`: that the clocks move and 16 random bytes differ;
 //! - `grow MIB`: allocates MIB mebibytes; `spin`: never returns; `trap`.
@@ -67,6 +69,17 @@ impl Guest for Probe {
                     }
                 }
             }
+            "fetch" => match fetch(word(2)).await {
+                Ok((status, body)) => {
+                    let mut text = format!("fetched: {status}\n").into_bytes();
+                    text.extend(body);
+                    out(text).await
+                }
+                Err(code) => {
+                    out(format!("refused: {code:?}\n").into_bytes()).await;
+                    exit::exit(Err(()));
+                }
+            },
             "stdin" => {
                 let (input, done) = stdin::read_via_stream();
                 let all = input.collect().await;
@@ -101,6 +114,9 @@ impl Guest for Probe {
         Ok(())
     }
 }
+
+// `fetch`, shared with `p3-http`.
+include!("../../p3-wit/fetch.rs");
 
 /// One operation on files, as the `fs` guest names it: its answer.
 async fn file_op(words: &[&str]) -> Result<Vec<u8>, ErrorCode> {
