@@ -66,7 +66,7 @@ impl CheckCommand {
         );
         // What the engine runs, whatever the host.
         println!(
-            "{:<8} 0.1 (core modules: run, call), 0.2 (components: run, call, serve wasi:http/proxy, plugins), 0.3 (components exporting wasi:cli/run@0.3: run)",
+            "{:<8} 0.1 (core modules: run, call), 0.2 (components: run, call, serve wasi:http/proxy, plugins), 0.3 (async components: run wasi:cli/run@0.3, call, serve wasi:http/handler@0.3)",
             "wasi"
         );
         Ok(if all_required {

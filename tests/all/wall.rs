@@ -535,7 +535,9 @@ fn check_reports_every_layer() {
     assert!(lines[10].starts_with("limits   applied ("), "{out:#?}");
     assert!(
         lines[11].starts_with("wasi     0.1 (")
-            && lines[11].contains(", 0.3 (components exporting wasi:cli/run@0.3: run)"),
+            && lines[11].contains(
+                ", 0.3 (async components: run wasi:cli/run@0.3, call, serve wasi:http/handler@0.3)"
+            ),
         "{out:#?}"
     );
 
