@@ -9,7 +9,11 @@
 #             against `wasmtime serve -Scli` on the probe component's hello
 #             route (GET /), requests per second at 1, 8 and 64
 #             connections with wrk, the servers alternately, ROUNDS runs
-#             each of SECONDS seconds.
+#             each of SECONDS seconds;
+#   serve 0.3 the same for the WASI 0.3 service `p3-http`'s hello, against
+#             `wasmtime serve -Wcomponent-model-async -Sp3,cli` (which
+#             reuses an instance for many requests; wsandbox makes one per
+#             request).
 # Ratios are wsandbox / wasmtime: under 1 is faster for start-up, over 1
 # is more requests for serve.
 # Run by hand: bash benches/vs-wasmtime.sh [SECONDS] [ROUNDS]
@@ -43,6 +47,17 @@ url_wasmtime=http://127.0.0.1:$port_wasmtime
 url_wsandbox=http://127.0.0.1:$port_wsandbox
 url_metrics=http://127.0.0.1:$port_metrics
 wrk_rounds "$seconds" "$rounds" "$logs/serve" wasmtime wsandbox metrics
+kill $(jobs -p) 2>/dev/null || true
+
+service=$guests/wasm32-wasip2/release/p3_http.wasm
+port_wasmtime3=$(free_port)
+start_at wasmtime3 "$port_wasmtime3" "$official" serve -Wcomponent-model-async -Sp3,cli \
+    --addr "127.0.0.1:$port_wasmtime3" "$service"
+port_wsandbox3=$(free_port)
+start_at wsandbox3 "$port_wsandbox3" "$ws" serve --addr "127.0.0.1:$port_wsandbox3" "$service"
+url_wasmtime3=http://127.0.0.1:$port_wasmtime3
+url_wsandbox3=http://127.0.0.1:$port_wsandbox3
+wrk_rounds "$seconds" "$rounds" "$logs/serve" wasmtime3 wsandbox3
 
 python3 - "$logs" "$rounds" <<'PY'
 import json, statistics, sys
@@ -66,4 +81,9 @@ print("serve, requests per second, ratio to wasmtime serve (means of %d runs): w
 for c in sorted({c for c, _ in rps}):
     base = mean(rps[(c, 'wasmtime')])
     print(f"  {c:>3} connections  {mean(rps[(c, 'wsandbox')]) / base:.3f}  {mean(rps[(c, 'metrics')]) / base:.3f}")
+print("serve of a WASI 0.3 service, ratio to wasmtime serve (instances reused there, one per request here):")
+for c in sorted({c for c, _ in rps}):
+    base = mean(rps[(c, 'wasmtime3')])
+    print(f"  {c:>3} connections  {mean(rps[(c, 'wsandbox3')]) / base:.3f}"
+          f"  ({mean(rps[(c, 'wsandbox3')]):.0f} against {base:.0f} requests per second)")
 PY

@@ -59,16 +59,7 @@ impl Kind {
 #[macro_export]
 macro_rules! both_kinds {
     ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            #[test]
-            fn p1() {
-                super::$test($crate::Kind::P1)
-            }
-            #[test]
-            fn p2() {
-                super::$test($crate::Kind::P2)
-            }
-        }
+        $crate::kinds_of!($test: P1 p1, P2 p2);
     )*};
 }
 
@@ -77,21 +68,24 @@ macro_rules! both_kinds {
 #[macro_export]
 macro_rules! every_kind {
     ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            #[test]
-            fn p1() {
-                super::$test($crate::Kind::P1)
-            }
-            #[test]
-            fn p2() {
-                super::$test($crate::Kind::P2)
-            }
-            #[test]
-            fn p3() {
-                super::$test($crate::Kind::P3)
-            }
-        }
+        $crate::kinds_of!($test: P1 p1, P2 p2, P3 p3);
     )*};
+}
+
+/// `mod $test`, with a test `fn $name()` running `$test(Kind::$kind)` for
+/// each kind given.
+#[macro_export]
+macro_rules! kinds_of {
+    ($test:ident: $($kind:ident $name:ident),*) => {
+        mod $test {
+            $(
+                #[test]
+                fn $name() {
+                    super::$test($crate::Kind::$kind)
+                }
+            )*
+        }
+    };
 }
 
 /// A finished `wsandbox` process.

@@ -194,9 +194,9 @@ fn a_plugin_of_the_component_models_async_is_refused_with_a_clear_error() {
     }
 }
 
-/// A local server on 127.0.0.1 that answers one request with `hosts`,
-/// and tells the head it read.
-fn one_answer() -> (u16, std::thread::JoinHandle<String>) {
+/// A local server on 127.0.0.1 that answers one request with `hosts`:
+/// its port, and a thread that tells the head it read.
+pub(crate) fn one_answer() -> (u16, std::thread::JoinHandle<String>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -195,19 +195,8 @@ fn a_wasi_0_3_service_reaches_out_by_the_rules_alone() {
         "the host's server was reached"
     );
     // With a rule, through the broker.
-    host.set_nonblocking(false).unwrap();
-    let answering = std::thread::spawn(move || {
-        let (mut stream, _) = host.accept().unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
-            head.push(byte[0]);
-        }
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhosts")
-            .unwrap();
-        String::from_utf8_lossy(&head).into_owned()
-    });
+    drop(host);
+    let (port, answering) = crate::p3::one_answer();
     let allowed = Server::start(&["--allow-http", &format!("127.0.0.1:{port}")], P3_HTTP);
     let fetched = allowed.get(&format!("/fetch?url=http://127.0.0.1:{port}/asked"));
     assert_eq!(fetched.assert(200).text(), "fetched: 200\nhosts");
