@@ -19,8 +19,9 @@ impl CompletionsCommand {
     /// Writes the script on stdout.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
         let mut command = super::Cli::command();
-        clap_complete::generate(self.shell, &mut command, "wsandbox", &mut std::io::stdout());
-        Ok(0)
+        let mut script = Vec::new();
+        clap_complete::generate(self.shell, &mut command, "wsandbox", &mut script);
+        print(&script, "completions")
     }
 }
 
@@ -49,9 +50,23 @@ impl ManCommand {
                 sub.clone()
             }
         };
+        let mut roff = Vec::new();
         clap_mangen::Man::new(page)
-            .render(&mut std::io::stdout())
+            .render(&mut roff)
             .map_err(|e| wsandbox::Error::Output(format!("man: {e}")))?;
-        Ok(0)
+        print(&roff, "man")
+    }
+}
+
+/// Writes `text` on stdout for the command `what`. A reader that leaves
+/// before the end (`wsandbox man | head`) ends the command quietly and
+/// well, as it would a Unix filter.
+fn print(text: &[u8], what: &str) -> Result<u8, wsandbox::Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(wsandbox::Error::Output(format!("{what}: {e}"))),
     }
 }

@@ -395,6 +395,32 @@ fn completions_and_man_pages_are_generated() {
     run(&["man", "worker"]).assert_code(2);
 }
 
+/// `wsandbox man | head` and the like: a reader that has left ends the
+/// command quietly, exit code 0, not with an error or a panic.
+#[test]
+fn a_reader_that_has_left_ends_the_docs_quietly() {
+    use std::process::Stdio;
+    for args in [
+        &["man"][..],
+        &["man", "serve"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+    ] {
+        // Its stdout is a pipe whose reading end is closed before it runs:
+        // its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = crate::wsandbox()
+            .args(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
+
 #[test]
 fn logs_are_quiet_unless_asked_and_then_show_each_step() {
     let hello = format!("{}/hello.wat", wsandbox_guests::WAT_DIR);

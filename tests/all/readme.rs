@@ -242,3 +242,24 @@ fn the_transcript_matcher_is_exact_but_for_ellipses() {
     assert!(matches(&["a", "..."], &["a"]));
     assert!(!matches(&["a", "...", "d"], &["a", "b"]));
 }
+
+/// What the README's set-up builds (the guests' own `target/` too) is
+/// ignored by git, and the license `Cargo.toml` names is there.
+#[test]
+fn build_outputs_are_ignored_and_the_license_is_there() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ignores = std::fs::read_to_string(repo.join(".gitignore")).unwrap();
+    for built in ["/target", "/guests/rust/target", "/guests/components/target"] {
+        assert!(
+            ignores.lines().any(|line| line == built),
+            "{built} is not ignored"
+        );
+    }
+    let manifest = std::fs::read_to_string(repo.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("license = \"Apache-2.0\""),
+        "Cargo.toml's license changed"
+    );
+    let license = std::fs::read_to_string(repo.join("LICENSE")).unwrap();
+    assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
+}
