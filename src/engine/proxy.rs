@@ -447,8 +447,9 @@ impl Proxy {
             .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
                 let request = accessor.with(|mut access| {
                     let hooks = access.get().http().hooks;
-                    // The request's body errors reach the guest through its
-                    // own reads: the second half is not needed.
+                    // The second half would tell what the guest found
+                    // wrong with the request's body; the server watches
+                    // that body itself (`serve::body`), so it goes unread.
                     wasmtime_wasi_http::p3::Request::from_http(hooks, request).0
                 });
                 let response = match service.handle(accessor, request).await? {
