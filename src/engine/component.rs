@@ -55,11 +55,7 @@ pub(super) fn link(
     let engine_error = |e: wasmtime::Error| Error::Engine(crate::say::error_line(&e));
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
     // Only a component that asks for `wasi:http` pays for linking it.
-    let imports_http = component
-        .component_type()
-        .imports(engine)
-        .any(|(name, _)| name.starts_with("wasi:http/"));
-    if imports_http {
+    if imports_http(engine, component) {
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
     }
     super::plugin_host::add_to_linker(&mut linker).map_err(engine_error)?;
@@ -70,6 +66,14 @@ pub(super) fn link(
     linker
         .instantiate_pre(component)
         .map_err(|e| unrunnable(module, crate::say::error_line(&e)))
+}
+
+/// Whether `component` imports anything of `wasi:http`.
+pub(super) fn imports_http(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/"))
 }
 
 /// `linked` as a WASI command: it must export `wasi:cli/run`.

@@ -28,11 +28,7 @@ pub(super) fn link(engine: &Engine, module: &Module, component: &Component) -> R
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
     // Only a component that asks for `wasi:http` pays for linking it; its
     // requests go where the policy's `allow_http` allows, as a 0.2 one's.
-    let imports_http = component
-        .component_type()
-        .imports(engine)
-        .any(|(name, _)| name.starts_with("wasi:http/"));
-    if imports_http {
+    if super::component::imports_http(engine, component) {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(engine_error)?;
     }
