@@ -8,9 +8,10 @@
 //! as with `--no-cache`).
 //!
 //! **Key.** The BLAKE3 hash of the engine settings that shape the code
-//! ([`crate::engine::settings`]: the versions of wsandbox and wasmtime,
-//! the target and its CPU features, fuel metering) and of the module's
-//! bytes. An
+//! ([`crate::engine::settings`]: wsandbox's version and wasmtime's own
+//! `Engine::precompile_compatibility_hash` — its version, the target and
+//! the CPU features Cranelift uses, tunables, wasm features, fuel
+//! metering) and of the module's bytes. An
 //! entry is named by its key, so a module or setting that changes never
 //! meets an old entry.
 //!

@@ -40,6 +40,11 @@ pub enum Error {
     /// an unknown export, arguments of the wrong number or type.
     #[error("{0}")]
     Call(String),
+    /// A command line wsandbox does not take: an option of wasmtime's
+    /// with no safe meaning here (with what to use instead), or options
+    /// that contradict each other.
+    #[error("{0}")]
+    Usage(String),
     /// An output file (`compile -o`) cannot be written.
     #[error("{0}")]
     Output(String),
@@ -79,7 +84,7 @@ impl Error {
             | Error::Report(_)
             | Error::Output(_)
             | Error::Listen(_) => EXIT_SANDBOX_FAILED,
-            Error::Call(_) => EXIT_USAGE,
+            Error::Call(_) | Error::Usage(_) => EXIT_USAGE,
             Error::Module(ModuleError::NotFound { .. }) => EXIT_NOT_FOUND,
             Error::Module(_) => EXIT_CANNOT_RUN,
             Error::Route { error, .. } => error.exit_code(),

@@ -4,13 +4,11 @@
 
 mod cli;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    cli.init_logging();
-    match cli.execute() {
+    let cli = cli::parse();
+    match cli.init_logging().and_then(|()| cli.execute()) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             wsandbox::say::failure(format_args!("wsandbox: {err}"));

@@ -86,6 +86,13 @@ pub struct Policy {
     /// module. It is machine code that wasmtime runs as given, so it is
     /// trusted code: refused unless asked for.
     pub allow_precompiled: bool,
+    /// Compile the module afresh: neither read nor write the compilation
+    /// cache (whatever `cache_dir` says).
+    pub no_cache: bool,
+    /// Where the compilation cache is kept, if not in the user's default
+    /// place (see [`crate::cache`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
     /// Host directories preopened for the guest.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dirs: Vec<DirGrant>,
@@ -115,12 +122,12 @@ pub struct Policy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeSettings {
-    /// Where to listen.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where to listen ([`parse_addr`]: a name is resolved when read).
+    #[serde(with = "text::addr", skip_serializing_if = "Option::is_none")]
     pub addr: Option<std::net::SocketAddr>,
     /// Where the admin listener (`/healthz`, `/readyz`) listens, if
     /// anywhere; never on `addr`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(with = "text::addr", skip_serializing_if = "Option::is_none")]
     pub admin_addr: Option<std::net::SocketAddr>,
     /// Requests served at once.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,6 +275,8 @@ impl Default for Policy {
             memory: None,
             fuel: None,
             allow_precompiled: false,
+            no_cache: false,
+            cache_dir: None,
             serve: ServeSettings::default(),
         }
     }
@@ -484,63 +493,141 @@ pub enum PolicyError {
     EnvNotUtf8(String),
 }
 
-/// Parses a duration as the command line takes it: a number and a unit,
-/// `ms`, `s`, `m` or `h` (`500ms`, `2s`, `1.5m`).
+/// Parses a duration as the command line and a policy file take it: a
+/// number and a unit — `ns`, `us` (or `µs`), `ms`, `s`, `m` or `h`
+/// (`500ms`, `2s`, `1.5m`) — or a bare number of seconds, as wasmtime's
+/// `-W timeout=5` reads it.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("{text:?}: a unit is needed (ms, s, m or h)"))?;
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number
+        .replace('_', "")
         .parse()
-        .map_err(|_| format!("{text:?}: not a number and a unit (e.g. 500ms, 2s, 1m)"))?;
-    let seconds = match unit {
+        .map_err(|_| format!("{text:?}: not a duration (e.g. 500ms, 2s, 1m, or 5 for seconds)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ns" => number / 1e9,
+        "us" | "µs" | "μs" => number / 1e6,
         "ms" => number / 1e3,
-        "s" => number,
         "m" => number * 60.0,
         "h" => number * 3600.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (ms, s, m or h; a bare number is seconds)"
+            ));
+        }
     };
     if !(seconds > 0.0 && seconds < 1e9) {
         return Err(format!("{text:?}: must be more than zero"));
     }
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    let duration = std::time::Duration::from_secs_f64(seconds);
+    match duration.is_zero() {
+        true => Err(format!("{text:?}: must be more than zero")),
+        false => Ok(duration),
+    }
 }
 
-/// A size as a policy file or the command line takes it (see
-/// [`parse_size`]): `64M`, `1G`, `1536K`, else a number of bytes. Every
-/// message and policy file of wsandbox's writes sizes so.
+/// Writes a duration as [`parse_duration`] reads it back: the shortest
+/// exact spelling in whole hours, minutes, seconds, milliseconds,
+/// microseconds or nanoseconds. Every message and policy file of
+/// wsandbox's writes durations so.
+pub fn duration_text(d: std::time::Duration) -> String {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    match (secs, nanos) {
+        (s, 0) if s > 0 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        (s, 0) if s > 0 && s.is_multiple_of(60) => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        (_, n) if n.is_multiple_of(1_000_000) => format!("{}ms", d.as_millis()),
+        (_, n) if n.is_multiple_of(1_000) => format!("{}us", d.as_micros()),
+        _ => format!("{}ns", d.as_nanos()),
+    }
+}
+
+/// The units of a size, all binary: `K`, `KiB` and `KB` each mean 1024
+/// bytes (as `ulimit`, the JVM and Docker read them), and so on up. Case
+/// does not matter.
+const SIZE_UNITS: [(&str, u32); 5] = [("", 0), ("K", 10), ("M", 20), ("G", 30), ("T", 40)];
+
+/// Writes a size as [`parse_size`] reads it back: in the largest binary
+/// unit that holds it exactly (`64M`, `1536K`, `1G`), else in bytes.
+/// Every message and policy file of wsandbox's writes sizes so.
 pub fn size_text(bytes: u64) -> String {
-    for (size, unit) in [(1u64 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")] {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{}{unit}", bytes / size);
+    for (unit, shift) in SIZE_UNITS.iter().rev() {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
         }
     }
     bytes.to_string()
 }
 
-/// Parses a size as the command line takes it: a number of bytes, or with
-/// a binary unit `K`, `M` or `G` (`KiB`, `MiB`, `GiB` too): `64M`, `1G`.
+/// Parses a size as the command line and a policy file take it: a number
+/// of bytes (`65536`, `0x10000`, `1_000_000`, as wasmtime's `-W
+/// max-memory-size=` takes it), or a whole number and a binary unit — `K`,
+/// `M`, `G`, `T`, spelt `k`, `KiB` or `KB` alike ([`SIZE_UNITS`]).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let bad = || format!("{text:?}: not a size (e.g. 64M, 1G, or a number of bytes)");
+    if let Some(hex) = text.strip_prefix("0x") {
+        return match u64::from_str_radix(&hex.replace('_', ""), 16) {
+            Ok(0) => Err(format!("{text:?}: must be more than zero")),
+            Ok(bytes) => Ok(bytes),
+            Err(_) => Err(bad()),
+        };
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: not a size (e.g. 64M, 1G)"))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "k" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (K, M or G)")),
+    let number: u64 = number.replace('_', "").parse().map_err(|_| bad())?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let prefix = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let Some(&(_, shift)) = SIZE_UNITS.iter().find(|(name, _)| *name == prefix) else {
+        let unit = text[split..].trim();
+        return Err(format!(
+            "{text:?}: unknown unit {unit:?} (K, M, G or T, binary: K, KiB and KB are 1024 bytes)"
+        ));
     };
-    match number.checked_mul(scale) {
+    match number.checked_mul(1 << shift) {
         Some(0) => Err(format!("{text:?}: must be more than zero")),
         Some(bytes) => Ok(bytes),
         None => Err(format!("{text:?}: too large")),
     }
+}
+
+/// Parses an address to listen on, as `serve --addr` and a policy file
+/// take it: `IP:PORT` (`127.0.0.1:8080`, `[::1]:8080`), or `NAME:PORT`
+/// with a name the host resolves (`localhost:8080`), which is bound at its
+/// first IPv4 address, else its first address. Port 0 picks a free port.
+pub fn parse_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let text = text.trim();
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| {
+        format!("{text:?}: not HOST:PORT (an IP address or a name such as localhost, and a port)")
+    })?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!(
+            "{text:?}: not HOST:PORT (an IP address or a name such as localhost, and a port from 0 to 65535)"
+        ));
+    }
+    let addrs: Vec<std::net::SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?}: cannot resolve {host:?}: {}", io_reason(&e)))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: {host:?} has no address"))
 }
 
 impl DirGrant {
@@ -727,7 +814,7 @@ impl Policy {
 
 impl Policy {
     /// Reads a policy file. Relative `host` paths of its directories (its
-    /// routes' too), its `tls_ca` and its routes' components are taken from
+    /// routes' too), its `tls_ca`, `cache_dir` and its routes' components are taken from
     /// the file's own directory, so a policy and its data travel together.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
         let fault = |line: Option<usize>, message: String| PolicyError::File {
@@ -736,15 +823,30 @@ impl Policy {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fault(None, io_reason(&e)))?;
-        let mut policy = Policy::from_toml(&text).map_err(|(line, message)| fault(line, message))?;
+        let mut policy = Policy::from_toml(&text).map_err(|(line, message)| {
+            // wasmtime's `--config` takes a file of its own tables.
+            const WASMTIME: [&str; 6] = ["optimize", "codegen", "debug", "wasm", "wasi", "record"];
+            match toml::from_str::<toml::Table>(&text) {
+                Ok(table) if table.keys().any(|key| WASMTIME.contains(&key.as_str())) => fault(
+                    None,
+                    "this is wasmtime's configuration ([wasm], [wasi], ...), not a policy file: \
+                     give its settings as wsandbox's options (the README's table says which), \
+                     and `wsandbox policy` writes the policy file"
+                        .into(),
+                ),
+                _ => fault(line, message),
+            }
+        })?;
         let base = path.parent().unwrap_or(Path::new(""));
         for dir in &mut policy.dirs {
             if dir.host.is_relative() {
                 dir.host = base.join(&dir.host);
             }
         }
-        if let Some(ca) = policy.tls_ca.as_mut().filter(|ca| ca.is_relative()) {
-            *ca = base.join(&*ca);
+        for path in [&mut policy.tls_ca, &mut policy.cache_dir] {
+            if let Some(path) = path.as_mut().filter(|path| path.is_relative()) {
+                *path = base.join(&*path);
+            }
         }
         for route in &mut policy.serve.routes {
             if route.component.is_relative() {
@@ -781,36 +883,55 @@ impl Policy {
 /// Durations and sizes as people write them in a policy file (`"2s"`,
 /// `"64M"`), as the command line takes them.
 mod text {
-    /// `Option<Duration>` as `"500ms"`, `"2s"`, `"1.5m"`, `"1h"`.
+    /// `Option<Duration>` as `"500ms"`, `"2s"`, `"1.5m"`, `"1h"`, or a
+    /// number of seconds.
     pub mod duration {
         use serde::{Deserialize, Deserializer, Serializer};
         use std::time::Duration;
 
         pub fn serialize<S: Serializer>(value: &Option<Duration>, out: S) -> Result<S::Ok, S::Error> {
             match value {
-                Some(d) => out.serialize_str(&format(*d)),
+                Some(d) => out.serialize_str(&super::super::duration_text(*d)),
                 None => out.serialize_none(),
             }
         }
 
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Seconds(f64),
+            Text(String),
+        }
+
         pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Option<Duration>, D::Error> {
-            let text = String::deserialize(input)?;
+            let text = match Written::deserialize(input)? {
+                Written::Seconds(seconds) => seconds.to_string(),
+                Written::Text(text) => text,
+            };
             super::super::parse_duration(&text)
                 .map(Some)
                 .map_err(serde::de::Error::custom)
         }
+    }
 
-        /// The shortest exact spelling: whole hours, minutes, seconds or
-        /// milliseconds, else seconds with a fraction.
-        pub fn format(d: Duration) -> String {
-            let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-            match (secs, nanos) {
-                (s, 0) if s.is_multiple_of(3600) => format!("{}h", s / 3600),
-                (s, 0) if s.is_multiple_of(60) => format!("{}m", s / 60),
-                (s, 0) => format!("{s}s"),
-                (_, n) if n.is_multiple_of(1_000_000) => format!("{}ms", d.as_millis()),
-                (s, n) => format!("{s}.{n:09}s"),
+    /// `Option<SocketAddr>` as `"127.0.0.1:8080"`, read by
+    /// [`parse_addr`](super::parse_addr) (so a name is resolved).
+    pub mod addr {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::net::SocketAddr;
+
+        pub fn serialize<S: Serializer>(value: &Option<SocketAddr>, out: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(addr) => out.collect_str(addr),
+                None => out.serialize_none(),
             }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Option<SocketAddr>, D::Error> {
+            let text = String::deserialize(input)?;
+            super::super::parse_addr(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom)
         }
     }
 
@@ -1041,7 +1162,7 @@ mod tests {
             Duration::from_secs(7200),
             Duration::from_micros(1500),
         ] {
-            let written = text::duration::format(d);
+            let written = duration_text(d);
             assert_eq!(parse_duration(&written), Ok(d), "{written}");
         }
         let policy = Policy {

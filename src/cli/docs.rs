@@ -1,7 +1,7 @@
 //! `wsandbox completions` and `wsandbox man`: shell completions and man
 //! pages, generated from the command line's own definitions.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
 /// Print a completion script for SHELL
 #[derive(Debug, Args)]
@@ -18,10 +18,10 @@ pub struct CompletionsCommand {
 impl CompletionsCommand {
     /// Writes the script on stdout.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
-        let mut command = super::Cli::command();
+        let mut command = super::command();
         let mut script = Vec::new();
         clap_complete::generate(self.shell, &mut command, "wsandbox", &mut script);
-        print(&script, "completions")
+        super::print(&script, "completions")
     }
 }
 
@@ -39,7 +39,7 @@ pub struct ManCommand {
 impl ManCommand {
     /// Writes the page on stdout; an unknown command is a usage error.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
-        let mut top = super::Cli::command();
+        let mut top = super::command();
         top.build();
         let page = match &self.command {
             None => top,
@@ -54,19 +54,6 @@ impl ManCommand {
         clap_mangen::Man::new(page)
             .render(&mut roff)
             .map_err(|e| wsandbox::Error::Output(format!("man: {e}")))?;
-        print(&roff, "man")
-    }
-}
-
-/// Writes `text` on stdout for the command `what`. A reader that leaves
-/// before the end (`wsandbox man | head`) ends the command quietly and
-/// well, as it would a Unix filter.
-fn print(text: &[u8], what: &str) -> Result<u8, wsandbox::Error> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(0),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-        Err(e) => Err(wsandbox::Error::Output(format!("{what}: {e}"))),
+        super::print(&roff, "man")
     }
 }

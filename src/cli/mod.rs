@@ -9,6 +9,7 @@ mod options;
 mod policy;
 mod run;
 mod serve;
+mod wasmtime;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -115,25 +116,105 @@ enum Command {
     Worker(worker::WorkerCommand),
 }
 
+/// The command line as `wsandbox` reads it: the derived definitions,
+/// with each command's own wording of the options it shares.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    Cli::command().mut_subcommand("serve", |serve| {
+        serve
+            .mut_arg("timeout", |arg| {
+                arg.help(
+                    "Stop each request's instance after this much wall-clock time \
+                     (500ms, 2s, 1m; a bare number is seconds): its client gets 504",
+                )
+            })
+            .mut_arg("keep_terminal", |arg| arg.hide(true))
+            .mut_arg("fuel", |arg| {
+                arg.help("Stop each request's instance after about N wasm instructions: its client gets 500")
+            })
+    })
+}
+
+/// The subcommands, and what clap answers by itself, before which no
+/// implicit `run` is put.
+const SUBCOMMANDS: [&str; 13] = [
+    "run",
+    "call",
+    "serve",
+    "compile",
+    "check",
+    "policy",
+    "completions",
+    "man",
+    "worker",
+    "help",
+    "-h",
+    "--help",
+    "--version",
+];
+
+/// `args` with `run` put before the first that is neither a global option
+/// nor a subcommand, when it is an option or a module (a file, or a word
+/// with a `.` or `/`): `wsandbox app.wasm` is `wsandbox run app.wasm`, as
+/// `wasmtime app.wasm` is `wasmtime run app.wasm` (and `wsandbox -W
+/// timeout=5 app.wasm` too).
+pub fn implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut at = 1;
+    while let Some(arg) = args.get(at).and_then(|a| a.to_str()) {
+        match arg {
+            "--log-format" => at += 2,
+            _ if arg.starts_with("--log-format=") || arg == "--verbose" => at += 1,
+            _ if arg.starts_with('-') && arg.len() > 1 && arg[1..].chars().all(|c| c == 'v') => at += 1,
+            _ => break,
+        }
+    }
+    // A word that names no file and looks like no path is a mistyped
+    // command (`wsandbox serv`): clap says so, with the commands it knows.
+    let module_like = |arg: &std::ffi::OsStr| {
+        let text = arg.to_string_lossy();
+        text.starts_with('-') || text.contains(['.', '/']) || std::path::Path::new(arg).exists()
+    };
+    match args.get(at) {
+        Some(arg) if !SUBCOMMANDS.iter().any(|s| arg == *s) && arg != "-V" && module_like(arg) => {
+            args.insert(at, "run".into())
+        }
+        _ => {}
+    }
+    args
+}
+
+/// Parses the process's command line (with [`implicit_run`]); exits with
+/// clap's message and code 2 when it is not one.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches as _;
+    let args = implicit_run(std::env::args_os().collect());
+    let matches = command().get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
 impl Cli {
     /// Sets up logging as `-v`/`-vv` or `WSANDBOX_LOG` ask (nothing is
     /// logged otherwise, and nothing is set up), in the format
-    /// `--log-format` asks.
-    pub fn init_logging(&self) {
+    /// `--log-format` asks. A `WSANDBOX_LOG` that is not a filter is an
+    /// error naming it.
+    pub fn init_logging(&self) -> Result<(), wsandbox::Error> {
         if self.log_format == LogFormat::Json {
             wsandbox::say::set_log_format(wsandbox::say::LogFormat::Json);
         }
         let filter = match (std::env::var("WSANDBOX_LOG"), self.verbose) {
             (Ok(filter), _) if !filter.is_empty() => filter,
-            (_, 0) => return,
+            (_, 0) => return Ok(()),
             (_, 1) => "wsandbox=debug".into(),
             (_, _) => "wsandbox=trace,wasmtime=debug,cranelift=info".into(),
         };
         // `target=level` directives, without the regular expressions of
         // `EnvFilter` (whose tables cost every run's start-up).
-        let filter: tracing_subscriber::filter::Targets = filter
-            .parse()
-            .unwrap_or_else(|_| "wsandbox=debug".parse().unwrap_or_default());
+        let filter: tracing_subscriber::filter::Targets = filter.parse().map_err(|err| {
+            wsandbox::Error::Usage(format!(
+                "WSANDBOX_LOG={}: not a filter ({err}): write TARGET=LEVEL,... such as wsandbox=debug",
+                wsandbox::say::escaped(&filter)
+            ))
+        })?;
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         let fmt = tracing_subscriber::fmt::layer()
@@ -149,6 +230,7 @@ impl Cli {
                 .with(filter)
                 .init(),
         }
+        Ok(())
     }
 
     /// Runs the chosen subcommand; `Ok` carries the process exit code.
@@ -169,6 +251,19 @@ impl Cli {
             Command::Man(cmd) => cmd.execute(),
             Command::Worker(cmd) => cmd.execute(),
         }
+    }
+}
+
+/// Writes `text` on stdout for the command `what`. A reader that leaves
+/// before the end (`wsandbox man | head`) ends the command quietly and
+/// well, as it would a Unix filter.
+fn print(text: &[u8], what: &str) -> Result<u8, wsandbox::Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(wsandbox::Error::Output(format!("{what}: {e}"))),
     }
 }
 

@@ -1,11 +1,12 @@
 //! The options shared by every command that runs a guest.
 
+use super::wasmtime::dir_grant;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use wsandbox::launch::report::{Report, ReportFile};
-use wsandbox::launch::{CacheChoice, Job, Launch};
+use wsandbox::launch::{Job, Launch};
 use wsandbox::policy::net::Rule;
-use wsandbox::policy::{Access, DirGrant, EnvVar, Policy};
+use wsandbox::policy::{Access, EnvVar, Policy};
 
 /// What the guest is granted. Nothing is granted unless named here or in
 /// the policy file.
@@ -16,7 +17,8 @@ pub struct PolicyOptions {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Preopen HOST read-write at GUEST (default: the same path)
+    /// Preopen HOST read-write at GUEST (default: the same path);
+    /// HOST::GUEST::ro is read-only, as --ro-dir
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     dirs: Vec<String>,
 
@@ -51,12 +53,14 @@ pub struct PolicyOptions {
     #[arg(long)]
     keep_terminal: bool,
 
-    /// Stop the guest after this much wall-clock time (500ms, 2s, 1m): exit 124
+    /// Stop the guest after this much wall-clock time (500ms, 2s, 1m; a
+    /// bare number is seconds): exit 124
     #[arg(long, value_name = "DURATION", value_parser = wsandbox::policy::parse_duration)]
     timeout: Option<std::time::Duration>,
 
-    /// The most linear memory an instance may have (64M, 1G): growing past
-    /// it fails
+    /// The most linear memory an instance may have (64M, 1G; binary: K,
+    /// KiB and KB are 1024 bytes; a bare number is bytes): growing past it
+    /// fails
     #[arg(long, value_name = "SIZE", value_parser = wsandbox::policy::parse_size)]
     memory: Option<u64>,
 
@@ -102,6 +106,9 @@ pub struct PolicyOptions {
     /// Write the outcome as JSON to FILE (`-` for stderr), whatever it is
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+
+    #[command(flatten)]
+    wasmtime: super::wasmtime::WasmtimeOptions,
 }
 
 impl PolicyOptions {
@@ -112,9 +119,18 @@ impl PolicyOptions {
             Some(path) => Policy::from_file(path)?,
             None => Policy::default(),
         };
-        let dirs = self.dirs.iter().map(|d| DirGrant::parse(d, Access::ReadWrite));
-        let ro_dirs = self.ro_dirs.iter().map(|d| DirGrant::parse(d, Access::ReadOnly));
-        policy.dirs.extend(dirs.chain(ro_dirs));
+        // wasmtime's spellings first: wsandbox's own options win over them.
+        let rules = super::wasmtime::Rules {
+            http: !(policy.allow_http.is_empty() && self.allow_http.is_empty()),
+            tcp: !(policy.allow_tcp.is_empty() && self.allow_tcp.is_empty()),
+        };
+        self.wasmtime.apply(&mut policy, rules)?;
+        for dir in &self.dirs {
+            policy.dirs.push(dir_grant(dir, Access::ReadWrite)?);
+        }
+        for dir in &self.ro_dirs {
+            policy.dirs.push(dir_grant(dir, Access::ReadOnly)?);
+        }
         policy.env.extend(self.env.iter().map(|e| EnvVar::parse(e)));
         if let Some(hostname) = &self.hostname {
             policy.hostname = hostname.clone();
@@ -127,12 +143,21 @@ impl PolicyOptions {
         policy.memory = self.memory.or(policy.memory);
         policy.fuel = self.fuel.or(policy.fuel);
         policy.allow_precompiled |= self.allow_precompiled;
+        policy.no_cache |= self.no_cache;
+        if let Some(dir) = &self.cache_dir {
+            policy.cache_dir = Some(dir.clone());
+        }
         policy.allow_http.extend(self.allow_http.iter().cloned());
         policy.allow_tcp.extend(self.allow_tcp.iter().cloned());
         if let Some(ca) = &self.tls_ca {
             policy.tls_ca = Some(ca.clone());
         }
         Ok(policy)
+    }
+
+    /// Where the report goes, if anywhere (`--report`).
+    pub fn report(&self) -> Option<&Path> {
+        self.report.as_deref()
     }
 
     /// The launch of `module` for `job` these options describe: the
@@ -150,11 +175,6 @@ impl PolicyOptions {
         })?;
         Ok(Launch::new(module, job)
             .policy(policy)
-            .cache(match (&self.cache_dir, self.no_cache) {
-                (_, true) => CacheChoice::Off,
-                (Some(dir), false) => CacheChoice::At(dir.clone()),
-                (None, false) => CacheChoice::Default,
-            })
             .report(self.report.clone()))
     }
 }

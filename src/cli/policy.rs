@@ -26,10 +26,15 @@ impl PolicyCommand {
     /// Merges, validates and prints the policy: exit 0, or 125 for a
     /// policy that cannot be applied.
     pub fn execute(self) -> Result<u8, wsandbox::Error> {
+        if let Some(report) = self.policy.report() {
+            return Err(wsandbox::Error::Usage(format!(
+                "--report {}: `wsandbox policy` runs nothing, so it has no outcome to report",
+                report.display()
+            )));
+        }
         let mut policy = self.policy.to_policy()?;
         self.serve.apply(&mut policy.serve);
         policy.resolve()?;
-        print!("{}", policy.to_toml()?);
-        Ok(0)
+        super::print(policy.to_toml()?.as_bytes(), "policy")
     }
 }

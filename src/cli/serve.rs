@@ -50,8 +50,10 @@ pub struct ServeCommand {
 /// `serve`'s own options (its keys in a policy file's `[serve]` table).
 #[derive(Debug, Args)]
 pub struct ServeOptions {
-    /// Listen on HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:8080]
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Listen on HOST:PORT, an IP address or a name (localhost:8080: a
+    /// name is bound at its first IPv4 address); port 0 picks a free one
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT", value_parser = wsandbox::policy::parse_addr)]
     addr: Option<std::net::SocketAddr>,
 
     /// Answer an orchestrator's probes on HOST:PORT (port 0 picks one):
@@ -59,7 +61,7 @@ pub struct ServeOptions {
     /// 503 while draining), GET /metrics (Prometheus); printed as
     /// `admin: http://HOST:PORT` after the public address. Never served on
     /// --addr
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = wsandbox::policy::parse_addr)]
     admin_addr: Option<std::net::SocketAddr>,
 
     /// Requests served at once, each by its own instance (the instance

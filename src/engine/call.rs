@@ -322,8 +322,12 @@ pub(super) fn core<T: 'static>(
     call: &Call,
 ) -> Result<wasmtime::Result<Outcome>, Error> {
     use wasmtime::Val;
-    let func = instance
-        .get_func(&mut *store, &call.name)
+    // Only what `call --list` offers: not `_initialize` and its kind.
+    let func = exports
+        .iter()
+        .any(|(name, _)| *name == call.name)
+        .then(|| instance.get_func(&mut *store, &call.name))
+        .flatten()
         .ok_or_else(|| call.unknown(exports))?;
     let ty = func.ty(&*store);
     let signature = wit::core_func(&ty);

@@ -388,12 +388,11 @@ impl Program {
     }
 
     /// Instantiates the program and runs it as a WASI command under
-    /// `policy`, with `args` after its program name. Errors mean the guest
-    /// never started.
-    pub fn run(self, policy: &Policy, args: &[String]) -> Result<Ended, Error> {
-        let argv: Vec<String> = std::iter::once(self.identity.program_name())
-            .chain(args.iter().cloned())
-            .collect();
+    /// `policy`, with `args` after its program name (`argv0`, else the
+    /// module's file name). Errors mean the guest never started.
+    pub fn run(self, policy: &Policy, argv0: Option<&str>, args: &[String]) -> Result<Ended, Error> {
+        let name = argv0.map_or_else(|| self.identity.program_name(), str::to_owned);
+        let argv: Vec<String> = std::iter::once(name).chain(args.iter().cloned()).collect();
         let wasi = wasi::builder(policy, &argv)?;
         let limits = limits::Limits::new(policy.memory, policy.fuel);
         match self.linked {
@@ -435,7 +434,7 @@ impl Program {
                 .module()
                 .exports()
                 .filter_map(|export| match export.ty() {
-                    wasmtime::ExternType::Func(func) => {
+                    wasmtime::ExternType::Func(func) if callable(export.name()) => {
                         Some((export.name().to_owned(), wit::core_func(&func)))
                     }
                     _ => None,
@@ -656,7 +655,7 @@ impl Live {
 pub fn run(policy: &Policy, module: &Module, args: &[String]) -> Result<Ended, Error> {
     let program = load_for(policy, module, CodeCache::default(), Purpose::Command.of(module))?;
     program.check_command()?;
-    program.run(policy, args)
+    program.run(policy, None, args)
 }
 
 /// Compiles `module` with the engine `run` (or `serve`, for `purpose`)
@@ -700,66 +699,70 @@ pub fn admit(policy: &Policy, module: &Module) -> Result<(), Error> {
     Ok(())
 }
 
-/// The engine settings that decide what compiled code looks like, as a
-/// string for the cache's key: the versions of wsandbox and wasmtime, the
-/// target and the CPU features Cranelift may use, and fuel metering.
-/// With all of them in the key, an entry is never stale for the run that
-/// finds it (wasmtime checks again when it loads one).
-pub fn settings(metered: bool, purpose: Purpose) -> String {
-    format!(
-        "wsandbox {}; wasmtime {}; {}-{}; cpu {}; fuel metering {metered}{}",
-        env!("CARGO_PKG_VERSION"),
-        env!("WSANDBOX_WASMTIME_VERSION"),
-        std::env::consts::ARCH,
-        std::env::consts::OS,
-        cpu_features(),
-        match purpose {
-            Purpose::Serve(Serving {
-                component_model_async: true,
-                ..
-            }) => "; epochs; component-model-async",
-            Purpose::Serve(_) => "; epochs",
-            Purpose::Concurrent => "; component-model-async",
-            Purpose::Command => "",
-        }
-    )
+/// Whether a core module's function export is one to call: not the
+/// plumbing that toolchains export for the runtime — `_initialize` (which
+/// `call` runs first, once), the canonical ABI's `cabi_realloc` and
+/// `cabi_post_*`, and the linker's `__wasm_*` functions.
+fn callable(name: &str) -> bool {
+    !(name == "_initialize" || name.starts_with("cabi_") || name.starts_with("__wasm_"))
 }
 
-/// The CPU features Cranelift's code for this host may depend on.
-fn cpu_features() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        let features = [
-            ("sse3", has!("sse3")),
-            ("ssse3", has!("ssse3")),
-            ("sse4.1", has!("sse4.1")),
-            ("sse4.2", has!("sse4.2")),
-            ("popcnt", has!("popcnt")),
-            ("avx", has!("avx")),
-            ("avx2", has!("avx2")),
-            ("fma", has!("fma")),
-            ("bmi1", has!("bmi1")),
-            ("bmi2", has!("bmi2")),
-            ("lzcnt", has!("lzcnt")),
-            ("avx512f", has!("avx512f")),
-            ("avx512vl", has!("avx512vl")),
-            ("avx512dq", has!("avx512dq")),
-            ("avx512bitalg", has!("avx512bitalg")),
-            ("avx512vbmi", has!("avx512vbmi")),
-        ];
-        let present: Vec<&str> = features
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(name, _)| *name)
-            .collect();
-        present.join(",")
+/// The settings that decide what compiled code looks like, as a string
+/// for the cache's key: wsandbox's version, and wasmtime's own hash of
+/// everything its engine compiles with (`Engine::precompile_compatibility_hash`:
+/// its version, the target and the CPU features Cranelift uses, its
+/// tunables and wasm features — fuel metering, epochs and the component
+/// model's async among them). With all of them in the key, an entry is
+/// never stale for the run that finds it (wasmtime checks again when it
+/// loads one).
+///
+/// It takes an engine to hash: the one this process's next run of the
+/// same settings then uses ([`new_engine`] takes it), so that a run builds
+/// one engine, not two.
+pub fn settings(metered: bool, purpose: Purpose) -> Result<String, Error> {
+    use std::hash::Hash as _;
+    /// `std::hash::Hasher` into BLAKE3, whose output does not change with
+    /// Rust's version as `DefaultHasher`'s may.
+    struct Blake(blake3::Hasher);
+    impl std::hash::Hasher for Blake {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            let hash = self.0.finalize();
+            u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default())
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        String::from("native")
+    static SERVING: std::sync::Mutex<Vec<((bool, Purpose), String)>> = std::sync::Mutex::new(Vec::new());
+    let mut served = SERVING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, settings)) = served.iter().find(|(of, _)| *of == (metered, purpose)) {
+        return Ok(settings.clone());
     }
+    let engine = match purpose {
+        // A server's engine reserves its pool: it is built for the hash
+        // alone, once per server (and settings) for all its functions.
+        Purpose::Serve(_) => new_engine(metered, purpose)?,
+        _ => {
+            let engine = new_engine(metered, purpose)?;
+            *BUILT.lock().unwrap_or_else(|e| e.into_inner()) = Some(((metered, purpose), engine.clone()));
+            engine
+        }
+    };
+    let mut hasher = Blake(blake3::Hasher::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let settings = format!(
+        "wsandbox {}; engine {}",
+        env!("CARGO_PKG_VERSION"),
+        hasher.0.finalize().to_hex()
+    );
+    if let Purpose::Serve(_) = purpose {
+        served.push(((metered, purpose), settings.clone()));
+    }
+    Ok(settings)
 }
+
+/// The engine [`settings`] built for its hash, for [`new_engine`] to take.
+static BUILT: std::sync::Mutex<Option<((bool, Purpose), wasmtime::Engine)>> = std::sync::Mutex::new(None);
 
 fn ms_since(start: std::time::Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
@@ -769,6 +772,11 @@ fn ms_since(start: std::time::Instant) -> f64 {
 /// DWARF details, fuel metering only when asked for (it slows every loop);
 /// for serving, also async, epochs and the pooling allocator.
 fn new_engine(metered: bool, purpose: Purpose) -> Result<wasmtime::Engine, Error> {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, engine)) = built.take_if(|(settings, _)| *settings == (metered, purpose)) {
+        return Ok(engine);
+    }
+    drop(built);
     let mut config = wasmtime::Config::new();
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
     config.consume_fuel(metered);
@@ -855,4 +863,35 @@ fn unrunnable(module: &Module, reason: impl std::fmt::Display) -> Error {
         reason: reason.to_string(),
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_settings_are_wasmtimes_hash_of_each_engine() {
+        let plain = settings(false, Purpose::Command).unwrap();
+        assert_eq!(
+            settings(false, Purpose::Command).unwrap(),
+            plain,
+            "the same engine, the same key"
+        );
+        assert!(plain.starts_with(concat!("wsandbox ", env!("CARGO_PKG_VERSION"), "; engine ")));
+        let metered = settings(true, Purpose::Command).unwrap();
+        let concurrent = settings(false, Purpose::Concurrent).unwrap();
+        let served = settings(false, Purpose::Serve(Serving::default())).unwrap();
+        let all = [&plain, &metered, &concurrent, &served];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b, "engines that compile differently share no key");
+            }
+        }
+        // The engine hashed is the one the next build of its settings takes.
+        let _ = settings(false, Purpose::Concurrent).unwrap();
+        let hashed = BUILT.lock().unwrap().as_ref().map(|(of, _)| *of);
+        assert_eq!(hashed, Some((false, Purpose::Concurrent)));
+        new_engine(false, Purpose::Concurrent).unwrap();
+        assert!(BUILT.lock().unwrap().is_none(), "taken, not built again");
+    }
 }

@@ -9,7 +9,7 @@
 //! ```no_run
 //! use wsandbox::launch::{CacheChoice, Job, Launch};
 //!
-//! let code = Launch::new("hello.wasm", Job::Run { args: vec![] })
+//! let code = Launch::new("hello.wasm", Job::Run { args: vec![], argv0: None })
 //!     .cache(CacheChoice::Off)
 //!     .execute()?;
 //! # Ok::<(), wsandbox::Error>(())
@@ -49,6 +49,8 @@ pub enum Job {
     Run {
         /// The guest's arguments.
         args: Vec<String>,
+        /// Its `argv[0]`, if not the module's file name.
+        argv0: Option<String>,
     },
     /// Call one export and print its result in WAVE on stdout (`call`).
     Call(Call),
@@ -175,6 +177,16 @@ impl Launch {
         self
     }
 
+    /// The cache this launch uses: none when the policy says `no_cache`,
+    /// the policy's `cache_dir` unless the launch chose a directory.
+    pub fn cache_choice(&self) -> CacheChoice {
+        match (&self.cache, &self.policy.cache_dir) {
+            _ if self.policy.no_cache => CacheChoice::Off,
+            (CacheChoice::Default, Some(dir)) => CacheChoice::At(dir.clone()),
+            (choice, _) => choice.clone(),
+        }
+    }
+
     /// Writing a report to `path`.
     pub fn report(mut self, path: Option<PathBuf>) -> Launch {
         self.report = path;
@@ -223,7 +235,7 @@ fn stop_grace(purpose: &Purpose) -> Duration {
 /// descriptors, which the wall keeps for it.
 #[derive(Debug)]
 enum Work {
-    Run(Vec<String>),
+    Run(Option<String>, Vec<String>),
     Call(Call),
     List,
     Serve(Serving, Bounds),
@@ -236,7 +248,7 @@ impl Work {
     /// channel) and, for `compile`, its output.
     fn of(job: Job) -> (Work, Vec<OwnedFd>, Option<PathBuf>) {
         match job {
-            Job::Run { args } => (Work::Run(args), vec![], None),
+            Job::Run { args, argv0 } => (Work::Run(argv0, args), vec![], None),
             Job::Call(call) => (Work::Call(call), vec![], None),
             Job::List => (Work::List, vec![], None),
             Job::Serve { listener, admin } => (
@@ -418,6 +430,7 @@ fn walled(
     started: Instant,
 ) -> Result<u8, Error> {
     // 1. Everything that can fail on bad input, before any namespace.
+    let cache_choice = launch.cache_choice();
     let mut policy = launch.policy;
     let (mut work, job_fds, output) = Work::of(launch.job);
     policy.resolve()?;
@@ -486,12 +499,12 @@ fn walled(
     let (mut code_cache, sinks) = match (&output, functions.is_empty()) {
         (Some(out), _) => (CodeCache::default(), vec![reserve_output(out)?]),
         (None, true) => {
-            let (cache, sink) = open_cache(&launch.cache, &policy.dirs, metered, &module, purpose);
+            let (cache, sink) = open_cache(&cache_choice, &policy.dirs, metered, &module, purpose);
             (cache, sink.into_iter().collect())
         }
         (None, false) => (
             CodeCache::default(),
-            served::open_caches(&mut functions, &launch.cache, &policy, purpose),
+            served::open_caches(&mut functions, &cache_choice, &policy, purpose),
         ),
     };
     if policy.allow_precompiled {
@@ -747,9 +760,9 @@ fn supervise_telling(
     match &ending.end {
         End::SetupFailed(error) => crate::say!("wsandbox: cannot set up the sandbox: {error}"),
         End::TimedOut => crate::say!(
-            "wsandbox: the guest ran past its time limit ({} {:?}) and was stopped",
+            "wsandbox: the guest ran past its time limit ({} {}) and was stopped",
             Setting::Timeout,
-            timeout.unwrap_or_default()
+            crate::policy::duration_text(timeout.unwrap_or_default())
         ),
         _ => {}
     }
@@ -940,7 +953,7 @@ fn run_inside(
                 .map_err(|e| Error::Engine(format!("cannot start the network broker's client: {e}")))?;
             program.reach_out(Outgoing::new(std::sync::Arc::new(client), roots));
         }
-        if let Work::Run(_) = work {
+        if let Work::Run(..) = work {
             program.check_command()?;
         }
         sandbox.say(&Said::Loaded(Loaded {
@@ -964,8 +977,12 @@ fn run_inside(
             if let Some(value) = value {
                 // stdout may be closed or full for good: the run's end is
                 // still told.
-                if let Err(err) = crate::say::out(&format!("{value}\n")) {
-                    crate::say!("wsandbox: cannot write the result on stdout: {err}");
+                // A reader that has left (`| head`) wanted no more.
+                match crate::say::out(&format!("{value}\n")) {
+                    Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                        crate::say!("wsandbox: cannot write the result on stdout: {err}");
+                    }
+                    _ => {}
                 }
             }
             tell(sandbox, GuestEnd::Exited, None, fuel);
@@ -1003,14 +1020,16 @@ fn work_with(
         fuel_consumed: None,
     };
     match work {
-        Work::Run(args) => Ok(program.run(policy, &args)?),
+        Work::Run(argv0, args) => Ok(program.run(policy, argv0.as_deref(), &args)?),
         Work::Call(call) => Ok(program.call(policy, &call)?),
         Work::List => {
             let mut listing = String::new();
             for (name, signature) in program.exports() {
                 listing.push_str(&format!("{name}: {signature}\n"));
             }
-            if let Err(err) = crate::say::out(&listing) {
+            if let Err(err) = crate::say::out(&listing)
+                && err.kind() != std::io::ErrorKind::BrokenPipe
+            {
                 crate::say!("wsandbox: cannot write the exports on stdout: {err}");
             }
             Ok(exited)
@@ -1083,7 +1102,14 @@ fn open_cache(
         }
     };
     tracing::debug!("compilation cache: {}", cache.dir().display());
-    let key = Cache::key(&module.bytes, &engine::settings(metered, purpose));
+    let settings = match engine::settings(metered, purpose) {
+        Ok(settings) => settings,
+        Err(why) => {
+            tracing::debug!("compilation cache not used: {why}");
+            return (CodeCache::default(), None);
+        }
+    };
+    let key = Cache::key(&module.bytes, &settings);
     // The cache verified the entry's MAC: it is code wsandbox compiled.
     let entry = cache.lookup(&key).map(|entry| {
         let (bytes, start) = entry.into_parts();

@@ -632,8 +632,8 @@ impl Worker {
             return Err(PluginError::Start(match err.kind() {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
                     format!(
-                        "the worker did not take its policy within {:?}",
-                        plugin.start_timeout
+                        "the worker did not take its policy within {}",
+                        crate::policy::duration_text(plugin.start_timeout)
                     )
                 }
                 _ => format!("{err}; {}", self.ended()),
@@ -641,8 +641,8 @@ impl Worker {
         }
         let timed_out = |what: &str| {
             PluginError::Start(format!(
-                "the worker did not {what} within {:?}",
-                plugin.start_timeout
+                "the worker did not {what} within {}",
+                crate::policy::duration_text(plugin.start_timeout)
             ))
         };
         let hello = self.link.read_frame(1 << 20);

@@ -41,8 +41,9 @@ impl std::fmt::Display for Unread {
             ),
             Unread::Late(limit) => write!(
                 out,
-                "the client did not send the request's body within {} {limit:?}; the function was stopped",
-                Setting::RequestTimeout
+                "the client did not send the request's body within {} {}; the function was stopped",
+                Setting::RequestTimeout,
+                crate::policy::duration_text(*limit)
             ),
         }
     }

@@ -174,7 +174,11 @@ async fn respond(
                     Ok(Err(Stopped::Timeout(limit))) => asked.log(
                         None,
                         format_args!("stopped while answering"),
-                        &format!("past {} {limit:?}", Setting::Timeout),
+                        &format!(
+                            "past {} {}",
+                            Setting::Timeout,
+                            crate::policy::duration_text(limit)
+                        ),
                     ),
                     Ok(Err(Stopped::Unread(unread))) => {
                         asked.log(None, format_args!("stopped while answering"), &unread.to_string())
@@ -194,8 +198,9 @@ async fn respond(
             Ok(Err(Stopped::Timeout(limit))) => failed(
                 504,
                 format!(
-                    "the function did not answer within {} {limit:?} and was stopped",
-                    Setting::Timeout
+                    "the function did not answer within {} {} and was stopped",
+                    Setting::Timeout,
+                    crate::policy::duration_text(limit)
                 ),
             ),
             Ok(Err(Stopped::Unread(unread))) => failed(unread.status(), unread.to_string()),

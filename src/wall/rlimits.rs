@@ -63,9 +63,7 @@ pub fn described() -> String {
         .map(|&(resource, value)| match resource {
             Resource::RLIMIT_CORE if value == 0 => "no core dumps".into(),
             Resource::RLIMIT_NOFILE => format!("{value} open files"),
-            Resource::RLIMIT_FSIZE if value.is_multiple_of(1 << 30) => {
-                format!("{} GiB file size", value >> 30)
-            }
+            Resource::RLIMIT_FSIZE => format!("{} file size", crate::policy::size_text(value)),
             other => format!("{other:?} {value}"),
         })
         .collect();
@@ -122,7 +120,7 @@ mod tests {
     fn check_says_the_limits_that_are_applied() {
         assert_eq!(
             described(),
-            "no core dumps, 1024 open files, 16 GiB file size, 1024 tasks in a user namespace of its own"
+            "no core dumps, 1024 open files, 16G file size, 1024 tasks in a user namespace of its own"
         );
     }
 }

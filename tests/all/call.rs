@@ -198,6 +198,19 @@ fn list_shows_every_export_in_wit_syntax() {
             .contains("divmod: func(p0: s32, p1: s32) -> tuple<s32, s32>\n"),
         "{out:#?}"
     );
+    // The runtime's plumbing is neither offered nor called: `_initialize`
+    // runs once, before the call, and never as the call.
+    for plumbing in ["_initialize", "cabi_realloc"] {
+        assert!(!out.stdout.contains(plumbing), "{out:#?}");
+    }
+    let math = wsandbox_guests::wat("math");
+    let out = call(&math, "_initialize()", &[]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no exported function \"_initialize\""),
+        "{out:#?}"
+    );
+    call(&math, "cabi_realloc(0, 0, 1, 8)", &[]).assert_code(2);
     // Neither a call nor --list: a usage error.
     run(&["call", shapes()]).assert_code(2);
     run(&["call", "--list", shapes(), "greet(\"x\")"]).assert_code(2);

@@ -105,8 +105,12 @@ fn usage_errors_are_2() {
     let out = run(&["run"]);
     out.assert_code(2);
     assert!(out.stderr.contains("MODULE"), "{out:#?}");
+    // A word that is no file and no path is a mistyped command, not a
+    // module (`wsandbox app.wasm` is an implicit run).
     let out = run(&["frobnicate"]);
     out.assert_code(2);
+    assert!(out.stderr.contains("unrecognized subcommand 'frobnicate'"), "{out:#?}");
+    run(&["frobnicate.wasm"]).assert_one_line_error(127, &["frobnicate.wasm"]);
 }
 
 #[test]

@@ -26,6 +26,7 @@ mod routes;
 mod run;
 mod serve;
 mod wall;
+mod wasmtime;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
