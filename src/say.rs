@@ -245,6 +245,63 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// The filter of `WSANDBOX_LOG`'s `text`: `TARGET=LEVEL` directives, or a
+/// bare level. wsandbox's own lines are at `info` unless it names them,
+/// so that `WSANDBOX_LOG=wasmtime=debug` keeps its warnings.
+pub fn log_filter(text: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    let filter: tracing_subscriber::filter::Targets = text.parse().map_err(|err| format!("{err}"))?;
+    let names_ours = filter.iter().any(|(target, _)| target.starts_with("wsandbox"));
+    Ok(match names_ours || filter.default_level().is_some() {
+        true => filter,
+        false => filter.with_target("wsandbox", tracing::Level::INFO),
+    })
+}
+
+/// A log line of wsandbox's own at `level`, from the module `target`,
+/// when no `tracing` subscriber is set (see [`say_log!`](crate::say_log)):
+/// written as [`line`] writes if `WSANDBOX_LOG` enables it (a plugin's
+/// worker in a host program reads it so), else if it is `info` or above.
+pub fn log(target: &str, level: tracing::Level, args: fmt::Arguments) {
+    static FILTER: std::sync::OnceLock<Option<tracing_subscriber::filter::Targets>> =
+        std::sync::OnceLock::new();
+    let filter = FILTER.get_or_init(|| {
+        let text = std::env::var("WSANDBOX_LOG")
+            .ok()
+            .filter(|text| !text.is_empty())?;
+        log_filter(&text).ok()
+    });
+    let enabled = match filter {
+        Some(filter) => filter.would_enable(target, &level),
+        None => level <= tracing::Level::INFO,
+    };
+    if !enabled {
+        return;
+    }
+    match log_format() {
+        LogFormat::Text => line(args),
+        LogFormat::Json => {
+            let level = level.as_str().to_ascii_lowercase();
+            record(&Record::new(&level, &args.to_string()), args);
+        }
+    }
+}
+
+/// A log line of wsandbox's own — a warning, a plugin's log, a server's
+/// notice — at `tracing::Level::$level` (`say_log!(WARN, "...")`): an
+/// event of the caller's module when the front end set `tracing` up
+/// (`-v`, `WSANDBOX_LOG`), so that its filter and `--log-format` apply;
+/// else [`log`]. Either way it never panics.
+#[macro_export]
+macro_rules! say_log {
+    ($level:ident, $($arg:tt)*) => {
+        if ::tracing::dispatcher::has_been_set() {
+            ::tracing::event!(::tracing::Level::$level, $($arg)*)
+        } else {
+            $crate::say::log(module_path!(), ::tracing::Level::$level, format_args!($($arg)*))
+        }
+    };
+}
+
 /// `line(format_args!(...))`: a line on stderr that never panics.
 #[macro_export]
 macro_rules! say {

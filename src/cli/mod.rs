@@ -59,6 +59,27 @@ enum LogFormat {
 /// line, its fields after the message.
 struct JsonLines;
 
+/// An event's message, then its other fields as ` name=value`.
+fn message_of(event: &tracing::Event<'_>) -> String {
+    struct Message(String);
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            use std::fmt::Write as _;
+            match field.name() {
+                "message" if self.0.is_empty() => {
+                    let _ = write!(self.0, "{value:?}");
+                }
+                name => {
+                    let _ = write!(self.0, " {name}={value:?}");
+                }
+            }
+        }
+    }
+    let mut message = Message(String::new());
+    event.record(&mut message);
+    message.0
+}
+
 impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -70,25 +91,33 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                use std::fmt::Write as _;
-                match field.name() {
-                    "message" if self.0.is_empty() => {
-                        let _ = write!(self.0, "{value:?}");
-                    }
-                    name => {
-                        let _ = write!(self.0, " {name}={value:?}");
-                    }
-                }
-            }
-        }
-        let mut message = Message(String::new());
-        event.record(&mut message);
         let level = event.metadata().level().as_str().to_ascii_lowercase();
-        let record = wsandbox::say::Record::new(&level, &message.0);
-        writer.write_str(&record.to_json_line())
+        let message = message_of(event);
+        writer.write_str(&wsandbox::say::Record::new(&level, &message).to_json_line())
+    }
+}
+
+/// `tracing`'s events as text lines: a debugging line after its level
+/// (`DEBUG engine: ...`); a line of `info` and above — a warning, a
+/// plugin's log — as wsandbox writes it when nothing is set up.
+struct TextLines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for TextLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = *event.metadata().level();
+        if level > tracing::Level::INFO {
+            write!(writer, "{:>5} ", level.as_str())?;
+        }
+        writeln!(writer, "{}", message_of(event))
     }
 }
 
@@ -209,7 +238,7 @@ impl Cli {
         };
         // `target=level` directives, without the regular expressions of
         // `EnvFilter` (whose tables cost every run's start-up).
-        let filter: tracing_subscriber::filter::Targets = filter.parse().map_err(|err| {
+        let filter = wsandbox::say::log_filter(&filter).map_err(|err| {
             wsandbox::Error::Usage(format!(
                 "WSANDBOX_LOG={}: not a filter ({err}): write TARGET=LEVEL,... such as wsandbox=debug",
                 wsandbox::say::escaped(&filter)
@@ -224,7 +253,10 @@ impl Cli {
             .with_ansi(false)
             .without_time();
         match self.log_format {
-            LogFormat::Text => tracing_subscriber::registry().with(fmt).with(filter).init(),
+            LogFormat::Text => tracing_subscriber::registry()
+                .with(fmt.event_format(TextLines))
+                .with(filter)
+                .init(),
             LogFormat::Json => tracing_subscriber::registry()
                 .with(fmt.event_format(JsonLines))
                 .with(filter)

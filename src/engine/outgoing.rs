@@ -122,7 +122,7 @@ impl Outgoing {
             Ok(Arc::new(config))
         });
         config.clone().map_err(|why| {
-            crate::say!("wsandbox: HTTPS: {why}");
+            crate::say_log!(WARN, "wsandbox: HTTPS: {why}");
             Error::TlsCertificateError
         })
     }
@@ -165,7 +165,7 @@ impl Outgoing {
         };
         let refuse = |refusal: Refusal| {
             let why = refusal.explained(Setting::AllowHttp, &host, port);
-            crate::say!("wsandbox: {what}: not allowed: {why}");
+            crate::say_log!(WARN, "wsandbox: {what}: not allowed: {why}");
             Err(refused(&refusal))
         };
         let broker = match (own, &self.broker) {
@@ -193,14 +193,14 @@ impl Outgoing {
                 .map_err(|_| "the network broker is gone".to_string())
                 .and_then(|reached| reached)
                 .map_err(|why| {
-                    crate::say!("wsandbox: {what}: {why}");
+                    crate::say_log!(WARN, "wsandbox: {what}: {why}");
                     Error::InternalError(Some(why))
                 })?,
         };
         let socket = match reached.outcome {
             Outcome::Connected { .. } => reached.socket.ok_or(Error::ConnectionTerminated)?,
             Outcome::Refused { refusal, message } => {
-                crate::say!("wsandbox: {what}: not allowed: {message}");
+                crate::say_log!(WARN, "wsandbox: {what}: not allowed: {message}");
                 return Err(refused(&refusal));
             }
             Outcome::Failed { failure, message } => {

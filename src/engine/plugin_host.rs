@@ -28,7 +28,14 @@ pub(super) fn add_to_linker<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Res
                 Some(Val::String(message)) => message.as_str(),
                 _ => "",
             };
-            crate::say!("plugin: {level}: {}", logged(message));
+            let message = logged(message);
+            match level {
+                "error" => crate::say_log!(ERROR, "plugin: {level}: {message}"),
+                "warn" => crate::say_log!(WARN, "plugin: {level}: {message}"),
+                "debug" => crate::say_log!(DEBUG, "plugin: {level}: {message}"),
+                "trace" => crate::say_log!(TRACE, "plugin: {level}: {message}"),
+                _ => crate::say_log!(INFO, "plugin: {level}: {message}"),
+            }
             Ok(())
         })
 }

@@ -125,7 +125,7 @@ impl Starved {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     if self.pause.take().is_some() {
-                        crate::say!("wsandbox: serve: accepting connections again");
+                        crate::say_log!(INFO, "wsandbox: serve: accepting connections again");
                     }
                     return stream;
                 }
@@ -136,7 +136,8 @@ impl Starved {
                 Err(err) => {
                     let pause = match self.pause {
                         None => {
-                            crate::say!(
+                            crate::say_log!(
+                                WARN,
                                 "wsandbox: serve: cannot accept connections: {err}; trying again until it can"
                             );
                             ACCEPT_PAUSE

@@ -79,7 +79,8 @@ pub fn restrict(policy: &Policy, devices: &[&str], own: &[&str]) -> Result<Enfor
         RulesetStatus::FullyEnforced => Ok(Enforcement::Full),
         RulesetStatus::PartiallyEnforced => Ok(Enforcement::Partial),
         RulesetStatus::NotEnforced if policy.allow_degraded => {
-            crate::say!(
+            crate::say_log!(
+                WARN,
                 "wsandbox: warning: running without Landlock ({})",
                 crate::policy::Setting::AllowDegraded
             );

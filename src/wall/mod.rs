@@ -567,7 +567,8 @@ fn degrade(policy: &Policy) -> Result<Isolation, WallError> {
     };
     if !isolation.missing.is_empty() {
         let names: Vec<_> = isolation.missing.iter().map(|l| l.name()).collect();
-        crate::say!(
+        crate::say_log!(
+            WARN,
             "wsandbox: warning: running without the {} namespace(s) ({})",
             names.join(", "),
             crate::policy::Setting::AllowDegraded

@@ -135,7 +135,7 @@ impl Supervisor {
         let broker = broker.and_then(|(channel, rules)| match Broker::start(channel, *rules) {
             Ok(broker) => Some(broker),
             Err(err) => {
-                crate::say!("wsandbox: cannot start the network broker: {err}");
+                crate::say_log!(WARN, "wsandbox: cannot start the network broker: {err}");
                 None
             }
         });

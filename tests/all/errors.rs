@@ -109,7 +109,10 @@ fn usage_errors_are_2() {
     // module (`wsandbox app.wasm` is an implicit run).
     let out = run(&["frobnicate"]);
     out.assert_code(2);
-    assert!(out.stderr.contains("unrecognized subcommand 'frobnicate'"), "{out:#?}");
+    assert!(
+        out.stderr.contains("unrecognized subcommand 'frobnicate'"),
+        "{out:#?}"
+    );
     run(&["frobnicate.wasm"]).assert_one_line_error(127, &["frobnicate.wasm"]);
 }
 

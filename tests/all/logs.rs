@@ -48,10 +48,10 @@ fn json_lines_carry_the_requests_fields_and_the_guests_output_escaped() {
     server.get("/trap").assert(500);
     server.get("/print").assert(200);
     let access = |r: &serde_json::Value| r["message"].as_str().is_some_and(|m| m.contains(" ms (route "));
-    records(&server, access, 3);
+    records(&server, access, 4);
     // The guest's lines are passed on as it writes them, which may be after
-    // its request's access line.
-    let records = records(&server, |r| r["stream"].is_string(), 2);
+    // its request's access line: the last request's line on stdout, then.
+    let records = records(&server, |r| r["stream"] == "stdout", 1);
     for record in &records {
         let time = record["time"].as_str().unwrap();
         assert!(time.ends_with('Z') && time.len() == 24, "{record}");
@@ -171,4 +171,53 @@ fn a_command_that_fails_says_so_in_one_json_line() {
             .contains("/nonexistent/guest.wasm"),
         "{record}"
     );
+}
+
+/// wsandbox's own log lines — here a plugin's, through the host's `log` —
+/// go through `tracing` once logging is set up: `WSANDBOX_LOG` filters
+/// them, `--log-format` writes them, and they read the same at `-v`.
+#[test]
+fn wsandboxs_own_log_lines_follow_the_filter_and_the_format() {
+    let words = wsandbox_guests::WORDS;
+    let logged = |env: Option<&str>, options: &[&str]| {
+        let mut cmd = wsandbox();
+        if let Some(filter) = env {
+            cmd.env("WSANDBOX_LOG", filter);
+        }
+        let out = crate::output(
+            cmd.args(options)
+                .args(["call", words, "guest.handle([104, 105])"]),
+        );
+        out.assert_code(0);
+        let lines: Vec<String> = out
+            .stderr
+            .lines()
+            .filter(|line| line.contains("plugin: info: 2 bytes, 1 words"))
+            .map(str::to_owned)
+            .collect();
+        lines
+    };
+    let line = "plugin: info: 2 bytes, 1 words";
+    assert_eq!(logged(None, &[]), [line], "info is written unless filtered");
+    assert_eq!(logged(None, &["-v"]), [line], "the same line at -v");
+    assert_eq!(
+        logged(Some("wasmtime=info"), &[]),
+        [line],
+        "a filter of others keeps ours"
+    );
+    assert!(
+        logged(Some("wsandbox=warn"), &[]).is_empty(),
+        "below the filter's level"
+    );
+    assert!(
+        logged(Some("wsandbox::engine::plugin_host=off"), &[]).is_empty(),
+        "its module off"
+    );
+    for env in [None, Some("wsandbox=info")] {
+        let json = logged(env, &["--log-format", "json"]);
+        assert_eq!(json.len(), 1, "{env:?}: {json:?}");
+        let record: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+        assert_eq!(record["level"], "info", "{record}");
+        assert_eq!(record["message"], line, "{record}");
+    }
 }
