@@ -331,3 +331,17 @@ def test_the_example_host_program_runs_the_words_plugin(words: str) -> None:
     assert json.loads(done.stdout) == {"lines": 1, "words": 6, "top": [["be", 2], ["to", 2], ["not", 1]]}
     assert "words_host: words 1.0.0: counts the lines" in stderr
     assert "words_host: the plugin logs (info): '18 bytes, 6 words'" in stderr
+
+
+def test_durations_in_messages_are_written_as_wsandbox_writes_them() -> None:
+    from wsandbox._plugin import _duration_text
+
+    assert [_duration_text(t) for t in (30.0, 1.5, 90, 120, 7200, 0.25, 0.0015)] == [
+        "30s",
+        "1500ms",
+        "90s",
+        "2m",
+        "2h",
+        "250ms",
+        "1500us",
+    ]

@@ -55,10 +55,6 @@ enum LogFormat {
     Json,
 }
 
-/// `tracing`'s events as [`wsandbox::say::Record`]s: one JSON object per
-/// line, its fields after the message.
-struct JsonLines;
-
 /// An event's message, then its other fields as ` name=value`.
 fn message_of(event: &tracing::Event<'_>) -> String {
     struct Message(String);
@@ -80,29 +76,13 @@ fn message_of(event: &tracing::Event<'_>) -> String {
     message.0
 }
 
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let level = event.metadata().level().as_str().to_ascii_lowercase();
-        let message = message_of(event);
-        writer.write_str(&wsandbox::say::Record::new(&level, &message).to_json_line())
-    }
-}
+/// `tracing`'s events as wsandbox's lines, in `--log-format`'s format. In
+/// text, a debugging line comes after its level (`DEBUG engine: ...`); a
+/// line of `info` and above — a warning, a plugin's log — reads as
+/// wsandbox writes it when nothing is set up.
+struct Lines(LogFormat);
 
-/// `tracing`'s events as text lines: a debugging line after its level
-/// (`DEBUG engine: ...`); a line of `info` and above — a warning, a
-/// plugin's log — as wsandbox writes it when nothing is set up.
-struct TextLines;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for TextLines
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Lines
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
@@ -114,10 +94,17 @@ where
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
         let level = *event.metadata().level();
-        if level > tracing::Level::INFO {
-            write!(writer, "{:>5} ", level.as_str())?;
+        let message = message_of(event);
+        match self.0 {
+            LogFormat::Json => {
+                let name = level.as_str().to_ascii_lowercase();
+                writer.write_str(&wsandbox::say::Record::new(&name, &message).to_json_line())
+            }
+            LogFormat::Text if level > tracing::Level::INFO => {
+                writeln!(writer, "{:>5} {message}", level.as_str())
+            }
+            LogFormat::Text => writeln!(writer, "{message}"),
         }
-        writeln!(writer, "{}", message_of(event))
     }
 }
 
@@ -213,11 +200,25 @@ pub fn implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
 }
 
 /// Parses the process's command line (with [`implicit_run`]); exits with
-/// clap's message and code 2 when it is not one.
+/// clap's message and code 2 when it is not one — but for an unknown
+/// option, one line instead of clap's tip to put it after `--` (which
+/// would hand it to the guest).
 pub fn parse() -> Cli {
     use clap::FromArgMatches as _;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     let args = implicit_run(std::env::args_os().collect());
-    let matches = command().get_matches_from(args);
+    let matches = command().try_get_matches_from(args).unwrap_or_else(|err| {
+        if err.kind() == ErrorKind::UnknownArgument
+            && let Some(ContextValue::String(option)) = err.get(ContextKind::InvalidArg)
+        {
+            wsandbox::say::failure(format_args!(
+                "wsandbox: unknown option {option}: `wsandbox COMMAND --help` lists the options \
+                 (the README's \"Coming from wasmtime\" says what becomes of wasmtime's)"
+            ));
+            std::process::exit(wsandbox::error::EXIT_USAGE.into());
+        }
+        err.exit()
+    });
     Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
@@ -252,16 +253,10 @@ impl Cli {
             .with_target(false)
             .with_ansi(false)
             .without_time();
-        match self.log_format {
-            LogFormat::Text => tracing_subscriber::registry()
-                .with(fmt.event_format(TextLines))
-                .with(filter)
-                .init(),
-            LogFormat::Json => tracing_subscriber::registry()
-                .with(fmt.event_format(JsonLines))
-                .with(filter)
-                .init(),
-        }
+        tracing_subscriber::registry()
+            .with(fmt.event_format(Lines(self.log_format)))
+            .with(filter)
+            .init();
         Ok(())
     }
 

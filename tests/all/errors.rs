@@ -99,9 +99,23 @@ fn bad_env_name_is_125() {
 
 #[test]
 fn usage_errors_are_2() {
-    let out = run(&["run", "--frobnicate", wsandbox_guests::p1("hello")]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("--frobnicate"), "{out:#?}");
+    // One line, and no tip to put the option after `--`, which would hand
+    // it to the guest.
+    for (args, option) in [
+        (
+            &["run", "--frobnicate", wsandbox_guests::p1("hello")][..],
+            "--frobnicate",
+        ),
+        (&["--frobnicate", wsandbox_guests::p1("hello")], "--frobnicate"),
+        (
+            &["serve", "--wasm-timeout=5", wsandbox_guests::PROBE_HTTP],
+            "--wasm-timeout",
+        ),
+    ] {
+        let out = run(args);
+        out.assert_one_line_error(2, &["unknown option", option]);
+        assert!(!out.stderr.contains("tip"), "{out:#?}");
+    }
     let out = run(&["run"]);
     out.assert_code(2);
     assert!(out.stderr.contains("MODULE"), "{out:#?}");

@@ -398,13 +398,19 @@ fn completions_and_man_pages_are_generated() {
 /// `wsandbox man | head` and the like: a reader that has left ends the
 /// command quietly, exit code 0, not with an error or a panic.
 #[test]
-fn a_reader_that_has_left_ends_the_docs_quietly() {
+fn a_reader_that_has_left_ends_every_command_quietly() {
     use std::process::Stdio;
+    let math = wsandbox_guests::wat("math");
     for args in [
         &["man"][..],
         &["man", "serve"],
         &["completions", "bash"],
         &["completions", "zsh"],
+        &["policy", "--timeout", "1s"],
+        &["check"],
+        &["call", "--list", &math],
+        &["call", &math, "add(1, 2)"],
+        &["--help"],
     ] {
         // Its stdout is a pipe whose reading end is closed before it runs:
         // its first write fails.

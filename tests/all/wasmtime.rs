@@ -353,27 +353,3 @@ fn a_malformed_log_filter_is_an_error_naming_it() {
     out.assert_code(0);
     assert!(out.stderr.contains("engine: instantiated"), "{out:#?}");
 }
-
-#[test]
-fn a_reader_that_has_left_ends_every_command_quietly() {
-    use std::process::Stdio;
-    let math = wsandbox_guests::wat("math");
-    for args in [
-        &["policy", "--timeout", "1s"][..],
-        &["check"],
-        &["call", "--list", &math],
-        &["call", &math, "add(1, 2)"],
-        &["man", "run"],
-    ] {
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let out = wsandbox()
-            .args(args)
-            .stdout(Stdio::from(writer))
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
-    }
-}

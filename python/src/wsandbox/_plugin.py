@@ -36,6 +36,17 @@ _EXIT_GRACE = 2.0
 _MAX_LINE = 4096
 
 
+def _duration_text(seconds: float) -> str:
+    """A duration as wsandbox writes one (``30s``, ``1.5s`` as ``1500ms``,
+    ``2m``): the largest unit that holds it exactly, as the ``wsandbox``
+    command's messages and policy files say it."""
+    nanos = round(seconds * 1e9)
+    for unit, size in (("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if nanos >= size and nanos % size == 0:
+            return f"{nanos // size}{unit}"
+    return f"{nanos}ns"
+
+
 class PluginError(Exception):
     """What went wrong with a plugin. After ``Trapped``, ``OutOfFuel``,
     ``Timeout`` and ``WorkerDied`` the worker is gone and the next call
@@ -395,13 +406,13 @@ class _Worker:
         try:
             self._send(start, deadline)
         except _TimedOut:
-            raise StartError(f"the worker did not take its policy within {plugin.start_timeout} s") from None
+            raise StartError(f"the worker did not take its policy within {_duration_text(plugin.start_timeout)}") from None
         except OSError as e:
             raise StartError(f"{e}; {self.ended()}") from None
         try:
             body = self._frame(deadline, 1 << 20)
         except _TimedOut:
-            raise StartError(f"the worker did not compile the plugin within {plugin.start_timeout} s") from None
+            raise StartError(f"the worker did not compile the plugin within {_duration_text(plugin.start_timeout)}") from None
         except (_Closed, OSError):
             raise StartError(self.ended()) from None
         if body[:1] == b"{":
@@ -425,8 +436,8 @@ class _Worker:
             kind, exports = self._decode(self._frame(time.monotonic() + limit, plugin.max_answer), plugin.max_answer)
         except _TimedOut:
             if plugin.call_timeout is not None:
-                raise Timeout(f"the plugin's start ran past its time limit ({limit} s)") from None
-            raise StartError(f"the worker did not instantiate the plugin within {limit} s") from None
+                raise Timeout(f"the plugin's start ran past its time limit ({_duration_text(limit)})") from None
+            raise StartError(f"the worker did not instantiate the plugin within {_duration_text(limit)}") from None
         except (_Closed, OSError):
             raise StartError(self.ended()) from None
         if kind != "ready":
@@ -443,13 +454,14 @@ class _Worker:
         """Sends ``request`` and returns the answer, running the host
         functions the plugin calls meanwhile; all within ``limit``."""
         deadline = None if limit is None else time.monotonic() + limit
-        timed_out = f"the plugin's call ran past its time limit ({limit} s) and its worker was stopped"
+        spelt = "none" if limit is None else _duration_text(limit)
+        timed_out = f"the plugin's call ran past its time limit ({spelt}) and its worker was stopped"
         while True:
             try:
                 self._send(request, deadline if deadline is not None else time.monotonic() + _SEND_TIMEOUT)
             except _TimedOut:
                 if limit is None:
-                    raise WorkerDied(f"the worker did not take the request within {_SEND_TIMEOUT} s") from None
+                    raise WorkerDied(f"the worker did not take the request within {_duration_text(_SEND_TIMEOUT)}") from None
                 raise Timeout(timed_out) from None
             except OSError as e:
                 raise WorkerDied(f"{e}; {self.ended()}") from None
