@@ -151,30 +151,12 @@ pub fn command() -> clap::Command {
     })
 }
 
-/// The subcommands, and what clap answers by itself, before which no
-/// implicit `run` is put.
-const SUBCOMMANDS: [&str; 13] = [
-    "run",
-    "call",
-    "serve",
-    "compile",
-    "check",
-    "policy",
-    "completions",
-    "man",
-    "worker",
-    "help",
-    "-h",
-    "--help",
-    "--version",
-];
-
 /// `args` with `run` put before the first that is neither a global option
 /// nor a subcommand, when it is an option or a module (a file, or a word
 /// with a `.` or `/`): `wsandbox app.wasm` is `wsandbox run app.wasm`, as
 /// `wasmtime app.wasm` is `wasmtime run app.wasm` (and `wsandbox -W
 /// timeout=5 app.wasm` too).
-pub fn implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+pub fn implicit_run(command: &clap::Command, mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut at = 1;
     while let Some(arg) = args.get(at).and_then(|a| a.to_str()) {
         match arg {
@@ -190,10 +172,13 @@ pub fn implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
         let text = arg.to_string_lossy();
         text.starts_with('-') || text.contains(['.', '/']) || std::path::Path::new(arg).exists()
     };
+    // What clap answers by itself is no module either.
+    let answered = ["help", "-h", "--help", "-V", "--version"];
+    let named = |arg: &std::ffi::OsStr| {
+        answered.iter().any(|a| arg == *a) || command.get_subcommands().any(|c| arg == c.get_name())
+    };
     match args.get(at) {
-        Some(arg) if !SUBCOMMANDS.iter().any(|s| arg == *s) && arg != "-V" && module_like(arg) => {
-            args.insert(at, "run".into())
-        }
+        Some(arg) if !named(arg) && module_like(arg) => args.insert(at, "run".into()),
         _ => {}
     }
     args
@@ -206,8 +191,9 @@ pub fn implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
 pub fn parse() -> Cli {
     use clap::FromArgMatches as _;
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let args = implicit_run(std::env::args_os().collect());
-    let matches = command().try_get_matches_from(args).unwrap_or_else(|err| {
+    let command = command();
+    let args = implicit_run(&command, std::env::args_os().collect());
+    let matches = command.try_get_matches_from(args).unwrap_or_else(|err| {
         if err.kind() == ErrorKind::UnknownArgument
             && let Some(ContextValue::String(option)) = err.get(ContextKind::InvalidArg)
         {
