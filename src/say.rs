@@ -257,20 +257,31 @@ pub fn log_filter(text: &str) -> Result<tracing_subscriber::filter::Targets, Str
     })
 }
 
+/// `WSANDBOX_LOG`'s filter for [`log`], read once: by [`read_env_filter`]
+/// before the walls, where the sandbox's environment is still there.
+fn env_filter() -> &'static Option<tracing_subscriber::filter::Targets> {
+    static FILTER: std::sync::OnceLock<Option<tracing_subscriber::filter::Targets>> =
+        std::sync::OnceLock::new();
+    FILTER.get_or_init(|| {
+        let text = std::env::var("WSANDBOX_LOG")
+            .ok()
+            .filter(|text| !text.is_empty())?;
+        log_filter(&text).ok()
+    })
+}
+
+/// Reads `WSANDBOX_LOG` for [`log`] now: a launch does before the walls,
+/// since the sandbox, a copy of this process, has its environment wiped.
+pub fn read_env_filter() {
+    env_filter();
+}
+
 /// A log line of wsandbox's own at `level`, from the module `target`,
 /// when no `tracing` subscriber is set (see [`say_log!`](crate::say_log)):
 /// written as [`line`] writes if `WSANDBOX_LOG` enables it (a plugin's
 /// worker in a host program reads it so), else if it is `info` or above.
 pub fn log(target: &str, level: tracing::Level, args: fmt::Arguments) {
-    static FILTER: std::sync::OnceLock<Option<tracing_subscriber::filter::Targets>> =
-        std::sync::OnceLock::new();
-    let filter = FILTER.get_or_init(|| {
-        let text = std::env::var("WSANDBOX_LOG")
-            .ok()
-            .filter(|text| !text.is_empty())?;
-        log_filter(&text).ok()
-    });
-    let enabled = match filter {
+    let enabled = match env_filter() {
         Some(filter) => filter.would_enable(target, &level),
         None => level <= tracing::Level::INFO,
     };
@@ -386,6 +397,21 @@ pub fn error_line(err: &dyn std::fmt::Display) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_log_filter_keeps_wsandboxs_lines_unless_it_names_them() {
+        use tracing::Level;
+        let ours = |filter: &str, level: Level| {
+            super::log_filter(filter)
+                .unwrap()
+                .would_enable("wsandbox::engine::plugin_host", &level)
+        };
+        assert!(ours("wasmtime=debug", Level::INFO) && !ours("wasmtime=debug", Level::DEBUG));
+        assert!(ours("wsandbox=warn", Level::WARN) && !ours("wsandbox=warn", Level::INFO));
+        assert!(!ours("wsandbox::engine=off", Level::ERROR));
+        assert!(ours("debug", Level::DEBUG), "a bare level is everyone's");
+        assert!(super::log_filter("wsandbox=loud").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -202,6 +202,7 @@ impl Launch {
     /// one thread.
     pub fn execute(self) -> Result<u8, Error> {
         let started = Instant::now();
+        crate::say::read_env_filter();
         let mut report = self.report.as_deref().map(ReportFile::create).transpose()?;
         let mut module_info = None;
         let result = match self.job {
