@@ -176,7 +176,7 @@ impl WasmtimeOptions {
     /// (given beside them, or in `policy`).
     pub fn apply(&self, policy: &mut Policy, rules: Rules) -> Result<(), wsandbox::Error> {
         for (key, value) in pairs(&self.wasm) {
-            self.apply_wasm(policy, key, value)?;
+            apply_wasm(policy, key, value)?;
         }
         for (key, value) in pairs(&self.wasi) {
             apply_wasi(policy, key, value, rules)?;
@@ -244,62 +244,62 @@ impl WasmtimeOptions {
         }
         Ok(())
     }
+}
 
-    /// One `-W KEY[=VAL]`.
-    fn apply_wasm(&self, policy: &mut Policy, key: &str, value: Option<&str>) -> Result<(), wsandbox::Error> {
-        let option = format!("-W {key}");
-        let usage = |why: String| wsandbox::Error::Usage(format!("{option}: {why}"));
-        match key {
-            "timeout" => policy.timeout = Some(parse_duration(needed(&option, value)?).map_err(usage)?),
-            "max-memory-size" => policy.memory = Some(parse_size(needed(&option, value)?).map_err(usage)?),
-            "fuel" => {
-                let fuel = needed(&option, value)?.replace('_', "");
-                policy.fuel = Some(match fuel.parse::<u64>() {
-                    Ok(0) => return Err(usage("must be at least 1 (--fuel N)".into())),
-                    Ok(fuel) => fuel,
-                    Err(_) => return Err(usage(format!("{fuel:?}: not a number of units"))),
-                });
-            }
-            "trap-on-grow-failure" if !yes(&option, value)? => {}
-            "trap-on-grow-failure" => {
-                return Err(refused(
-                    &option,
-                    "a grow past --memory fails as wasm says it does (memory.grow gives -1); a guest that then traps exits 134 with the limit named",
-                ));
-            }
-            key if PROPOSALS_ON.contains(&key) => match yes(&option, value)? {
-                true => {}
-                false => {
-                    return Err(refused(
-                        &option,
-                        "wsandbox's engine has it on, as wasmtime does by default, and cannot turn it off: drop it",
-                    ));
-                }
-            },
-            key if PROPOSALS_OFF.contains(&key) => match yes(&option, value)? {
-                false => {}
-                true => {
-                    return Err(refused(
-                        &option,
-                        "wsandbox's engine does not offer it (it has wasmtime's default proposals): drop it",
-                    ));
-                }
-            },
-            key if ENGINE_OWN.contains(&key) => {
-                return Err(refused(
-                    &option,
-                    "wsandbox sets this itself (--memory also bounds tables to 2^20 elements): drop it",
-                ));
-            }
-            _ => {
-                return Err(refused(
-                    &option,
-                    "not an option of wasmtime's -W that wsandbox knows",
-                ));
-            }
+/// One `-W KEY[=VAL]`.
+fn apply_wasm(policy: &mut Policy, key: &str, value: Option<&str>) -> Result<(), wsandbox::Error> {
+    let option = format!("-W {key}");
+    let usage = |why: String| wsandbox::Error::Usage(format!("{option}: {why}"));
+    match key {
+        "timeout" => policy.timeout = Some(parse_duration(needed(&option, value)?).map_err(usage)?),
+        "max-memory-size" => policy.memory = Some(parse_size(needed(&option, value)?).map_err(usage)?),
+        "fuel" => {
+            let fuel = needed(&option, value)?.replace('_', "");
+            policy.fuel = Some(match fuel.parse::<u64>() {
+                Ok(0) => return Err(usage("must be at least 1 (--fuel N)".into())),
+                Ok(fuel) => fuel,
+                Err(_) => return Err(usage(format!("{fuel:?}: not a number of units"))),
+            });
         }
-        Ok(())
+        "trap-on-grow-failure" if !yes(&option, value)? => {}
+        "trap-on-grow-failure" => {
+            return Err(refused(
+                &option,
+                "a grow past --memory fails as wasm says it does (memory.grow gives -1); a guest that then traps exits 134 with the limit named",
+            ));
+        }
+        key if PROPOSALS_ON.contains(&key) => match yes(&option, value)? {
+            true => {}
+            false => {
+                return Err(refused(
+                    &option,
+                    "wsandbox's engine has it on, as wasmtime does by default, and cannot turn it off: drop it",
+                ));
+            }
+        },
+        key if PROPOSALS_OFF.contains(&key) => match yes(&option, value)? {
+            false => {}
+            true => {
+                return Err(refused(
+                    &option,
+                    "wsandbox's engine does not offer it (it has wasmtime's default proposals): drop it",
+                ));
+            }
+        },
+        key if ENGINE_OWN.contains(&key) => {
+            return Err(refused(
+                &option,
+                "wsandbox sets this itself (--memory also bounds tables to 2^20 elements): drop it",
+            ));
+        }
+        _ => {
+            return Err(refused(
+                &option,
+                "not an option of wasmtime's -W that wsandbox knows",
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Whether a policy has rules of `--allow-http` and of `--allow-tcp`.
