@@ -11,7 +11,10 @@
 //! ([`crate::engine::settings`]: wsandbox's version and wasmtime's own
 //! `Engine::precompile_compatibility_hash` — its version, the target and
 //! the CPU features Cranelift uses, tunables, wasm features, fuel
-//! metering) and of the module's bytes. An
+//! metering) and of the module's bytes. That hash is itself remembered
+//! as an entry, `engine-` and a hash of what the supervisor can tell of
+//! the engine without building one (`crate::engine::host_settings`), so
+//! that only a host's first run builds an engine outside the walls. An
 //! entry is named by its key, so a module or setting that changes never
 //! meets an old entry.
 //!

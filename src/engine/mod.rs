@@ -707,19 +707,81 @@ fn callable(name: &str) -> bool {
     !(name == "_initialize" || name.starts_with("cabi_") || name.starts_with("__wasm_"))
 }
 
-/// The settings that decide what compiled code looks like, as a string
-/// for the cache's key: wsandbox's version, and wasmtime's own hash of
-/// everything its engine compiles with (`Engine::precompile_compatibility_hash`:
+/// What the engine of a run of `metered`, for `purpose`, is made from, as
+/// far as the supervisor can tell without building one: the versions of
+/// wsandbox and wasmtime, the target and the CPU features Cranelift may
+/// use, fuel metering and the purpose. The cache remembers the engine's
+/// own hash ([`compatibility_hash`]) under it, so that the engine is built
+/// only inside the walls once a host's first run has hashed it.
+pub fn host_settings(metered: bool, purpose: Purpose) -> String {
+    format!(
+        "wsandbox {}; wasmtime {}; {}-{}; cpu {}; fuel metering {metered}{}",
+        env!("CARGO_PKG_VERSION"),
+        env!("WSANDBOX_WASMTIME_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        cpu_features(),
+        match purpose {
+            Purpose::Serve(Serving {
+                component_model_async: true,
+                ..
+            }) => "; epochs; component-model-async",
+            Purpose::Serve(_) => "; epochs",
+            Purpose::Concurrent => "; component-model-async",
+            Purpose::Command => "",
+        }
+    )
+}
+
+/// The CPU features Cranelift's code for this host may depend on.
+fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let features = [
+            ("sse3", has!("sse3")),
+            ("ssse3", has!("ssse3")),
+            ("sse4.1", has!("sse4.1")),
+            ("sse4.2", has!("sse4.2")),
+            ("popcnt", has!("popcnt")),
+            ("avx", has!("avx")),
+            ("avx2", has!("avx2")),
+            ("fma", has!("fma")),
+            ("bmi1", has!("bmi1")),
+            ("bmi2", has!("bmi2")),
+            ("lzcnt", has!("lzcnt")),
+            ("avx512f", has!("avx512f")),
+            ("avx512vl", has!("avx512vl")),
+            ("avx512dq", has!("avx512dq")),
+            ("avx512bitalg", has!("avx512bitalg")),
+            ("avx512vbmi", has!("avx512vbmi")),
+        ];
+        let present: Vec<&str> = features
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect();
+        present.join(",")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        String::from("native")
+    }
+}
+
+/// wasmtime's own hash of everything the engine of a run of `metered`,
+/// for `purpose`, compiles with (`Engine::precompile_compatibility_hash`:
 /// its version, the target and the CPU features Cranelift uses, its
 /// tunables and wasm features — fuel metering, epochs and the component
-/// model's async among them). With all of them in the key, an entry is
-/// never stale for the run that finds it (wasmtime checks again when it
-/// loads one).
+/// model's async among them), in hex: what the cache's key is made of, so
+/// that an entry is never stale for the run that finds it (wasmtime checks
+/// again when it loads one).
 ///
-/// It takes an engine to hash: the one this process's next run of the
+/// It builds an engine to hash: the one this process's next run of the
 /// same settings then uses ([`new_engine`] takes it), so that a run builds
-/// one engine, not two.
-pub fn settings(metered: bool, purpose: Purpose) -> Result<String, Error> {
+/// one engine, not two. The cache remembers the hash ([`host_settings`]),
+/// so a host's first run of each setting is the only one that hashes.
+pub fn compatibility_hash(metered: bool, purpose: Purpose) -> Result<String, Error> {
     use std::hash::Hash as _;
     /// `std::hash::Hasher` into BLAKE3, whose output does not change with
     /// Rust's version as `DefaultHasher`'s may.
@@ -733,35 +795,17 @@ pub fn settings(metered: bool, purpose: Purpose) -> Result<String, Error> {
             u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default())
         }
     }
-    static SERVING: std::sync::Mutex<Vec<((bool, Purpose), String)>> = std::sync::Mutex::new(Vec::new());
-    let mut served = SERVING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, settings)) = served.iter().find(|(of, _)| *of == (metered, purpose)) {
-        return Ok(settings.clone());
+    let engine = new_engine(metered, purpose)?;
+    // A server's engine reserves its pool: it is built for the hash alone.
+    if !matches!(purpose, Purpose::Serve(_)) {
+        *BUILT.lock().unwrap_or_else(|e| e.into_inner()) = Some(((metered, purpose), engine.clone()));
     }
-    let engine = match purpose {
-        // A server's engine reserves its pool: it is built for the hash
-        // alone, once per server (and settings) for all its functions.
-        Purpose::Serve(_) => new_engine(metered, purpose)?,
-        _ => {
-            let engine = new_engine(metered, purpose)?;
-            *BUILT.lock().unwrap_or_else(|e| e.into_inner()) = Some(((metered, purpose), engine.clone()));
-            engine
-        }
-    };
     let mut hasher = Blake(blake3::Hasher::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let settings = format!(
-        "wsandbox {}; engine {}",
-        env!("CARGO_PKG_VERSION"),
-        hasher.0.finalize().to_hex()
-    );
-    if let Purpose::Serve(_) = purpose {
-        served.push(((metered, purpose), settings.clone()));
-    }
-    Ok(settings)
+    Ok(hasher.0.finalize().to_hex().to_string())
 }
 
-/// The engine [`settings`] built for its hash, for [`new_engine`] to take.
+/// The engine [`compatibility_hash`] built for its hash, for [`new_engine`] to take.
 static BUILT: std::sync::Mutex<Option<((bool, Purpose), wasmtime::Engine)>> = std::sync::Mutex::new(None);
 
 fn ms_since(start: std::time::Instant) -> f64 {
@@ -870,25 +914,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cache_key_settings_are_wasmtimes_hash_of_each_engine() {
-        let plain = settings(false, Purpose::Command).unwrap();
+    fn the_cache_key_is_wasmtimes_hash_of_each_engine() {
+        let plain = compatibility_hash(false, Purpose::Command).unwrap();
         assert_eq!(
-            settings(false, Purpose::Command).unwrap(),
+            compatibility_hash(false, Purpose::Command).unwrap(),
             plain,
-            "the same engine, the same key"
+            "the same engine"
         );
-        assert!(plain.starts_with(concat!("wsandbox ", env!("CARGO_PKG_VERSION"), "; engine ")));
-        let metered = settings(true, Purpose::Command).unwrap();
-        let concurrent = settings(false, Purpose::Concurrent).unwrap();
-        let served = settings(false, Purpose::Serve(Serving::default())).unwrap();
+        assert_eq!(plain.len(), 64);
+        let metered = compatibility_hash(true, Purpose::Command).unwrap();
+        let concurrent = compatibility_hash(false, Purpose::Concurrent).unwrap();
+        let served = compatibility_hash(false, Purpose::Serve(Serving::default())).unwrap();
         let all = [&plain, &metered, &concurrent, &served];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a, b, "engines that compile differently share no key");
             }
         }
+        // What the hash is remembered under tells the same engines apart.
+        assert_ne!(
+            host_settings(false, Purpose::Command),
+            host_settings(true, Purpose::Command)
+        );
+        assert_ne!(
+            host_settings(false, Purpose::Command),
+            host_settings(false, Purpose::Concurrent)
+        );
         // The engine hashed is the one the next build of its settings takes.
-        let _ = settings(false, Purpose::Concurrent).unwrap();
+        let _ = compatibility_hash(false, Purpose::Concurrent).unwrap();
         let hashed = BUILT.lock().unwrap().as_ref().map(|(of, _)| *of);
         assert_eq!(hashed, Some((false, Purpose::Concurrent)));
         new_engine(false, Purpose::Concurrent).unwrap();

@@ -1067,6 +1067,41 @@ fn compile_inside(
     Ok(0)
 }
 
+/// What the cache's keys of a run of `metered`, for `purpose`, are made
+/// of: wsandbox's version and wasmtime's hash of the run's engine
+/// ([`engine::compatibility_hash`]). The hash is remembered in the cache,
+/// as an entry (sealed like any) named after what the supervisor can tell
+/// of the engine without building one ([`engine::host_settings`]): only a
+/// host's first run of each setting builds the engine out here to hash it
+/// — and hands it to the sandbox — while the others build theirs inside
+/// the walls, as every run without a cache does.
+fn engine_settings(cache: &Cache, metered: bool, purpose: Purpose) -> Result<String, Error> {
+    let memo = format!(
+        "engine-{}",
+        Cache::key(b"", &engine::host_settings(metered, purpose))
+    );
+    let remembered = cache.lookup(&memo).and_then(|entry| {
+        let hash = std::str::from_utf8(entry.artifact()).ok()?;
+        (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hash.to_owned())
+    });
+    let hash = match remembered {
+        Some(hash) => hash,
+        None => {
+            let hash = engine::compatibility_hash(metered, purpose)?;
+            tracing::debug!("compilation cache: the engine's hash remembered as {memo}");
+            let written = cache.reserve(&memo).and_then(|pending| {
+                crate::cache::write_entry(&mut pending.sink()?, hash.as_bytes())?;
+                pending.commit()
+            });
+            if let Err(err) = written {
+                tracing::debug!("compilation cache: {memo}: {err}");
+            }
+            hash
+        }
+    };
+    Ok(format!("wsandbox {}; engine {hash}", env!("CARGO_PKG_VERSION")))
+}
+
 /// The cache's entry for `module`, and an unnamed file in the cache for the
 /// sandbox to write a fresh one to (should the entry be missing, or stale
 /// after all), with who will name it. No cache (none can be created) is a
@@ -1103,7 +1138,7 @@ fn open_cache(
         }
     };
     tracing::debug!("compilation cache: {}", cache.dir().display());
-    let settings = match engine::settings(metered, purpose) {
+    let settings = match engine_settings(&cache, metered, purpose) {
         Ok(settings) => settings,
         Err(why) => {
             tracing::debug!("compilation cache not used: {why}");

@@ -523,3 +523,40 @@ fn compile_refuses_bad_input_and_leaves_the_output_alone() {
     // Without -o, a usage error.
     crate::run(&["compile", &wsandbox_guests::wat("hello")]).assert_code(2);
 }
+
+/// The key is made of wasmtime's own hash of the engine, which the cache
+/// remembers: the first run on a host hashes an engine outside the walls,
+/// the next ones take the hash from the cache and build their engine
+/// inside only.
+#[test]
+fn the_engines_hash_is_remembered_for_the_next_runs() {
+    let cache = tempfile::tempdir().unwrap();
+    let hello = wsandbox_guests::wat("hello");
+    let run_once = || {
+        let out = crate::run(&["-v", "run", "--cache-dir", cache.path().to_str().unwrap(), &hello]);
+        out.assert_code(0);
+        out.stderr.contains("the engine's hash remembered as engine-")
+    };
+    assert!(run_once(), "the first run hashes the engine");
+    let remembered: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("engine-"))
+        .collect();
+    assert_eq!(remembered.len(), 1, "{remembered:?}");
+    assert!(!run_once(), "the next run takes the hash from the cache");
+    // A metered run's engine is another one.
+    let out = crate::run(&[
+        "-v",
+        "run",
+        "--fuel",
+        "1000000",
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        &hello,
+    ]);
+    assert!(
+        out.stderr.contains("the engine's hash remembered as engine-"),
+        "{out:#?}"
+    );
+}

@@ -306,7 +306,8 @@ fn entries(cache: &std::path::Path) -> Vec<String> {
         return Vec::new();
     };
     dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "key" && !name.starts_with('.'))
+        // Not the key, a file being named, or the engine's remembered hash.
+        .filter(|name| name != "key" && !name.starts_with('.') && !name.starts_with("engine-"))
         .collect()
 }
 

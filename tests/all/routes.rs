@@ -163,8 +163,22 @@ fn each_component_is_compiled_once_then_taken_from_the_cache() {
     let first = serve_routes(&file, &options);
     // The probe is one file at two routes, compiled for each.
     assert_eq!(started(&first, ") compiled: "), 3, "{}", first.log());
-    // The entries are named as soon as the sandbox wrote them, while the
-    // first server runs: a second one beside it compiles nothing.
+    // The entries are named as soon as the supervisor reads the sandbox's
+    // word that it wrote them, while the first server runs (two: the api
+    // and the probe, one file's bytes at two routes)...
+    let named = || {
+        let names = std::fs::read_dir(cache.path()).unwrap();
+        names
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+            .count()
+    };
+    let start = Instant::now();
+    while named() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", first.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...and a second server beside it compiles nothing.
     let second = serve_routes(&file, &options);
     assert_eq!(
         started(&second, ") loaded from the cache: "),
