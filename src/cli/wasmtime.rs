@@ -268,24 +268,23 @@ fn apply_wasm(policy: &mut Policy, key: &str, value: Option<&str>) -> Result<(),
                 "a grow past --memory fails as wasm says it does (memory.grow gives -1); a guest that then traps exits 134 with the limit named",
             ));
         }
-        key if PROPOSALS_ON.contains(&key) => match yes(&option, value)? {
-            true => {}
-            false => {
+        // A proposal: asking for what the engine has (on, or off) is fine.
+        key if PROPOSALS_ON.contains(&key) || PROPOSALS_OFF.contains(&key) => {
+            let on = PROPOSALS_ON.contains(&key);
+            if yes(&option, value)? != on {
                 return Err(refused(
                     &option,
-                    "wsandbox's engine has it on, as wasmtime does by default, and cannot turn it off: drop it",
+                    match on {
+                        true => {
+                            "wsandbox's engine has it on, as wasmtime does by default, and cannot turn it off: drop it"
+                        }
+                        false => {
+                            "wsandbox's engine does not offer it (it has wasmtime's default proposals): drop it"
+                        }
+                    },
                 ));
             }
-        },
-        key if PROPOSALS_OFF.contains(&key) => match yes(&option, value)? {
-            false => {}
-            true => {
-                return Err(refused(
-                    &option,
-                    "wsandbox's engine does not offer it (it has wasmtime's default proposals): drop it",
-                ));
-            }
-        },
+        }
         key if ENGINE_OWN.contains(&key) => {
             return Err(refused(
                 &option,
